@@ -1,0 +1,222 @@
+"""Build the ONNX graph of a SqueezeBERT (or BERT) sequence classifier from numpy weights.
+
+The graph works in [batch, length, channels] layout throughout. A grouped 1x1 convolution
+with g groups becomes Split + g MatMuls + Concat: the same arithmetic as the reference's
+Conv1d, and the form that onnxruntime's dynamic int8 quantization speeds up (its ConvInteger
+kernel made the Conv form 2.5x slower; design.md). The reference this must equal, to float32
+rounding, is transformers' SqueezeBertForSequenceClassification.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from .config import ModelConfig
+from .errors import ModelError
+
+# Bump when the graph changes, so cached builds from older versions are not reused.
+CONVERTER_VERSION = 1
+OPSET = 17
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT = "logits"
+
+
+class _Graph:
+    """A tiny onnx.helper wrapper that names nodes and initializers uniquely."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self._helper = helper
+        self._numpy_helper = numpy_helper
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, hint: str, array: np.ndarray) -> str:
+        name = self._name(hint)
+        self.initializers.append(self._numpy_helper.from_array(np.asarray(array, order="C"), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, **attrs):
+        names = [self._name(op_type.lower()) for _ in range(outputs)]
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if outputs == 1 else names
+
+
+def _tensor_getter(tensors: dict[str, np.ndarray]) -> Callable[[str], np.ndarray]:
+    def get(name: str) -> np.ndarray:
+        if name not in tensors:
+            raise ModelError(f"weights are missing tensor '{name}'")
+        return np.asarray(tensors[name], dtype=np.float32)
+
+    return get
+
+
+def _grouped_linear(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, groups: int) -> str:
+    """y = x W^T + b for a Conv1d weight [out, in/groups, 1] or a Linear weight [out, in]."""
+    w = weight.reshape(weight.shape[0], -1)
+    out_per_group = w.shape[0] // groups
+    if groups == 1:
+        y = g.op("MatMul", x, g.const("w", w.T))
+    else:
+        split = g.const("split", np.full(groups, w.shape[1], dtype=np.int64))
+        parts = g.op("Split", x, split, outputs=groups, axis=-1)
+        outs = [
+            g.op("MatMul", part, g.const("w", w[i * out_per_group : (i + 1) * out_per_group].T))
+            for i, part in enumerate(parts)
+        ]
+        y = g.op("Concat", *outs, axis=-1)
+    return g.op("Add", y, g.const("b", bias))
+
+
+def _layer_norm(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, eps: float) -> str:
+    return g.op(
+        "LayerNormalization", x, g.const("ln_w", weight), g.const("ln_b", bias), axis=-1, epsilon=eps
+    )
+
+
+def _activation(g: _Graph, x: str, name: str) -> str:
+    if name == "relu":
+        return g.op("Relu", x)
+    if name == "gelu":  # erf form, as torch.nn.functional.gelu
+        inner = g.op("Erf", g.op("Div", x, g.const("sqrt2", np.array(math.sqrt(2), np.float32))))
+        one = g.const("one", np.array(1.0, np.float32))
+        half = g.const("half", np.array(0.5, np.float32))
+        return g.op("Mul", g.op("Mul", x, half), g.op("Add", inner, one))
+    # tanh approximation (gelu_new, gelu_pytorch_tanh)
+    cube = g.op("Mul", g.op("Mul", x, x), x)
+    c = g.const("c", np.array(0.044715, np.float32))
+    k = g.const("k", np.array(math.sqrt(2 / math.pi), np.float32))
+    t = g.op("Tanh", g.op("Mul", k, g.op("Add", x, g.op("Mul", c, cube))))
+    half = g.const("half", np.array(0.5, np.float32))
+    one = g.const("one", np.array(1.0, np.float32))
+    return g.op("Mul", g.op("Mul", half, x), g.op("Add", one, t))
+
+
+def _names(config: ModelConfig) -> dict[str, str]:
+    """Tensor-name templates for the two layouts transformers saves."""
+    if config.model_type == "squeezebert":
+        layer = "transformer.encoder.layers.{i}."
+        return {
+            "emb": "transformer.embeddings.",
+            "q": layer + "attention.query",
+            "k": layer + "attention.key",
+            "v": layer + "attention.value",
+            "attn_out": layer + "post_attention.conv1d",
+            "ln1": layer + "post_attention.layernorm",
+            "inter": layer + "intermediate.conv1d",
+            "out": layer + "output.conv1d",
+            "ln2": layer + "output.layernorm",
+            "pooler": "transformer.pooler.dense",
+        }
+    layer = "bert.encoder.layer.{i}."
+    return {
+        "emb": "bert.embeddings.",
+        "q": layer + "attention.self.query",
+        "k": layer + "attention.self.key",
+        "v": layer + "attention.self.value",
+        "attn_out": layer + "attention.output.dense",
+        "ln1": layer + "attention.output.LayerNorm",
+        "inter": layer + "intermediate.dense",
+        "out": layer + "output.dense",
+        "ln2": layer + "output.LayerNorm",
+        "pooler": "bert.pooler.dense",
+    }
+
+
+def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
+    """The classifier as an onnx.ModelProto: (input_ids, attention_mask, token_type_ids) -> logits."""
+    from onnx import TensorProto, helper
+
+    get = _tensor_getter(tensors)
+    names = _names(config)
+    g = _Graph()
+    eps = config.layer_norm_eps
+    heads, head_size, hidden = config.num_attention_heads, config.head_size, config.hidden_size
+
+    def param(key: str, i: int, part: str) -> np.ndarray:
+        return get(names[key].format(i=i) + "." + part)
+
+    # Embeddings: word + position (0..L-1) + token type, then LayerNorm.
+    emb = names["emb"]
+    words = g.op("Gather", g.const("word_emb", get(emb + "word_embeddings.weight")), "input_ids")
+    length = g.op(
+        "Slice",
+        g.op("Shape", "input_ids"),
+        g.const("one_i", np.array([1], np.int64)),
+        g.const("two_i", np.array([2], np.int64)),
+    )
+    positions = g.op(
+        "Slice",
+        g.const("pos_emb", get(emb + "position_embeddings.weight")),
+        g.const("zero_i", np.array([0], np.int64)),
+        length,
+        g.const("axis0", np.array([0], np.int64)),
+    )
+    types = g.op("Gather", g.const("type_emb", get(emb + "token_type_embeddings.weight")), "token_type_ids")
+    x = g.op("Add", g.op("Add", words, positions), types)
+    x = _layer_norm(g, x, get(emb + "LayerNorm.weight"), get(emb + "LayerNorm.bias"), eps)
+
+    # Additive attention bias: 0 for real tokens, float32 min for padding (as transformers).
+    mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    inverted = g.op("Sub", g.const("one_f", np.array(1.0, np.float32)), mask)
+    bias = g.op("Mul", inverted, g.const("neg", np.array(np.finfo(np.float32).min, np.float32)))
+    bias = g.op("Unsqueeze", bias, g.const("axes12", np.array([1, 2], np.int64)))
+
+    split_heads = g.const("heads_shape", np.array([0, 0, heads, head_size], np.int64))
+    merge_heads = g.const("merge_shape", np.array([0, 0, hidden], np.int64))
+    scale = g.const("scale", np.array(math.sqrt(head_size), np.float32))
+    groups = {
+        "q": config.q_groups,
+        "k": config.k_groups,
+        "v": config.v_groups,
+        "attn_out": config.post_attention_groups,
+        "inter": config.intermediate_groups,
+        "out": config.output_groups,
+    }
+
+    def linear(key: str, i: int, inp: str) -> str:
+        return _grouped_linear(g, inp, param(key, i, "weight"), param(key, i, "bias"), groups[key])
+
+    for i in range(config.num_hidden_layers):
+        q = g.op("Transpose", g.op("Reshape", linear("q", i, x), split_heads), perm=[0, 2, 1, 3])
+        k = g.op("Transpose", g.op("Reshape", linear("k", i, x), split_heads), perm=[0, 2, 3, 1])
+        v = g.op("Transpose", g.op("Reshape", linear("v", i, x), split_heads), perm=[0, 2, 1, 3])
+        scores = g.op("Add", g.op("Div", g.op("MatMul", q, k), scale), bias)
+        context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
+        context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), merge_heads)
+        attended = g.op("Add", linear("attn_out", i, context), x)
+        attended = _layer_norm(g, attended, param("ln1", i, "weight"), param("ln1", i, "bias"), eps)
+        inner = _activation(g, linear("inter", i, attended), config.hidden_act)
+        x = g.op("Add", linear("out", i, inner), attended)
+        x = _layer_norm(g, x, param("ln2", i, "weight"), param("ln2", i, "bias"), eps)
+
+    # Pooler: tanh(dense) on the first ([CLS]) position; then the classifier.
+    first = g.op("Gather", x, g.const("zero_s", np.array(0, np.int64)), axis=1)
+    pooler = names["pooler"]
+    pool_w = g.const("pool_w", get(pooler + ".weight"))
+    pooled = g.op("Tanh", g.op("Gemm", first, pool_w, g.const("pool_b", get(pooler + ".bias")), transB=1))
+    classifier_w = get("classifier.weight")
+    if classifier_w.shape[0] != config.num_labels:
+        raise ModelError(
+            f"classifier has {classifier_w.shape[0]} outputs but the config names {config.num_labels} labels"
+        )
+    classifier = [pooled, g.const("cls_w", classifier_w), g.const("cls_b", get("classifier.bias"))]
+    g.nodes.append(helper.make_node("Gemm", classifier, [OUTPUT], transB=1))
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "length"]) for n in INPUTS]
+    output = helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", config.num_labels])
+    graph = helper.make_graph(g.nodes, f"{config.model_type}_nli", inputs, [output], g.initializers)
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="squeezenli"
+    )
+    model.ir_version = 8
+    return model

@@ -1,0 +1,31 @@
+"""User-facing errors: each carries the exit code the CLI returns for it."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # some rows failed, or a runtime error
+EXIT_USAGE = 2  # bad arguments or bad input
+EXIT_MODEL = 3  # model resolution, download or build problems
+EXIT_INTERRUPTED = 130
+
+
+class SqueezenliError(Exception):
+    """An error meant for the user: its message is printed as one line, without a traceback."""
+
+    exit_code = EXIT_FAILED
+
+
+class InputError(SqueezenliError):
+    """Bad input data or arguments; the message says where (file, line, field)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ModelError(SqueezenliError):
+    """A model that cannot be found, downloaded, read or built."""
+
+    exit_code = EXIT_MODEL
+
+
+class UnsafeModelFileError(ModelError):
+    """A model file that would run code or reference something other than tensors."""

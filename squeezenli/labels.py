@@ -1,0 +1,95 @@
+"""Which output index means which NLI class, and where that knowledge comes from.
+
+A wrong order silently inverts every answer, so the mapping is explicit: taken from the
+config when it names its labels, from a table of known models when it does not, from
+--label-order when the user says so; and `check-labels` tests it on pairs whose answer is
+not in doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InputError
+
+NLI_CLASSES = ("entailment", "neutral", "contradiction")
+
+# Models whose config names only LABEL_0..n, with the order and the evidence for it.
+KNOWN_ORDERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "squeezebert/squeezebert-mnli": (
+        ("contradiction", "entailment", "neutral"),
+        "inferred: the model was fine-tuned with the authors' fork of transformers (2020), whose "
+        "GLUE MNLI processor orders labels contradiction, entailment, neutral; its config names "
+        "only LABEL_0..2 and no public source confirms the order (run 'squeezenli model "
+        "check-labels' to test it)",
+    ),
+}
+
+_ALIASES = {
+    "entail": "entailment",
+    "entailed": "entailment",
+    "contradict": "contradiction",
+    "contradictory": "contradiction",
+    "neutrality": "neutral",
+    "not_entailment": "not_entailment",
+}
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Output names in the model's index order, and the source of that order."""
+
+    names: tuple[str, ...]
+    source: str
+
+    def index(self, name: str) -> int | None:
+        return self.names.index(name) if name in self.names else None
+
+    @property
+    def is_nli(self) -> bool:
+        return set(NLI_CLASSES) <= set(self.names)
+
+    def ordered(self) -> list[int]:
+        """Indices in presentation order: entailment, neutral, contradiction first."""
+        known = [self.names.index(c) for c in NLI_CLASSES if c in self.names]
+        return known + [i for i in range(len(self.names)) if i not in known]
+
+
+def normalize(name: str) -> str:
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
+    return _ALIASES.get(key, key)
+
+
+def _is_generic(names: list[str]) -> bool:
+    return all(n.upper() == f"LABEL_{i}" for i, n in enumerate(names))
+
+
+def parse_label_order(text: str) -> tuple[str, ...]:
+    names = tuple(normalize(n) for n in text.split(",") if n.strip())
+    if len(set(names)) != len(names) or not names:
+        raise InputError(f"--label-order must list distinct names, got {text!r}")
+    return names
+
+
+def resolve_labels(
+    id2label: dict[int, str], model_id: str, override: str | tuple[str, ...] | None = None
+) -> LabelMap:
+    """The label mapping for a model: override, then config names, then the known table."""
+    count = len(id2label)
+    if override:
+        names = parse_label_order(override) if isinstance(override, str) else tuple(override)
+        if len(names) != count:
+            raise InputError(
+                f"--label-order names {len(names)} labels but the model has {count} outputs"
+            )
+        return LabelMap(names, "--label-order")
+    config_names = [id2label[i] for i in sorted(id2label)]
+    if not _is_generic(config_names):
+        return LabelMap(tuple(normalize(n) for n in config_names), "the model's config (id2label)")
+    known = KNOWN_ORDERS.get(model_id)
+    if known is not None and len(known[0]) == count:
+        return LabelMap(known[0], known[1])
+    return LabelMap(
+        tuple(n.upper() for n in config_names),
+        "the model's config names only LABEL_0..n: pass --label-order to name them",
+    )

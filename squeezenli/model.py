@@ -1,0 +1,119 @@
+"""Load a model end to end (resolve, build, session, tokenizer, labels) and score pairs.
+
+This is the Python API under the CLI:
+
+    from squeezenli import load_model
+    nli = load_model()                      # squeezebert/squeezebert-mnli, pinned revision
+    for p in nli.predict([("A man plays a guitar.", "A person makes music.")]):
+        print(p.label, p.scores)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .build import ensure_onnx, is_export
+from .config import id2label, parse_config, read_config
+from .engine import Engine, Pair, create_session, softmax
+from .errors import InputError
+from .hub import CONFIG, ModelFiles, resolve
+from .labels import LabelMap, resolve_labels
+from .tokenize import PairTokenizer, model_max_length
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One scored pair: the winning label and every label's probability."""
+
+    label: str
+    scores: dict[str, float]
+
+
+class NLIModel:
+    """A loaded classifier: tokenizer, onnxruntime session and label mapping together."""
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        engine: Engine,
+        labels: LabelMap,
+        onnx_path: Path,
+        precision: str,
+    ) -> None:
+        self.files = files
+        self.engine = engine
+        self.labels = labels
+        self.onnx_path = onnx_path
+        self.precision = precision
+
+    @property
+    def max_length(self) -> int:
+        return self.engine.tokenizer.max_length
+
+    def logits(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """Raw logits [n, labels] in the model's index order."""
+        return self.engine.logits(pairs)
+
+    def probabilities(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return softmax(self.logits(pairs))
+
+    def iter_probabilities(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
+        """Probabilities window by window, in input order, as the engine finishes them."""
+        for logits in self.engine.iter_logits(pairs):
+            yield softmax(logits)
+
+    def predict(self, pairs: Iterable[Pair]) -> Iterator[Prediction]:
+        """A Prediction per pair, in input order, streamed."""
+        for probs in self.iter_probabilities(pairs):
+            yield from (self.to_prediction(row) for row in probs)
+
+    def to_prediction(self, probs: np.ndarray) -> Prediction:
+        names = self.labels.names
+        return Prediction(
+            label=names[int(np.argmax(probs))],
+            scores={names[i]: float(probs[i]) for i in self.labels.ordered()},
+        )
+
+
+def load_model(
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    precision: str = "fp32",
+    label_order: str | Sequence[str] | None = None,
+    max_length: int | None = None,
+    threads: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> NLIModel:
+    """Resolve, download, build and open a model: everything needed before scoring."""
+    files = resolve(model, revision, progress=progress)
+    raw_config = read_config(files.files[CONFIG])
+    if is_export(files):
+        max_positions = int(raw_config.get("max_position_embeddings", 512))
+    else:
+        max_positions = parse_config(raw_config, str(files.files[CONFIG])).max_position_embeddings
+    labels = resolve_labels(
+        id2label(raw_config),
+        files.source,
+        tuple(label_order) if label_order and not isinstance(label_order, str) else label_order,
+    )
+    tokenizer_config = files.path("tokenizer_config.json")
+    limit = model_max_length(tokenizer_config, max_positions)
+    if max_length is not None and max_length > max_positions:
+        raise InputError(
+            f"--max-length {max_length} exceeds the model's {max_positions} positions"
+        )
+    tokenizer = PairTokenizer.from_files(
+        tokenizer_json=files.path("tokenizer.json"),
+        vocab=files.path("vocab.txt"),
+        tokenizer_config=tokenizer_config,
+        max_length=max_length or limit,
+    )
+    onnx_path = ensure_onnx(files, precision)
+    engine = Engine(create_session(onnx_path, threads), tokenizer, batch_size=batch_size)
+    return NLIModel(files, engine, labels, onnx_path, precision)

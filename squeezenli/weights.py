@@ -1,0 +1,121 @@
+"""Read model weights into numpy arrays, without torch and without running any code.
+
+safetensors files are plain data. pytorch_model.bin is a zip holding a pickle; we unpickle it
+with an allow-list that knows only how to rebuild tensors and ordered dicts, so a pickle that
+names anything else (os.system, eval, builtins...) is refused before it can run.
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, UnsafeModelFileError
+
+_STORAGE_DTYPES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of a safetensors file or a torch zip checkpoint, by name."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            return load_file(str(path))
+        if path.suffix == ".bin":
+            return load_torch_zip(path)
+    except (ModelError, OSError):
+        raise
+    except Exception as err:  # a corrupt file raises whatever its parser raises
+        raise ModelError(f"{path}: cannot read weights: {err}") from None
+    raise ModelError(f"{path}: unknown weights format (expected .safetensors or .bin)")
+
+
+class _StorageType:
+    """Stands in for torch.FloatStorage and friends inside the pickle."""
+
+    def __init__(self, name: str) -> None:
+        self.dtype = np.dtype(_STORAGE_DTYPES[name])
+
+
+def _rebuild_tensor(storage, offset, size, stride, *_ignored):
+    flat = storage[offset:]
+    if not size:
+        return flat[:1].reshape(()).copy()
+    strides = [s * flat.itemsize for s in stride]
+    return np.lib.stride_tricks.as_strided(flat, shape=tuple(size), strides=strides).copy()
+
+
+def _rebuild_parameter(tensor, *_ignored):
+    return tensor
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, origin: Path) -> None:
+        super().__init__(file)
+        self._archive = archive
+        self._prefix = prefix
+        self._origin = origin
+
+    def find_class(self, module: str, name: str):
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise UnsafeModelFileError(
+            f"{self._origin}: refused to load: the pickle references {module}.{name}, "
+            "which is not a tensor (this file may try to run code)"
+        )
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise UnsafeModelFileError(f"{self._origin}: unexpected persistent id {pid!r}")
+        _, storage_type, key, _location, numel = pid
+        if not isinstance(storage_type, _StorageType) or not str(key).isalnum():
+            raise UnsafeModelFileError(f"{self._origin}: unexpected storage {pid!r}")
+        raw = self._archive.read(f"{self._prefix}/data/{key}")
+        array = np.frombuffer(raw, dtype=storage_type.dtype.newbyteorder("<"))
+        if array.size < numel:
+            raise ModelError(f"{self._origin}: storage {key} is truncated")
+        return array
+
+
+def load_torch_zip(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a torch.save zip archive (the format since torch 1.6)."""
+    if not zipfile.is_zipfile(path):
+        raise ModelError(
+            f"{path}: not a zip checkpoint (legacy torch pickles are not supported: "
+            "convert it to safetensors)"
+        )
+    with zipfile.ZipFile(path) as archive:
+        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise ModelError(f"{path}: expected one data.pkl in the archive, found {len(pickles)}")
+        prefix = pickles[0][: -len("/data.pkl")]
+        byteorder = f"{prefix}/byteorder"
+        if byteorder in archive.namelist() and archive.read(byteorder).strip() != b"little":
+            raise ModelError(f"{path}: big-endian checkpoints are not supported")
+        with archive.open(pickles[0]) as handle:
+            state = _TensorUnpickler(handle, archive, prefix, Path(path)).load()
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}

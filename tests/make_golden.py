@@ -1,0 +1,85 @@
+"""Write the golden values the default test run checks against (dev only: needs torch).
+
+    pip install -e '.[test,reference]' && python tests/make_golden.py
+
+The tiny model comes from tests/tinymodel.py (numpy, fixed seed); transformers'
+SqueezeBertForSequenceClassification and its AutoTokenizer are the reference. Also writes
+the tiny model as a torch pytorch_model.bin and the tokenizer.json that transformers saves
+(with padding and truncation baked in, to keep that trap covered).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from tinymodel import tiny_config, weights_digest, write_tiny_model  # noqa: E402
+
+FIXTURES = HERE / "fixtures"
+
+PAIRS = [
+    ["A man plays a guitar on stage.", "A person is making music."],
+    ["The dog runs in the park.", "A cat sits on the red car!"],
+    ["Some people were eating food.", "Nobody ate."],
+    ["THE OLD WOMAN READS A BOOK.", "the woman reads"],
+    ["Café naïve résumé", "xylophone zebra quux"],
+    [
+        "The team won the match in extra time and the people of the city were happy, "
+        "the sun was on the river and some boats were on the water all morning and night",
+        "The team lost.",
+    ],
+    ["A child", "The big blue boat was on the green river in the city park yesterday "
+     "morning and the small red car was in the old street today at night"],
+    ["", "An empty premise."],
+]
+CASES = [{"max_length": None}, {"max_length": 16}]
+
+
+def golden(folder: Path) -> dict:
+    import torch
+    from transformers import AutoTokenizer, SqueezeBertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "guitar"]) == [2, 3, 96], "vocab drift"
+    model = SqueezeBertForSequenceClassification.from_pretrained(folder).eval()
+    cases = []
+    for case in CASES:
+        max_length = case["max_length"] or tiny_config()["max_position_embeddings"]
+        batch = tokenizer(
+            [p for p, _ in PAIRS],
+            [h for _, h in PAIRS],
+            truncation="longest_first",
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.no_grad():
+            logits = model(**batch).logits
+        ids = [row[row_mask.bool()].tolist() for row, row_mask in zip(batch["input_ids"], batch["attention_mask"])]
+        cases.append({"max_length": case["max_length"], "input_ids": ids, "logits": logits.tolist()})
+    torch.save(model.state_dict(), FIXTURES / "tiny_pytorch_model.bin")
+    tokenizer.save_pretrained(folder / "saved")
+    data = json.loads((folder / "saved" / "tokenizer.json").read_text())
+    data["padding"] = {"strategy": {"Fixed": 40}, "direction": "Right", "pad_to_multiple_of": None,
+                       "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
+    data["truncation"] = {"max_length": 12, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}
+    (FIXTURES / "tiny_tokenizer.json").write_text(json.dumps(data))
+    return {"weights_digest": weights_digest(tiny_config()), "pairs": PAIRS, "cases": cases}
+
+
+def main() -> None:
+    FIXTURES.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_tiny_model(Path(tmp) / "tiny")
+        data = golden(folder)
+    (FIXTURES / "golden.json").write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {FIXTURES / 'golden.json'}")
+
+
+if __name__ == "__main__":
+    main()
