@@ -200,10 +200,9 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
             raise ModelError(f"{where}: the server listed an unsafe file name: {unsafe[0]!r}")
         chosen = choose_files(set(listed))
         (disable_progress_bars if not progress else enable_progress_bars)()
-        paths = {
-            name: Path(hf_hub_download(repo_id, name, revision=info.sha or revision))
-            for name in chosen
-        }
+        # The requested revision (not info.sha), so the cache records refs/<revision>
+        # and a later offline run can find the snapshot by the same name.
+        paths = {name: Path(hf_hub_download(repo_id, name, revision=revision)) for name in chosen}
     except hf_errors.GatedRepoError:
         raise ModelError(f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN") from None
     except hf_errors.RepositoryNotFoundError:

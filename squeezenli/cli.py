@@ -1,0 +1,295 @@
+"""The squeezenli command line: parse arguments, call the library, format results.
+
+Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; 3 model or
+download problem; 130 interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, InputError, SqueezenliError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; "
+    "3 model or download problem; 130 interrupted."
+)
+
+
+class DefaultGroup(TyperGroup):
+    """Routes a first argument that is not a command name to `score`, and turns
+    SqueezenliError into a one-line message and its exit code."""
+
+    default_command = "score"
+
+    def resolve_command(self, ctx, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SqueezenliError as err:
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            typer.echo(f"squeezenli: error: {err}", err=True)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("squeezenli: interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=DefaultGroup,
+    help="Natural language inference with SqueezeBERT-MNLI on onnxruntime.\n\n"
+    'Example: squeezenli "A man plays a guitar." "A person makes music."\n\n' + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+model_app = typer.Typer(help="Download, inspect and check models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"squeezenli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Natural language inference with SqueezeBERT-MNLI."""
+
+
+# Options shared by every command that loads a model.
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="SQUEEZENLI_MODEL",
+        help="Hub repo id or local folder [default: squeezebert/squeezebert-mnli].",
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str],
+    typer.Option("--revision", help="Hub branch, tag or commit [default: pinned for the default model, else main]."),
+]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or int8.")]
+LabelOrderOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--label-order",
+        envvar="SQUEEZENLI_LABEL_ORDER",
+        help="Label names in the model's output order, e.g. contradiction,entailment,neutral.",
+    ),
+]
+MaxLengthOpt = Annotated[
+    Optional[int], typer.Option("--max-length", help="Truncate pairs to this many tokens [default: the model's maximum].")
+]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: physical cores].")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")]
+
+
+def _load(model, revision, precision, label_order, max_length, threads, batch_size, quiet):
+    from .model import load_model
+
+    return load_model(
+        model,
+        revision,
+        precision=precision,
+        label_order=label_order,
+        max_length=max_length,
+        threads=threads,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+
+
+def _result(premise: str, hypothesis: str, prediction) -> dict:
+    return {
+        "premise": premise,
+        "hypothesis": hypothesis,
+        "prediction": prediction.label,
+        "scores": _rounded(prediction.scores),
+    }
+
+
+def _rounded(scores: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, 6) for name, value in scores.items()}
+
+
+@app.command()
+def score(
+    premise: Annotated[str, typer.Argument(help="The premise text.")],
+    hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON line instead of a table.")] = False,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    precision: PrecisionOpt = "fp32",
+    label_order: LabelOrderOpt = None,
+    max_length: MaxLengthOpt = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score one premise/hypothesis pair.
+
+    Example: squeezenli score "A man plays a guitar." "A person makes music." --json
+    """
+    nli = _load(model, revision, precision, label_order, max_length, threads, 1, quiet)
+    prediction = next(nli.predict([(premise, hypothesis)]))
+    if json_out:
+        from .io import write_jsonl
+
+        write_jsonl(sys.stdout.buffer, _result(premise, hypothesis, prediction))
+        return
+    from .render import prediction_table
+
+    prediction_table(premise, hypothesis, prediction, nli.labels)
+
+
+@app.command()
+def batch(
+    file: Annotated[str, typer.Argument(help="JSONL file of pairs; '-' or nothing for stdin.")] = "-",
+    premise_field: Annotated[str, typer.Option("--premise-field")] = "premise",
+    hypothesis_field: Annotated[str, typer.Option("--hypothesis-field")] = "hypothesis",
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    precision: PrecisionOpt = "fp32",
+    label_order: LabelOrderOpt = None,
+    max_length: MaxLengthOpt = None,
+    threads: ThreadsOpt = None,
+    batch_size: BatchSizeOpt = 32,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score JSONL pairs: one output line per input row, in order, every input field kept.
+
+    Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
+    """
+    from .io import read_jsonl, text_field, write_jsonl
+
+    nli = _load(model, revision, precision, label_order, max_length, threads, batch_size, quiet)
+    out = sys.stdout.buffer
+    with _open_input(file) as (stream, source):
+        pending: deque = deque()
+
+        def pairs():
+            for record in read_jsonl(stream, source):
+                if record.error:
+                    raise InputError(f"{record.where}: {record.error}")
+                pair = (text_field(record, premise_field), text_field(record, hypothesis_field))
+                pending.append(record)
+                yield pair
+
+        for probs in nli.iter_probabilities(pairs()):
+            for row in probs:
+                record = pending.popleft()
+                prediction = nli.to_prediction(row)
+                write_jsonl(
+                    out,
+                    {**record.data, "prediction": prediction.label, "scores": _rounded(prediction.scores)},
+                )
+            out.flush()
+
+
+class _open_input:
+    """A binary stream for a file argument, '-' meaning stdin, with the name to report."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._handle = None
+
+    def __enter__(self):
+        if self.file == "-":
+            return sys.stdin.buffer, "<stdin>"
+        try:
+            self._handle = open(self.file, "rb")
+        except OSError as err:
+            raise InputError(f"cannot open {self.file}: {err.strerror}") from None
+        return self._handle, self.file
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+@model_app.command("info")
+def model_info(
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    label_order: LabelOrderOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Show where a model comes from, its files and its label mapping.
+
+    Example: squeezenli model info --json
+    """
+    from .info import model_info as gather
+
+    info = gather(model, revision, label_order)
+    if json_out:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    from .render import info_tables
+
+    info_tables(info)
+
+
+@model_app.command("check-labels")
+def model_check_labels(
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    precision: PrecisionOpt = "fp32",
+    label_order: LabelOrderOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run unambiguous NLI pairs and report which output index behaves as which class.
+
+    Exits 0 when the mapping in use agrees, 1 when it does not or the result is unclear.
+
+    Example: squeezenli model check-labels
+    """
+    from .labelcheck import check_labels
+    from .render import label_check_table
+
+    nli = _load(model, revision, precision, label_order, None, None, 32, quiet)
+    result = check_labels(nli)
+    label_check_table(result)
+    if not result.agrees:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head -1`): stop quietly, as other filters do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

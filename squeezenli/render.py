@@ -1,0 +1,72 @@
+"""Rich tables for people; every function prints to stdout, the results stream."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .labelcheck import LabelCheck
+from .labels import NLI_CLASSES, LabelMap
+from .model import Prediction
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def prediction_table(premise: str, hypothesis: str, prediction: Prediction, labels: LabelMap) -> None:
+    table = Table(title=f"prediction: [bold]{prediction.label}[/bold]", title_justify="left")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    table.add_column("")
+    for name, value in prediction.scores.items():
+        style = "bold" if name == prediction.label else ""
+        table.add_row(name, f"{value:.4f}", "█" * round(value * 30), style=style)
+    console = _console()
+    console.print(f"[dim]premise:[/dim]    {premise}", markup=True)
+    console.print(f"[dim]hypothesis:[/dim] {hypothesis}", markup=True)
+    console.print(table)
+    if labels.source != "the model's config (id2label)":
+        console.print(f"[dim]label order from {labels.source.split(':')[0]}[/dim]")
+
+
+def info_tables(info: dict) -> None:
+    console = _console()
+    console.print(f"[bold]{info['model']}[/bold] @ {info['revision'] or 'local folder'}")
+    console.print(f"folder: {info['folder']}")
+    files = Table(title="files", title_justify="left")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    for name, size in info["files"].items():
+        files.add_row(name, f"{size:,}")
+    for precision, path in info["built"].items():
+        files.add_row(f"built ONNX ({precision})", path)
+    console.print(files)
+    labels = Table(title="label mapping", title_justify="left")
+    labels.add_column("index", justify="right")
+    labels.add_column("label")
+    for index, name in info["labels"].items():
+        labels.add_row(index, name)
+    console.print(labels)
+    console.print(f"source: {info['label_source']}")
+
+
+def label_check_table(result: LabelCheck) -> None:
+    table = Table(title="check-labels: which output wins for each class", title_justify="left")
+    table.add_column("pairs whose answer is")
+    for index, name in enumerate(result.mapping.names):
+        table.add_column(f"output {index} ({name})", justify="right")
+    for c, gold in enumerate(NLI_CLASSES):
+        table.add_row(gold, *(str(int(n)) for n in result.counts[c]))
+    console = _console()
+    console.print(table)
+    if result.agrees:
+        console.print("the model agrees with the mapping in use: " + ",".join(result.mapping.names))
+    elif result.conclusive:
+        console.print(
+            "[bold]the model disagrees with the mapping in use[/bold] "
+            f"({','.join(result.mapping.names)}); it behaves as "
+            f"--label-order {','.join(result.observed_order or ())}"
+        )
+    else:
+        console.print("inconclusive: no clear output per class (random or non-NLI weights?)")
