@@ -15,7 +15,7 @@ from pathlib import Path
 from .atomic import atomic_path
 from .config import parse_config, read_config
 from .convert import CONVERTER_VERSION
-from .errors import ModelError
+from .errors import InputError, ModelError
 from .hub import CONFIG, ModelFiles
 
 PRECISIONS = ("fp32", "int8")
@@ -48,7 +48,7 @@ def is_export(files: ModelFiles) -> bool:
 def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
     """Path of a ready ONNX model for these files and precision, building it if needed."""
     if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     if is_export(files):
         fp32 = files.files[files.weights_name]
         if precision == "fp32":
@@ -84,8 +84,13 @@ def _build_fp32(files: ModelFiles, target: Path) -> None:
 
 def _quantize(source: Path, target: Path) -> None:
     """Dynamic int8 quantization of the MatMuls with constant weights (design.md)."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it warns on the root logger about optional pre-processing
     try:
         with atomic_path(target) as tmp:
             quantize_dynamic(
@@ -97,4 +102,6 @@ def _quantize(source: Path, target: Path) -> None:
             )
     except OSError as err:
         raise ModelError(f"cannot write the quantized model to {target.parent}: {err}") from None
+    finally:
+        root.setLevel(level)
 

@@ -231,6 +231,41 @@ class _open_input:
             self._handle.close()
 
 
+@model_app.command("download")
+def model_download(
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    precision: Annotated[
+        Optional[list[str]], typer.Option("--precision", help="Variants to build (repeatable).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fetch a model into the cache and build its ONNX model ahead of time.
+
+    Example: squeezenli model download --precision fp32 --precision int8
+    """
+    from .build import ensure_onnx
+    from .hub import resolve
+
+    files = resolve(model, revision, progress=not quiet)
+    for variant in precision or ["fp32"]:
+        path = ensure_onnx(files, variant)
+        if not quiet:
+            typer.echo(f"{variant}: {path}", err=True)
+    typer.echo(str(files.folder))
+
+
+@model_app.command("path")
+def model_path(model: ModelOpt = None, revision: RevisionOpt = None) -> None:
+    """Print the folder holding a model's files (downloading them if needed).
+
+    Example: ls "$(squeezenli model path)"
+    """
+    from .hub import resolve
+
+    typer.echo(str(resolve(model, revision).folder))
+
+
 @model_app.command("info")
 def model_info(
     model: ModelOpt = None,
@@ -261,6 +296,7 @@ def model_check_labels(
     revision: RevisionOpt = None,
     precision: PrecisionOpt = "fp32",
     label_order: LabelOrderOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run unambiguous NLI pairs and report which output index behaves as which class.
@@ -274,7 +310,12 @@ def model_check_labels(
 
     nli = _load(model, revision, precision, label_order, None, None, 32, quiet)
     result = check_labels(nli)
-    label_check_table(result)
+    if json_out:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        label_check_table(result)
     if not result.agrees:
         raise typer.Exit(1)
 

@@ -101,6 +101,12 @@ def choose_files(available: set[str]) -> list[str]:
     return chosen
 
 
+def _present(folder: Path) -> set[str]:
+    """Which of the files we could use exist in a folder (no walk: the folder may be huge)."""
+    names = (CONFIG, *WEIGHT_FILES, *TOKENIZER_FILES, *OPTIONAL_FILES)
+    return {name for name in names if (folder / name).is_file()}
+
+
 def _safe_name(name: str) -> bool:
     parts = name.split("/")
     return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
@@ -132,9 +138,7 @@ def _resolve_local(model: str) -> ModelFiles:
     folder = Path(model).expanduser().resolve()
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
-    available = {
-        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-    }
+    available = _present(folder)
     try:
         chosen = choose_files(available)
     except ModelError as err:
@@ -168,9 +172,7 @@ def _resolve_cached(repo_id: str, revision: str) -> ModelFiles | None:
     snapshot = repo_folder(repo_id) / "snapshots" / commit
     if not snapshot.is_dir():
         return None
-    available = {
-        p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()
-    }
+    available = _present(snapshot)
     try:
         chosen = choose_files(available)
     except ModelError:

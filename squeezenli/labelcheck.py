@@ -26,6 +26,16 @@ class LabelCheck:
     counts: np.ndarray  # [gold class (NLI_CLASSES order), output index] -> wins
     behaves_as: dict[int, str]  # output index -> class, for classes won by a clear majority
 
+    @classmethod
+    def from_counts(cls, mapping: LabelMap, counts: np.ndarray) -> LabelCheck:
+        """Each class behaves as the index it wins on, if by a majority and not already taken."""
+        behaves_as: dict[int, str] = {}
+        for c, name in enumerate(NLI_CLASSES):
+            index = int(counts[c].argmax())
+            if counts[c, index] * 2 > counts[c].sum() and index not in behaves_as:
+                behaves_as[index] = name
+        return cls(mapping, counts, behaves_as)
+
     @property
     def conclusive(self) -> bool:
         return len(self.behaves_as) == len(NLI_CLASSES)
@@ -42,6 +52,17 @@ class LabelCheck:
         return tuple(self.behaves_as[i] for i in range(len(NLI_CLASSES)))
 
 
+    def as_dict(self) -> dict:
+        return {
+            "labels": list(self.mapping.names),
+            "label_source": self.mapping.source,
+            "wins": {gold: [int(n) for n in self.counts[c]] for c, gold in enumerate(NLI_CLASSES)},
+            "observed_order": list(self.observed_order) if self.observed_order else None,
+            "conclusive": self.conclusive,
+            "agrees": self.agrees,
+        }
+
+
 def check_pairs() -> list[dict]:
     text = resources.files("squeezenli").joinpath("data/label_check.jsonl").read_bytes()
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
@@ -56,9 +77,4 @@ def check_labels(model: NLIModel) -> LabelCheck:
     counts = np.zeros((len(NLI_CLASSES), n_outputs), dtype=np.int64)
     for pair, winner in zip(pairs, winners):
         counts[NLI_CLASSES.index(pair["label"]), winner] += 1
-    behaves_as: dict[int, str] = {}
-    for c, name in enumerate(NLI_CLASSES):
-        index = int(counts[c].argmax())
-        if counts[c, index] * 2 > counts[c].sum() and index not in behaves_as:
-            behaves_as[index] = name
-    return LabelCheck(model.labels, counts, behaves_as)
+    return LabelCheck.from_counts(model.labels, counts)

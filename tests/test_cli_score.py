@@ -1,0 +1,96 @@
+"""`squeezenli PREMISE HYPOTHESIS` and `squeezenli score`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from squeezenli.cli import app
+from squeezenli.model import load_model
+
+runner = CliRunner()
+PAIR = ["A man plays a guitar on stage.", "A person is making music."]
+
+
+def test_default_command_prints_one_json_line(tiny_nli_model):
+    result = runner.invoke(app, [*PAIR, "--json", "-m", str(tiny_nli_model)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    assert list(row) == ["premise", "hypothesis", "prediction", "scores"]
+    assert list(row["scores"]) == ["entailment", "neutral", "contradiction"]
+    expected = load_model(str(tiny_nli_model)).probabilities([tuple(PAIR)])[0]
+    names = ["contradiction", "entailment", "neutral"]
+    assert row["prediction"] == names[int(expected.argmax())]
+    for i, name in enumerate(names):
+        assert row["scores"][name] == pytest.approx(float(expected[i]), abs=1e-6)
+
+
+def test_explicit_score_command_accepts_a_command_name_as_premise(tiny_nli_model):
+    result = runner.invoke(app, ["score", "batch", "model", "--json", "-m", str(tiny_nli_model)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["premise"] == "batch"
+
+
+def test_table_output_names_the_prediction(tiny_nli_model):
+    result = runner.invoke(app, [*PAIR, "-m", str(tiny_nli_model)])
+    assert result.exit_code == 0, result.output
+    assert "prediction:" in result.stdout
+    for name in ("entailment", "neutral", "contradiction"):
+        assert name in result.stdout
+
+
+def test_label_order_override_relabels_outputs(tiny_model):
+    plain = json.loads(runner.invoke(app, [*PAIR, "--json", "-m", str(tiny_model)]).stdout)
+    named = runner.invoke(
+        app, [*PAIR, "--json", "-m", str(tiny_model), "--label-order", "neutral,contradiction,entailment"]
+    )
+    assert named.exit_code == 0, named.output
+    scores = json.loads(named.stdout)["scores"]
+    assert scores["neutral"] == plain["scores"]["LABEL_0"]
+    assert scores["contradiction"] == plain["scores"]["LABEL_1"]
+    assert scores["entailment"] == plain["scores"]["LABEL_2"]
+
+
+def test_env_var_selects_the_model(tiny_nli_model):
+    result = runner.invoke(app, [*PAIR, "--json"], env={"SQUEEZENLI_MODEL": str(tiny_nli_model)})
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--label-order", "a,b"], 2, "names 2 labels but the model has 3 outputs"),
+        (["--label-order", "a,a,b"], 2, "distinct names"),
+        (["--max-length", "4"], 2, "at least 8"),
+        (["--max-length", "4096"], 2, "exceeds the model's 48 positions"),
+        (["--precision", "fp8"], 2, "unknown precision"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tiny_model, args, code, message):
+    result = runner.invoke(app, [*PAIR, "-m", str(tiny_model), *args])
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(tiny_model):
+    result = runner.invoke(app, ["--debug", *PAIR, "-m", str(tiny_model), "--label-order", "a,b"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+
+
+def test_long_input_is_truncated_not_an_error(tiny_nli_model):
+    long = " ".join(["the dog runs in the park"] * 400)
+    result = runner.invoke(app, [long, long, "--json", "-m", str(tiny_nli_model)])
+    assert result.exit_code == 0, result.output
+    assert np.isclose(sum(json.loads(result.stdout)["scores"].values()), 1.0, atol=1e-5)
+
+
+def test_version():
+    from squeezenli import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.stdout

@@ -1,0 +1,60 @@
+"""Batching, padding and order; softmax; the engine used from Python without the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from squeezenli import load_model
+from squeezenli.engine import softmax
+
+PAIRS = [
+    ("A man plays a guitar on stage.", "A person is making music."),
+    ("the dog", "the dog runs in the park and the cat sits on the red car all morning"),
+    ("", ""),
+    ("Some people were eating food.", "Nobody ate."),
+    ("a", "b"),
+    ("The team won the match in extra time and the city was happy.", "The team lost."),
+    ("old man reads a book", "young woman writes a letter"),
+]
+
+
+def test_results_do_not_depend_on_batching(tiny_model):
+    reference = np.concatenate([load_model(str(tiny_model), batch_size=1).logits([p]) for p in PAIRS])
+    for batch_size in (2, 3, 32):
+        nli = load_model(str(tiny_model), batch_size=batch_size)
+        nli.engine.window = 5  # several windows, each sorted by length
+        np.testing.assert_allclose(nli.logits(PAIRS), reference, atol=1e-5, rtol=0)
+
+
+def test_padding_is_to_the_longest_in_the_batch(tiny_model):
+    nli = load_model(str(tiny_model), batch_size=2)
+    nli.logits(PAIRS)
+    sorted_batches = nli.engine.padded_tokens
+    assert nli.engine.real_tokens < sorted_batches
+    unsorted = load_model(str(tiny_model), batch_size=len(PAIRS))
+    unsorted.logits(PAIRS)
+    assert unsorted.engine.real_tokens == nli.engine.real_tokens
+    assert sorted_batches < unsorted.engine.padded_tokens
+
+
+def test_predictions_stream_in_input_order(tiny_model):
+    nli = load_model(str(tiny_model), label_order="contradiction,entailment,neutral", batch_size=2)
+    predictions = list(nli.predict(iter(PAIRS)))
+    probs = nli.probabilities(PAIRS)
+    assert [p.label for p in predictions] == [nli.labels.names[i] for i in probs.argmax(axis=1)]
+    assert list(predictions[0].scores) == ["entailment", "neutral", "contradiction"]
+
+
+def test_empty_input(tiny_model):
+    nli = load_model(str(tiny_model))
+    assert nli.logits([]).shape[0] == 0
+    assert list(nli.predict([])) == []
+
+
+def test_softmax_is_stable_for_large_logits():
+    logits = np.array([[1000.0, 999.0, -1000.0], [-1e30, 0.0, 1e30]], dtype=np.float32)
+    probs = softmax(logits)
+    assert np.all(np.isfinite(probs))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert probs[0, 0] == pytest.approx(1 / (1 + np.exp(-1.0)), rel=1e-5)

@@ -1,0 +1,138 @@
+"""The real download path (huggingface_hub) against a hub-like server on 127.0.0.1.
+
+These run squeezenli as a subprocess, so HF_HOME, HF_ENDPOINT and HF_HUB_OFFLINE are read
+exactly as a user's shell would set them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import run_env
+from hubserver import HubServer, folder_files
+
+from squeezenli.hub import DEFAULT_MODEL
+
+PAIR = ["A man plays a guitar.", "A person makes music."]
+
+
+def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "squeezenli.cli", *args],
+        env=run_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture()
+def hub(tiny_model, tmp_path):
+    with HubServer() as server:
+        files = folder_files(tiny_model)
+        files["pytorch_model.bin"] = b"never fetched: safetensors is preferred"
+        files["README.md"] = b"# never fetched either"
+        server.add_repo("acme/tiny-nli", files, refs=("main", "refs/pr/3"))
+        server.home = str(tmp_path / "hf-home")
+        yield server
+
+
+def test_download_then_offline(hub):
+    first = squeezenli(*PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert first.returncode == 0, first.stderr
+    row = json.loads(first.stdout)
+    assert row["premise"] == PAIR[0] and set(row["scores"]) == {"LABEL_0", "LABEL_1", "LABEL_2"}
+    fetched = {path.rsplit("/", 1)[-1] for method, path in hub.requests if method == "GET" and "/resolve/" in path}
+    assert fetched == {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"}
+
+    hub.requests.clear()
+    offline = squeezenli(
+        *PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="1"
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout == first.stdout
+    assert hub.requests == []
+
+
+def test_a_pinned_cached_commit_needs_no_round_trip(hub):
+    commit = hub.repos["acme/tiny-nli"].refs["main"]
+    args = (*PAIR, "--json", "-m", "acme/tiny-nli", "--revision", commit)
+    assert squeezenli(*args, HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint).returncode == 0
+    hub.requests.clear()
+    again = squeezenli(*args, HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert again.returncode == 0, again.stderr
+    assert hub.requests == []
+
+
+def test_a_pr_revision_is_fetched_url_encoded_and_cached_by_name(hub):
+    args = (*PAIR, "--json", "-m", "acme/tiny-nli", "--revision", "refs/pr/3")
+    assert squeezenli(*args, HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint).returncode == 0
+    assert ("GET", "/api/models/acme/tiny-nli/revision/refs%2Fpr%2F3") in hub.requests
+    offline = squeezenli(*args, HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="1")
+    assert offline.returncode == 0, offline.stderr
+
+
+def test_the_default_model_uses_the_pinned_revision(hub, tiny_model):
+    from squeezenli.hub import DEFAULT_REVISION
+
+    repo = hub.repos.setdefault(DEFAULT_MODEL, type(hub.repos["acme/tiny-nli"])())
+    repo.commits[DEFAULT_REVISION] = folder_files(tiny_model)
+    result = squeezenli(*PAIR, "--json", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert result.returncode == 0, result.stderr
+    assert f"/api/models/{DEFAULT_MODEL}/revision/{DEFAULT_REVISION}" in {p for _, p in hub.requests}
+    # config names LABEL_0..2: the known mapping for this repo applies, NLI names come out.
+    assert set(json.loads(result.stdout)["scores"]) == {"entailment", "neutral", "contradiction"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-m", "acme/missing"), "model repo 'acme/missing' not found"),
+        (("-m", "acme/tiny-nli", "--revision", "v9"), "revision 'v9' not found in acme/tiny-nli"),
+        (("-m", "./no-such-folder"), "does not exist"),
+        (("-m", "/"), "no config.json"),
+        (("-m", "acme/bad..name"), "nor a valid Hub repo id"),
+    ],
+)
+def test_clear_errors(hub, args, message):
+    result = squeezenli(*PAIR, *args, HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert result.returncode == 3
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_offline_with_an_empty_cache_says_how_to_fix_it(hub):
+    result = squeezenli(*PAIR, "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_HUB_OFFLINE="1")
+    assert result.returncode == 3
+    assert "squeezenli model download" in result.stderr and "HF_HUB_OFFLINE" in result.stderr
+    assert hub.requests == []
+
+
+def test_an_unreachable_endpoint_is_a_clear_error(hub):
+    result = squeezenli(*PAIR, "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT="http://127.0.0.1:9")
+    assert result.returncode == 3
+    assert "cannot download acme/tiny-nli@main" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_repo_that_is_not_a_classifier(hub, tiny_model):
+    files = folder_files(tiny_model)
+    config = json.loads(files["config.json"])
+    files["config.json"] = json.dumps({**config, "model_type": "gpt2"}).encode()
+    hub.add_repo("acme/gpt", files)
+    result = squeezenli(*PAIR, "-m", "acme/gpt", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert result.returncode == 3
+    assert "model_type 'gpt2' is not supported" in result.stderr
+
+
+def test_unsafe_file_names_from_the_server_are_refused(hub, tiny_model):
+    files = folder_files(tiny_model)
+    files["../../escape.txt"] = b"x"
+    hub.add_repo("acme/evil", files)
+    result = squeezenli(*PAIR, "-m", "acme/evil", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    assert result.returncode == 3
+    assert "unsafe file name" in result.stderr
