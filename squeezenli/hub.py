@@ -90,9 +90,7 @@ def choose_files(available: set[str]) -> list[str]:
         raise ModelError(f"no {CONFIG} in the model's files")
     weights = next((name for name in WEIGHT_FILES if name in available), None)
     if weights is None:
-        raise ModelError(
-            "no weights found: expected one of " + ", ".join(WEIGHT_FILES)
-        )
+        raise ModelError("no weights found: expected one of " + ", ".join(WEIGHT_FILES))
     tokenizer = next((name for name in TOKENIZER_FILES if name in available), None)
     if tokenizer is None:
         raise ModelError("no tokenizer found: expected tokenizer.json or vocab.txt")
@@ -206,7 +204,9 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
         # and a later offline run can find the snapshot by the same name.
         paths = {name: Path(hf_hub_download(repo_id, name, revision=revision)) for name in chosen}
     except hf_errors.GatedRepoError:
-        raise ModelError(f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN") from None
+        raise ModelError(
+            f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN"
+        ) from None
     except hf_errors.RepositoryNotFoundError:
         raise ModelError(
             f"model repo '{repo_id}' not found on {_endpoint()} "

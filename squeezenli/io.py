@@ -61,8 +61,14 @@ def text_field(record: Record, field: str) -> str:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
-            str: "text"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        str: "text",
+    }.get(type(value), type(value).__name__)
 
 
 def write_jsonl(stream: IO[bytes], row: dict[str, Any]) -> None:

@@ -51,7 +51,6 @@ class LabelCheck:
             return None
         return tuple(self.behaves_as[i] for i in range(len(NLI_CLASSES)))
 
-
     def as_dict(self) -> dict:
         return {
             "labels": list(self.mapping.names),

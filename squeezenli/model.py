@@ -105,9 +105,7 @@ def load_model(
     tokenizer_config = files.path("tokenizer_config.json")
     limit = model_max_length(tokenizer_config, max_positions)
     if max_length is not None and max_length > max_positions:
-        raise InputError(
-            f"--max-length {max_length} exceeds the model's {max_positions} positions"
-        )
+        raise InputError(f"--max-length {max_length} exceeds the model's {max_positions} positions")
     tokenizer = PairTokenizer.from_files(
         tokenizer_json=files.path("tokenizer.json"),
         vocab=files.path("vocab.txt"),

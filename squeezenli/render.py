@@ -14,7 +14,9 @@ def _console() -> Console:
     return Console(highlight=False)
 
 
-def prediction_table(premise: str, hypothesis: str, prediction: Prediction, labels: LabelMap) -> None:
+def prediction_table(
+    premise: str, hypothesis: str, prediction: Prediction, labels: LabelMap
+) -> None:
     table = Table(title=f"prediction: [bold]{prediction.label}[/bold]", title_justify="left")
     table.add_column("label")
     table.add_column("probability", justify="right")

@@ -89,8 +89,10 @@ def _wordpiece(vocab_path: Path, options: dict):
         lines.pop()
     # A token listed twice keeps its last index, as transformers' load_vocab does.
     vocab = {token.rstrip("\r"): index for index, token in enumerate(lines)}
-    unk, cls, sep = (str(options.get(k, d)) for k, d in
-                     (("unk_token", "[UNK]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]")))
+    unk, cls, sep = (
+        str(options.get(k, d))
+        for k, d in (("unk_token", "[UNK]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]"))
+    )
     missing = [t for t in (unk, cls, sep) if t not in vocab]
     if missing:
         raise ModelError(f"{vocab_path}: vocabulary lacks {', '.join(missing)}")

@@ -46,7 +46,9 @@ class Repo:
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 class HubServer:
@@ -98,7 +100,9 @@ class HubServer:
                     return self._api(api.group(1), api.group(2), unquote(api.group(3)))
                 resolve = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
                 if resolve:
-                    return self._file(resolve.group(1), unquote(resolve.group(2)), unquote(resolve.group(3)), head)
+                    return self._file(
+                        resolve.group(1), unquote(resolve.group(2)), unquote(resolve.group(3)), head
+                    )
                 self._error(404, "RepoNotFound", "not found")
 
             def _lookup(self, repo_id: str, revision: str):
@@ -137,7 +141,11 @@ class HubServer:
                 if name not in files:
                     return self._error(404, "EntryNotFound", f"{name} does not exist", sha=sha)
                 data = files[name]
-                headers = {"X-Repo-Commit": sha, "ETag": f'"{_etag(name, data)}"', "Accept-Ranges": "bytes"}
+                headers = {
+                    "X-Repo-Commit": sha,
+                    "ETag": f'"{_etag(name, data)}"',
+                    "Accept-Ranges": "bytes",
+                }
                 status, body = 200, data
                 ranged = re.match(r"bytes=(\d+)-(\d*)$", self.headers.get("Range", ""))
                 if ranged and not head:
@@ -154,7 +162,11 @@ class HubServer:
                     self.wfile.write(body)
 
             def _error(self, status: int, code: str, message: str, sha: str | None = None) -> None:
-                headers = {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json"}
+                headers = {
+                    "X-Error-Code": code,
+                    "X-Error-Message": message,
+                    "Content-Type": "application/json",
+                }
                 if sha:
                     headers["X-Repo-Commit"] = sha
                 self._send(status, json.dumps({"error": message}).encode(), headers)

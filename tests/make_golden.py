@@ -33,8 +33,11 @@ PAIRS = [
         "the sun was on the river and some boats were on the water all morning and night",
         "The team lost.",
     ],
-    ["A child", "The big blue boat was on the green river in the city park yesterday "
-     "morning and the small red car was in the old street today at night"],
+    [
+        "A child",
+        "The big blue boat was on the green river in the city park yesterday "
+        "morning and the small red car was in the old street today at night",
+    ],
     ["", "An empty premise."],
 ]
 CASES = [{"max_length": None}, {"max_length": 16}]
@@ -45,7 +48,9 @@ def golden(folder: Path) -> dict:
     from transformers import AutoTokenizer, SqueezeBertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "guitar"]) == [2, 3, 96], "vocab drift"
+    assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "guitar"]) == [2, 3, 96], (
+        "vocab drift"
+    )
     model = SqueezeBertForSequenceClassification.from_pretrained(folder).eval()
     cases = []
     for case in CASES:
@@ -60,14 +65,30 @@ def golden(folder: Path) -> dict:
         )
         with torch.no_grad():
             logits = model(**batch).logits
-        ids = [row[row_mask.bool()].tolist() for row, row_mask in zip(batch["input_ids"], batch["attention_mask"])]
-        cases.append({"max_length": case["max_length"], "input_ids": ids, "logits": logits.tolist()})
+        ids = [
+            row[row_mask.bool()].tolist()
+            for row, row_mask in zip(batch["input_ids"], batch["attention_mask"])
+        ]
+        cases.append(
+            {"max_length": case["max_length"], "input_ids": ids, "logits": logits.tolist()}
+        )
     torch.save(model.state_dict(), FIXTURES / "tiny_pytorch_model.bin")
     tokenizer.save_pretrained(folder / "saved")
     data = json.loads((folder / "saved" / "tokenizer.json").read_text())
-    data["padding"] = {"strategy": {"Fixed": 40}, "direction": "Right", "pad_to_multiple_of": None,
-                       "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}
-    data["truncation"] = {"max_length": 12, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}
+    data["padding"] = {
+        "strategy": {"Fixed": 40},
+        "direction": "Right",
+        "pad_to_multiple_of": None,
+        "pad_id": 0,
+        "pad_type_id": 0,
+        "pad_token": "[PAD]",
+    }
+    data["truncation"] = {
+        "max_length": 12,
+        "strategy": "LongestFirst",
+        "stride": 0,
+        "direction": "Right",
+    }
     (FIXTURES / "tiny_tokenizer.json").write_text(json.dumps(data))
     return {"weights_digest": weights_digest(tiny_config()), "pairs": PAIRS, "cases": cases}
 

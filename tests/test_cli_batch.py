@@ -15,10 +15,23 @@ from squeezenli.model import load_model
 runner = CliRunner()
 
 ROWS = [
-    {"id": 1, "premise": "A man plays a guitar.", "hypothesis": "A person makes music.", "extra": [1, 2]},
-    {"id": 2, "premise": "The dog runs in the park and the cat sits on the red car.", "hypothesis": "No."},
+    {
+        "id": 1,
+        "premise": "A man plays a guitar.",
+        "hypothesis": "A person makes music.",
+        "extra": [1, 2],
+    },
+    {
+        "id": 2,
+        "premise": "The dog runs in the park and the cat sits on the red car.",
+        "hypothesis": "No.",
+    },
     {"id": 3, "premise": "", "hypothesis": "An empty premise."},
-    {"id": 4, "premise": "Some people were eating food today.", "hypothesis": "The team lost the match."},
+    {
+        "id": 4,
+        "premise": "Some people were eating food today.",
+        "hypothesis": "The team lost the match.",
+    },
 ]
 
 
@@ -27,7 +40,9 @@ def _jsonl(rows) -> str:
 
 
 def test_every_row_out_in_order_with_fields_kept(tiny_nli_model):
-    result = runner.invoke(app, ["batch", "-m", str(tiny_nli_model), "--batch-size", "2"], input=_jsonl(ROWS))
+    result = runner.invoke(
+        app, ["batch", "-m", str(tiny_nli_model), "--batch-size", "2"], input=_jsonl(ROWS)
+    )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in out] == [1, 2, 3, 4]
@@ -59,8 +74,14 @@ def test_bad_rows_name_file_line_and_field(tiny_nli_model, tmp_path):
     path = tmp_path / "bad.jsonl"
     cases = [
         ('{"premise": "a"}', "bad.jsonl:2: missing field 'hypothesis'"),
-        ('{"premise": "a", "hypothesis": null}', "bad.jsonl:2: field 'hypothesis' must be text, got null"),
-        ('{"premise": 3, "hypothesis": "b"}', "bad.jsonl:2: field 'premise' must be text, got a number"),
+        (
+            '{"premise": "a", "hypothesis": null}',
+            "bad.jsonl:2: field 'hypothesis' must be text, got null",
+        ),
+        (
+            '{"premise": 3, "hypothesis": "b"}',
+            "bad.jsonl:2: field 'premise' must be text, got a number",
+        ),
         ("[1, 2]", "bad.jsonl:2: expected a JSON object, got a list"),
         ("{oops", "bad.jsonl:2: invalid JSON"),
     ]
@@ -87,6 +108,8 @@ def test_a_real_pipeline(tiny_nli_model, tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text(_jsonl(ROWS * 50))
     cmd = f"cat {path} | {sys.executable} -m squeezenli.cli batch -m {tiny_nli_model} | head -1"
-    result = subprocess.run(cmd, shell=True, capture_output=True, text=True, env=run_env(), timeout=120)
+    result = subprocess.run(
+        cmd, shell=True, capture_output=True, text=True, env=run_env(), timeout=120
+    )
     assert json.loads(result.stdout)["id"] == 1
     assert "Traceback" not in result.stderr

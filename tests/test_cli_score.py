@@ -45,7 +45,15 @@ def test_table_output_names_the_prediction(tiny_nli_model):
 def test_label_order_override_relabels_outputs(tiny_model):
     plain = json.loads(runner.invoke(app, [*PAIR, "--json", "-m", str(tiny_model)]).stdout)
     named = runner.invoke(
-        app, [*PAIR, "--json", "-m", str(tiny_model), "--label-order", "neutral,contradiction,entailment"]
+        app,
+        [
+            *PAIR,
+            "--json",
+            "-m",
+            str(tiny_model),
+            "--label-order",
+            "neutral,contradiction,entailment",
+        ],
     )
     assert named.exit_code == 0, named.output
     scores = json.loads(named.stdout)["scores"]

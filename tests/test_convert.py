@@ -102,6 +102,8 @@ def test_an_onnx_file_without_logits_is_refused(tmp_path, tiny_model):
     folder.mkdir()
     for name in ("config.json", "vocab.txt"):
         shutil.copy(tiny_model / name, folder / name)
-    save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "model.onnx")
+    save_model(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "model.onnx"
+    )
     with pytest.raises(ModelError, match="not an ONNX sequence classifier"):
         load_model(str(folder))

@@ -20,7 +20,9 @@ PAIRS = [
 
 
 def test_results_do_not_depend_on_batching(tiny_model):
-    reference = np.concatenate([load_model(str(tiny_model), batch_size=1).logits([p]) for p in PAIRS])
+    reference = np.concatenate(
+        [load_model(str(tiny_model), batch_size=1).logits([p]) for p in PAIRS]
+    )
     for batch_size in (2, 3, 32):
         nli = load_model(str(tiny_model), batch_size=batch_size)
         nli.engine.window = 5  # several windows, each sorted by length

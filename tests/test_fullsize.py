@@ -17,7 +17,9 @@ import pytest
 from conftest import run_env
 
 FOLDER = Path(
-    os.environ.get("SQUEEZENLI_FULLSIZE_DIR", Path.home() / ".cache" / "squeezenli-dev" / "fullsize")
+    os.environ.get(
+        "SQUEEZENLI_FULLSIZE_DIR", Path.home() / ".cache" / "squeezenli-dev" / "fullsize"
+    )
 )
 
 pytestmark = pytest.mark.skipif(
@@ -30,10 +32,17 @@ def test_batch_matches_transformers_on_real_pairs(source):
     expected_path = FOLDER / "expected.jsonl"
     args = [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(FOLDER), "--quiet"]
     if source == "file":
-        result = subprocess.run([*args, str(expected_path)], capture_output=True, text=True, env=run_env(), timeout=600)
+        result = subprocess.run(
+            [*args, str(expected_path)], capture_output=True, text=True, env=run_env(), timeout=600
+        )
     else:
         result = subprocess.run(
-            args, input=expected_path.read_text(), capture_output=True, text=True, env=run_env(), timeout=600
+            args,
+            input=expected_path.read_text(),
+            capture_output=True,
+            text=True,
+            env=run_env(),
+            timeout=600,
         )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

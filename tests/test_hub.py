@@ -41,16 +41,28 @@ def hub(tiny_model, tmp_path):
 
 
 def test_download_then_offline(hub):
-    first = squeezenli(*PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
+    first = squeezenli(
+        *PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint
+    )
     assert first.returncode == 0, first.stderr
     row = json.loads(first.stdout)
     assert row["premise"] == PAIR[0] and set(row["scores"]) == {"LABEL_0", "LABEL_1", "LABEL_2"}
-    fetched = {path.rsplit("/", 1)[-1] for method, path in hub.requests if method == "GET" and "/resolve/" in path}
+    fetched = {
+        path.rsplit("/", 1)[-1]
+        for method, path in hub.requests
+        if method == "GET" and "/resolve/" in path
+    }
     assert fetched == {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"}
 
     hub.requests.clear()
     offline = squeezenli(
-        *PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint, HF_HUB_OFFLINE="1"
+        *PAIR,
+        "--json",
+        "-m",
+        "acme/tiny-nli",
+        HF_HOME=hub.home,
+        HF_ENDPOINT=hub.endpoint,
+        HF_HUB_OFFLINE="1",
     )
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout == first.stdout
@@ -82,7 +94,9 @@ def test_the_default_model_uses_the_pinned_revision(hub, tiny_model):
     repo.commits[DEFAULT_REVISION] = folder_files(tiny_model)
     result = squeezenli(*PAIR, "--json", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
     assert result.returncode == 0, result.stderr
-    assert f"/api/models/{DEFAULT_MODEL}/revision/{DEFAULT_REVISION}" in {p for _, p in hub.requests}
+    assert f"/api/models/{DEFAULT_MODEL}/revision/{DEFAULT_REVISION}" in {
+        p for _, p in hub.requests
+    }
     # config names LABEL_0..2: the known mapping for this repo applies, NLI names come out.
     assert set(json.loads(result.stdout)["scores"]) == {"entailment", "neutral", "contradiction"}
 
@@ -113,7 +127,9 @@ def test_offline_with_an_empty_cache_says_how_to_fix_it(hub):
 
 
 def test_an_unreachable_endpoint_is_a_clear_error(hub):
-    result = squeezenli(*PAIR, "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT="http://127.0.0.1:9")
+    result = squeezenli(
+        *PAIR, "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT="http://127.0.0.1:9"
+    )
     assert result.returncode == 3
     assert "cannot download acme/tiny-nli@main" in result.stderr
     assert "Traceback" not in result.stderr

@@ -33,7 +33,9 @@ def test_unknown_generic_models_keep_generic_names_and_say_so():
 
 
 def test_override_beats_config_and_table():
-    labels = resolve_labels(GENERIC, "squeezebert/squeezebert-mnli", "Entailment, neutral,CONTRADICTION")
+    labels = resolve_labels(
+        GENERIC, "squeezebert/squeezebert-mnli", "Entailment, neutral,CONTRADICTION"
+    )
     assert labels.names == ("entailment", "neutral", "contradiction")
     assert labels.source == "--label-order"
     with pytest.raises(InputError, match="names 2 labels"):
@@ -42,7 +44,9 @@ def test_override_beats_config_and_table():
 
 def test_check_pairs_are_balanced_and_unambiguous_by_construction():
     pairs = check_pairs()
-    assert [sum(p["label"] == c for p in pairs) for c in ("entailment", "neutral", "contradiction")] == [10, 10, 10]
+    assert [
+        sum(p["label"] == c for p in pairs) for c in ("entailment", "neutral", "contradiction")
+    ] == [10, 10, 10]
 
 
 MAPPING = LabelMap(("contradiction", "entailment", "neutral"), "test")
@@ -88,7 +92,16 @@ def test_model_info_shows_the_mapping_and_its_source(tiny_model):
     import json
 
     result = CliRunner().invoke(
-        app, ["model", "info", "--json", "-m", str(tiny_model), "--label-order", "contradiction,entailment,neutral"]
+        app,
+        [
+            "model",
+            "info",
+            "--json",
+            "-m",
+            str(tiny_model),
+            "--label-order",
+            "contradiction,entailment,neutral",
+        ],
     )
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)

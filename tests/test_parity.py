@@ -42,7 +42,9 @@ def test_tokenizer_json_with_baked_padding_and_truncation(tiny_model, golden, tm
     assert nli.files.path("tokenizer.json") is not None
     pairs = [tuple(p) for p in golden["pairs"]]
     assert [e.ids for e in nli.engine.tokenizer.encode(pairs)] == expected["input_ids"]
-    np.testing.assert_allclose(nli.logits(pairs), np.array(expected["logits"]), atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        nli.logits(pairs), np.array(expected["logits"]), atol=TOLERANCE, rtol=0
+    )
 
 
 def test_int8_is_close_to_fp32(tiny_model, golden):
@@ -72,8 +74,12 @@ def test_live_against_transformers(tmp_path, model_type):
     reference = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     for max_length in (48, 12):
         batch = tokenizer(
-            [p for p, _ in pairs], [h for _, h in pairs], truncation="longest_first",
-            max_length=max_length, padding=True, return_tensors="pt",
+            [p for p, _ in pairs],
+            [h for _, h in pairs],
+            truncation="longest_first",
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
         )
         with torch.no_grad():
             expected = reference(**batch).logits.numpy()

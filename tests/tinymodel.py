@@ -151,7 +151,9 @@ def write_tiny_model(
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     (folder / "vocab.txt").write_text("\n".join(vocabulary()) + "\n")
     (folder / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"})
+        json.dumps(
+            {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
+        )
     )
     if weights == "safetensors":
         save_file(random_tensors(config, seed), str(folder / "model.safetensors"))

@@ -1,0 +1,1 @@
+complete --command squeezenli --no-files --arguments "(env _SQUEEZENLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) squeezenli)" --condition "env _SQUEEZENLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) squeezenli"

@@ -1,0 +1,35 @@
+"""completions/ holds what the app generates, and completion really answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_env
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from make_completions import scripts  # noqa: E402
+
+
+def test_completion_scripts_are_current():
+    for name, text in scripts().items():
+        assert (ROOT / "completions" / name).read_text() == text.rstrip("\n") + "\n", (
+            f"completions/{name} is stale: run python scripts/make_completions.py"
+        )
+
+
+def test_bash_completion_answers_command_names():
+    env = run_env(
+        _SQUEEZENLI_COMPLETE="complete_bash", COMP_WORDS="squeezenli model ch", COMP_CWORD="2"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "squeezenli.cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["check-labels"]
