@@ -78,7 +78,8 @@ class Engine:
         """Logits [n, labels] for pairs, in input order."""
         chunks = list(self.iter_logits(pairs))
         if not chunks:
-            return np.zeros((0, self.session.get_outputs()[0].shape[-1] or 0), np.float32)
+            width = self.session.get_outputs()[0].shape[-1]
+            return np.zeros((0, width if isinstance(width, int) else 0), np.float32)
         return np.concatenate(chunks)
 
     def iter_logits(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:

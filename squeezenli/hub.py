@@ -73,7 +73,7 @@ def default_revision(model: str) -> str:
 
 def looks_local(model: str) -> bool:
     """A model argument names a folder when it exists, or when it is written as a path."""
-    return os.path.isdir(model) or model.startswith((".", "/", "~")) or os.sep + os.sep in model
+    return os.path.isdir(model) or model.startswith((".", "/", "~"))
 
 
 def validate_repo_id(repo_id: str) -> None:
