@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections import deque
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -177,13 +177,42 @@ def score(
     prediction_table(premise, hypothesis, prediction, nli.labels)
 
 
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        "-f",
+        help="Input format: jsonl, csv or tsv [default: from the extension; stdin: jsonl].",
+    ),
+]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="jsonl, csv, tsv or table.")]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option("--on-error", help="fail: stop at the first bad row; skip: report it and go on."),
+]
+ErrorsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),
+]
+
+
 @app.command()
 def batch(
-    file: Annotated[
-        str, typer.Argument(help="JSONL file of pairs; '-' or nothing for stdin.")
-    ] = "-",
-    premise_field: Annotated[str, typer.Option("--premise-field")] = "premise",
-    hypothesis_field: Annotated[str, typer.Option("--hypothesis-field")] = "hypothesis",
+    files: Annotated[
+        Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
+    ] = None,
+    fmt: FormatOpt = None,
+    premise_field: Annotated[
+        Optional[str],
+        typer.Option("--premise-field", help="[default: premise, or sentence1, text]"),
+    ] = None,
+    hypothesis_field: Annotated[
+        Optional[str],
+        typer.Option("--hypothesis-field", help="[default: hypothesis, or sentence2, text_pair]"),
+    ] = None,
+    output: OutputOpt = "jsonl",
+    on_error: OnErrorOpt = "fail",
+    errors: ErrorsOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     precision: PrecisionOpt = "fp32",
@@ -193,38 +222,120 @@ def batch(
     batch_size: BatchSizeOpt = 32,
     quiet: QuietOpt = False,
 ) -> None:
-    """Score JSONL pairs: one output line per input row, in order, every input field kept.
+    """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
+    input field kept, `prediction` and `scores` added.
 
     Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
     """
-    from .io import read_jsonl, text_field, write_jsonl
+    import time
 
+    from .io import FORMATS, detect_format, read_records
+    from .scoring import score_records
+
+    _check_choice("--format", fmt, FORMATS)
+    _check_choice("--output", output, ("jsonl", "csv", "tsv", "table"))
+    _check_choice("--on-error", on_error, ("fail", "skip"))
     nli = _load(model, revision, precision, label_order, max_length, threads, batch_size, quiet)
-    out = sys.stdout.buffer
-    with _open_input(file) as (stream, source):
-        pending: deque = deque()
-
-        def pairs():
-            for record in read_jsonl(stream, source):
-                if record.error:
-                    raise InputError(f"{record.where}: {record.error}")
-                pair = (text_field(record, premise_field), text_field(record, hypothesis_field))
-                pending.append(record)
-                yield pair
-
-        for probs in nli.iter_probabilities(pairs()):
-            for row in probs:
-                record = pending.popleft()
-                prediction = nli.to_prediction(row)
-                write_jsonl(
-                    out,
-                    {
-                        **record.data,
-                        "prediction": prediction.label,
-                        "scores": _rounded(prediction.scores),
-                    },
+    started = time.perf_counter()
+    scored = failed = 0
+    sink = _Sink(output, nli.labels)
+    error_log = _ErrorLog(errors)
+    try:
+        for name in files or ["-"]:
+            with _open_input(name) as (stream, source):
+                records = read_records(stream, source, detect_format(source, fmt))
+                outcomes = score_records(
+                    nli,
+                    records,
+                    premise_field=premise_field,
+                    hypothesis_field=hypothesis_field,
+                    on_error=on_error,
                 )
-            out.flush()
+                for outcome in outcomes:
+                    if outcome.error:
+                        failed += 1
+                        error_log.write(outcome)
+                        continue
+                    scored += 1
+                    sink.write(outcome.record.data, outcome.pair, outcome.prediction)
+    finally:
+        sink.close()
+        error_log.close()
+        if not quiet:
+            elapsed = time.perf_counter() - started
+            typer.echo(
+                f"squeezenli: {scored} rows scored, {failed} failed, {elapsed:.1f} s", err=True
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise InputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+
+
+class _Sink:
+    """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table."""
+
+    def __init__(self, output: str, labels) -> None:
+        self.output = output
+        self.labels = labels
+        self._out = sys.stdout.buffer
+        self._rows: list = []
+        self._delimited = None
+        if output in ("csv", "tsv"):
+            from .io import DelimitedWriter
+
+            self._delimited = DelimitedWriter(self._out, "," if output == "csv" else "\t")
+
+    def write(self, data: dict, pair: tuple[str, str], prediction) -> None:
+        scores = _rounded(prediction.scores)
+        if self.output == "jsonl":
+            from .io import write_jsonl
+
+            write_jsonl(self._out, {**data, "prediction": prediction.label, "scores": scores})
+            self._out.flush()
+        elif self._delimited is not None:
+            self._delimited.write({**data, "prediction": prediction.label, **scores})
+        else:
+            self._rows.append((pair, prediction))
+
+    def close(self) -> None:
+        if self._delimited is not None:
+            self._delimited.close()
+        if self._rows:
+            from .render import batch_table
+
+            batch_table(self._rows, self.labels)
+
+
+class _ErrorLog:
+    """Skipped rows: one line each on stderr, or JSON lines in a file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = open(path, "wb") if path else None
+
+    def write(self, outcome) -> None:
+        if self._file is None:
+            typer.echo(f"squeezenli: skipped {outcome.error}", err=True)
+            return
+        from .io import write_jsonl
+
+        record = outcome.record
+        write_jsonl(
+            self._file,
+            {
+                "source": record.source,
+                "line": record.line,
+                "error": outcome.error,
+                "row": record.data,
+            },
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class _open_input:

@@ -85,8 +85,13 @@ class Engine:
     def iter_logits(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
         """Logits window by window, each in input order: memory stays flat, results stream."""
         it = iter(pairs)
-        while chunk := list(islice(it, self.window)):
-            yield self._score_window(chunk)
+        yield from self.score_windows(iter(lambda: list(islice(it, self.window)), []))
+
+    def score_windows(self, windows: Iterable[list[Pair]]) -> Iterator[np.ndarray]:
+        """Logits for each window of pairs the caller cut (empty windows are passed over)."""
+        for window in windows:
+            if window:
+                yield self._score_window(window)
 
     def _score_window(self, chunk: list[Pair]) -> np.ndarray:
         encodings = self.tokenizer.encode(chunk)

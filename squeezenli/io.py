@@ -6,6 +6,8 @@ stops the run or is reported and skipped: no row disappears between reading and 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -47,6 +49,83 @@ def read_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
         yield Record(source, number, value)
 
 
+FORMATS = ("jsonl", "csv", "tsv")
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+}
+
+# Column pairs other datasets use, tried in order when premise/hypothesis are absent.
+PAIR_FIELDS = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("text", "text_pair"))
+
+
+def detect_format(source: str, given: str | None) -> str:
+    """The input format: as given, else from the file extension; stdin defaults to JSONL."""
+    if given:
+        return given
+    for extension, fmt in _EXTENSIONS.items():
+        if source.lower().endswith(extension):
+            return fmt
+    return "jsonl"
+
+
+def read_records(stream: IO[bytes], source: str, fmt: str) -> Iterator[Record]:
+    if fmt == "jsonl":
+        return read_jsonl(stream, source)
+    return read_delimited(stream, source, "," if fmt == "csv" else "\t")
+
+
+def read_delimited(stream: IO[bytes], source: str, delimiter: str) -> Iterator[Record]:
+    """CSV/TSV with a header row; quoted newlines and quotes as the csv module reads them."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        duplicates = sorted({h for h in header if header.count(h) > 1})
+        if duplicates:
+            raise InputError(f"{source}:1: duplicate column names: {', '.join(duplicates)}")
+        start = reader.line_num + 1
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                start = reader.line_num + 1
+                continue
+            if len(row) != len(header):
+                error = f"expected {len(header)} fields, found {len(row)}"
+                yield Record(source, start, None, error)
+            else:
+                yield Record(source, start, dict(zip(header, row)))
+            start = reader.line_num + 1
+    except UnicodeDecodeError as err:
+        raise InputError(f"{source}:{reader.line_num + 1}: invalid UTF-8 ({err.reason})") from None
+    except csv.Error as err:
+        raise InputError(f"{source}:{reader.line_num}: {err}") from None
+    finally:
+        if not text.closed:  # leave the caller's stream open; it closes it
+            text.detach()
+
+
+def choose_pair_fields(
+    columns: list[str], premise: str | None, hypothesis: str | None, where: str
+) -> tuple[str, str]:
+    """The premise/hypothesis fields: as given, else the first known pair present."""
+    if premise or hypothesis:
+        return premise or "premise", hypothesis or "hypothesis"
+    for pair in PAIR_FIELDS:
+        if all(name in columns for name in pair):
+            return pair
+    raise InputError(
+        f"{where}: no premise/hypothesis fields (tried "
+        + ", ".join("/".join(p) for p in PAIR_FIELDS)
+        + f"); columns present: {', '.join(columns) or 'none'}; "
+        "use --premise-field and --hypothesis-field"
+    )
+
+
 def text_field(record: Record, field: str) -> str:
     """A text field of a record, or an InputError naming the file, line and field."""
     assert record.data is not None
@@ -73,3 +152,30 @@ def _kind(value: Any) -> str:
 
 def write_jsonl(stream: IO[bytes], row: dict[str, Any]) -> None:
     stream.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+
+class DelimitedWriter:
+    """CSV/TSV rows: the first row's columns set the header; nested values become JSON."""
+
+    def __init__(self, stream: IO[bytes], delimiter: str) -> None:
+        self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
+        self._writer = csv.writer(self._text, delimiter=delimiter, lineterminator="\n")
+        self._columns: list[str] | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._columns is None:
+            self._columns = list(row)
+            self._writer.writerow(self._columns)
+        self._writer.writerow([_cell(row.get(c)) for c in self._columns])
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)

@@ -72,3 +72,18 @@ def label_check_table(result: LabelCheck) -> None:
         )
     else:
         console.print("inconclusive: no clear output per class (random or non-NLI weights?)")
+
+
+def batch_table(rows: list, labels: LabelMap) -> None:
+    """Scored rows for people: the pair, the prediction and each class's probability."""
+    table = Table()
+    table.add_column("premise", overflow="fold")
+    table.add_column("hypothesis", overflow="fold")
+    table.add_column("prediction")
+    names = [labels.names[i] for i in labels.ordered()]
+    for name in names:
+        table.add_column(name, justify="right")
+    for (premise, hypothesis), prediction in rows:
+        scores = [f"{prediction.scores[n]:.3f}" for n in names]
+        table.add_row(premise, hypothesis, prediction.label, *scores)
+    _console().print(table)
