@@ -6,6 +6,7 @@ download problem; 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -45,6 +46,11 @@ class DefaultGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("squeezenli: interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader went away (`| head -1`): stop quietly, as other filters do. Point
+            # stdout at /dev/null so the interpreter's final flush cannot fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
 
 
 app = typer.Typer(
@@ -450,14 +456,7 @@ def model_check_labels(
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app(prog_name="squeezenli")
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head -1`): stop quietly, as other filters do.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
+    app(prog_name="squeezenli")
 
 
 if __name__ == "__main__":
