@@ -39,10 +39,6 @@ class ModelFiles:
     build_dir: Path  # where this tool caches what it builds from these files
 
     @property
-    def is_local(self) -> bool:
-        return self.revision is None
-
-    @property
     def weights_name(self) -> str:
         return next(name for name in WEIGHT_FILES if name in self.files)
 

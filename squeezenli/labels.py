@@ -42,13 +42,6 @@ class LabelMap:
     names: tuple[str, ...]
     source: str
 
-    def index(self, name: str) -> int | None:
-        return self.names.index(name) if name in self.names else None
-
-    @property
-    def is_nli(self) -> bool:
-        return set(NLI_CLASSES) <= set(self.names)
-
     def ordered(self) -> list[int]:
         """Indices in presentation order: entailment, neutral, contradiction first."""
         known = [self.names.index(c) for c in NLI_CLASSES if c in self.names]
