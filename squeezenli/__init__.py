@@ -11,17 +11,26 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "NLIModel", "Prediction", "SqueezenliError", "__version__"]
+# Public name -> the module that defines it; imported on first use.
+_EXPORTS = {
+    "load_model": "model",
+    "NLIModel": "model",
+    "Prediction": "model",
+    "classify": "zeroshot",
+    "ZeroShot": "zeroshot",
+    "evaluate": "evaluation",
+    "Report": "evaluation",
+    "read_records": "io",
+    "score_records": "scoring",
+    "SqueezenliError": "errors",
+}
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy, so `import squeezenli` (and the CLI's start-up) stays cheap.
-    if name in ("load_model", "NLIModel", "Prediction"):
-        from . import model
+    if name in _EXPORTS:
+        from importlib import import_module
 
-        return getattr(model, name)
-    if name == "SqueezenliError":
-        from .errors import SqueezenliError
-
-        return SqueezenliError
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'squeezenli' has no attribute {name!r}")

@@ -109,6 +109,10 @@ def read_delimited(stream: IO[bytes], source: str, delimiter: str) -> Iterator[R
             text.detach()
 
 
+class ColumnsError(InputError):
+    """The input lacks the columns a command needs: no row of it can be scored."""
+
+
 def choose_pair_fields(
     columns: list[str], premise: str | None, hypothesis: str | None, where: str
 ) -> tuple[str, str]:
@@ -118,7 +122,7 @@ def choose_pair_fields(
     for pair in PAIR_FIELDS:
         if all(name in columns for name in pair):
             return pair
-    raise InputError(
+    raise ColumnsError(
         f"{where}: no premise/hypothesis fields (tried "
         + ", ".join("/".join(p) for p in PAIR_FIELDS)
         + f"); columns present: {', '.join(columns) or 'none'}; "

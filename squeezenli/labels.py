@@ -14,6 +14,9 @@ from .errors import InputError
 
 NLI_CLASSES = ("entailment", "neutral", "contradiction")
 
+# The zero-shot hypothesis, as transformers' zero-shot pipeline words it by default.
+DEFAULT_TEMPLATE = "This example is {}."
+
 # Models whose config names only LABEL_0..n, with the order and the evidence for it.
 KNOWN_ORDERS: dict[str, tuple[tuple[str, ...], str]] = {
     "squeezebert/squeezebert-mnli": (

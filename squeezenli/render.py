@@ -87,3 +87,77 @@ def batch_table(rows: list, labels: LabelMap) -> None:
         scores = [f"{prediction.scores[n]:.3f}" for n in names]
         table.add_row(premise, hypothesis, prediction.label, *scores)
     _console().print(table)
+
+
+def zero_shot_table(results: list, multi_label: bool) -> None:
+    """Each text with its labels, highest score first."""
+    table = Table(title="multi-label: each label on its own" if multi_label else None)
+    table.add_column("text", overflow="fold")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    table.add_column("")
+    for result in results:
+        for rank, (label, value) in enumerate(zip(result.labels, result.scores)):
+            text = result.text if rank == 0 else ""
+            style = "bold" if rank == 0 else ""
+            bar = "█" * round(value * 20)
+            table.add_row(text, label, f"{value:.4f}", bar, style=style, end_section=False)
+        table.add_section()
+    _console().print(table)
+
+
+def evaluation_tables(report: dict) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of an eval run."""
+    console = _console()
+    counts = report["counts"]
+    console.print(
+        f"accuracy [bold]{report['accuracy']:.4f}[/bold] ({counts['correct']}/{counts['scored']}"
+        f" rows), macro F1 {report['macro_f1']:.4f}"
+        + (f", {counts['failed']} rows failed" if counts["failed"] else "")
+    )
+    per_class = Table(title="per class", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support", "predicted"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in report["per_class"].items():
+        per_class.add_row(
+            name,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(row["support"]),
+            str(row["predicted"]),
+        )
+    console.print(per_class)
+    confusion = Table(title="confusion (rows: gold, columns: predicted)", title_justify="left")
+    confusion.add_column("gold \\ predicted")
+    for name in report["classes"]:
+        confusion.add_column(name, justify="right")
+    for gold, row in report["confusion"].items():
+        confusion.add_row(gold, *(str(row[p]) for p in report["classes"]))
+    console.print(confusion)
+
+
+def cached_models_table(models: list, local_builds: list, cache) -> None:
+    """Models in the cache, their revisions, download and build sizes."""
+    table = Table(title=f"cache: {cache}", title_justify="left")
+    table.add_column("model")
+    table.add_column("revisions")
+    table.add_column("downloaded", justify="right")
+    table.add_column("built")
+    table.add_column("built size", justify="right")
+    for model in models:
+        table.add_row(
+            model.repo_id,
+            ", ".join(r[:10] for r in model.revisions) or "-",
+            _mib(model.downloaded_bytes),
+            ", ".join(p.name.rsplit("-", 1)[-1].removesuffix(".onnx") for p in model.built) or "-",
+            _mib(model.built_bytes),
+        )
+    if local_builds:
+        size = sum(p.stat().st_size for p in local_builds)
+        table.add_row("(local folders)", "-", "-", f"{len(local_builds)} built", _mib(size))
+    _console().print(table)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"

@@ -1,7 +1,9 @@
 """Score a stream of input records: every record ends as a result or an error, in order.
 
-Records are gathered into windows by a reader thread, so a window is scored as soon as it is
-full *or* the input pauses: a slow producer gets its results while its input is still open.
+A record turns into one pair (batch, eval) or several (classify: one per candidate label);
+all pairs of all records flow through the engine as one stream. Records are gathered into
+windows by a reader thread, so a window is scored as soon as it is full *or* the input
+pauses: a slow producer gets its results while its input is still open.
 """
 
 from __future__ import annotations
@@ -9,25 +11,38 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from .engine import softmax
+import numpy as np
+
+from .engine import Pair, softmax
 from .errors import InputError
-from .io import Record, choose_pair_fields, text_field
+from .io import ColumnsError, Record, choose_pair_fields, text_field
 from .model import NLIModel, Prediction
 
 _END = object()
 
 
+@dataclass
+class Scored:
+    """One input record, the pairs made from it and their logits [pairs, classes], or why
+    it could not be scored."""
+
+    record: Record
+    pairs: list[Pair]
+    logits: np.ndarray | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One input record and what became of it."""
+    """One input record of a pair-scoring run and what became of it."""
 
     record: Record
     prediction: Prediction | None = None
     error: str | None = None
-    pair: tuple[str, str] | None = None
+    pair: Pair | None = None
 
 
 def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[list]:
@@ -65,6 +80,68 @@ def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[l
         yield window
 
 
+def score_scored(
+    nli: NLIModel,
+    records: Iterable[Record],
+    pairs_of: Callable[[Record], list[Pair]],
+    *,
+    on_error: str = "fail",
+) -> Iterator[Scored]:
+    """A Scored per record, in input order. `pairs_of` turns a good record into its pairs or
+    raises InputError; on_error='fail' re-raises at the first bad record, 'skip' yields it
+    with its error and goes on (a ColumnsError, which no row could escape, always raises)."""
+    pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
+    rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
+
+    def pairs() -> Iterator[Pair]:
+        for record in records:
+            try:
+                if record.error:
+                    raise InputError(f"{record.where}: {record.error}")
+                made = pairs_of(record)
+            except InputError as err:
+                if on_error == "fail" or isinstance(err, ColumnsError):
+                    raise
+                pending.append(Scored(record, [], error=str(err)))
+                continue
+            pending.append(Scored(record, made))
+            yield from made
+
+    def finished() -> Iterator[Scored]:
+        # Errors, records with no pairs, and records whose pairs are all scored.
+        while pending and (pending[0].error or len(rows) == len(pending[0].pairs)):
+            done = pending.popleft()
+            if not done.error:
+                done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+                rows.clear()
+            yield done
+
+    for logits in nli.engine.score_windows(timely_windows(pairs(), nli.engine.window)):
+        for row in logits:
+            yield from finished()
+            rows.append(row)
+        yield from finished()
+    yield from finished()
+
+
+class PairFields:
+    """Reads the premise/hypothesis of a record; the fields are chosen from the first good
+    record (given names, else a known pair), so a source without them fails as a whole."""
+
+    def __init__(self, premise: str | None = None, hypothesis: str | None = None) -> None:
+        self.premise = premise
+        self.hypothesis = hypothesis
+        self.fields: tuple[str, str] | None = None
+
+    def __call__(self, record: Record) -> list[Pair]:
+        assert record.data is not None
+        if self.fields is None:
+            self.fields = choose_pair_fields(
+                list(record.data), self.premise, self.hypothesis, record.where
+            )
+        return [(text_field(record, self.fields[0]), text_field(record, self.fields[1]))]
+
+
 def score_records(
     nli: NLIModel,
     records: Iterable[Record],
@@ -73,40 +150,12 @@ def score_records(
     hypothesis_field: str | None = None,
     on_error: str = "fail",
 ) -> Iterator[Outcome]:
-    """An Outcome per record, in input order. on_error='fail' raises at the first bad record;
-    'skip' yields it as an Outcome with an error and goes on."""
-    fields: tuple[str, str] | None = None
-    pending: deque[Outcome] = deque()  # records read, waiting for their window's scores
-
-    def pairs():
-        nonlocal fields
-        for record in records:
-            if fields is None and record.data is not None:
-                # From the first good record; a source without the fields fails as a whole.
-                fields = choose_pair_fields(
-                    list(record.data), premise_field, hypothesis_field, record.where
-                )
-            try:
-                if record.error:
-                    raise InputError(f"{record.where}: {record.error}")
-                assert fields is not None
-                pair = (text_field(record, fields[0]), text_field(record, fields[1]))
-            except InputError as err:
-                if on_error == "fail":
-                    raise
-                pending.append(Outcome(record, error=str(err)))
-                continue
-            pending.append(Outcome(record, pair=pair))
-            yield pair
-
-    def drain_errors() -> Iterator[Outcome]:
-        while pending and pending[0].error:
-            yield pending.popleft()
-
-    for logits in nli.engine.score_windows(timely_windows(pairs(), nli.engine.window)):
-        for row in softmax(logits):
-            yield from drain_errors()
-            done = pending.popleft()
-            yield Outcome(done.record, nli.to_prediction(row), pair=done.pair)
-        yield from drain_errors()
-    yield from drain_errors()
+    """An Outcome per record, in input order: its prediction, or the reason it failed."""
+    fields = PairFields(premise_field, hypothesis_field)
+    for done in score_scored(nli, records, fields, on_error=on_error):
+        if done.error:
+            yield Outcome(done.record, error=done.error)
+        else:
+            assert done.logits is not None
+            prediction = nli.to_prediction(softmax(done.logits[0]))
+            yield Outcome(done.record, prediction, pair=done.pairs[0])

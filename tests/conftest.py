@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,10 +25,10 @@ import pytest  # noqa: E402
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from tinymodel import write_tiny_model  # noqa: E402
+from hubserver import HubServer, folder_files  # noqa: E402
+from tinymodel import name_labels, write_tiny_model  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
-NLI_ORDER = "contradiction,entailment,neutral"
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +45,7 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_nli_model(tmp_path_factory) -> Path:
     """The tiny model with NLI label names in its config, for commands that need them."""
-    folder = write_tiny_model(tmp_path_factory.mktemp("models") / "tiny-nli")
-    config = json.loads((folder / "config.json").read_text())
-    names = NLI_ORDER.split(",")
-    config["id2label"] = {str(i): n for i, n in enumerate(names)}
-    config["label2id"] = {n: i for i, n in enumerate(names)}
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
+    return name_labels(write_tiny_model(tmp_path_factory.mktemp("models") / "tiny-nli"))
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +63,26 @@ def run_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run squeezenli as a user's shell would, with extra environment variables."""
+    return subprocess.run(
+        [sys.executable, "-m", "squeezenli.cli", *args],
+        env=run_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture()
+def hub(tiny_model, tmp_path):
+    """A hub-like server holding acme/tiny-nli (main and refs/pr/3), and a fresh HF_HOME."""
+    with HubServer() as server:
+        files = folder_files(tiny_model)
+        files["pytorch_model.bin"] = b"never fetched: safetensors is preferred"
+        files["README.md"] = b"# never fetched either"
+        server.add_repo("acme/tiny-nli", files, refs=("main", "refs/pr/3"))
+        server.home = str(tmp_path / "hf-home")
+        yield server

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from tinymodel import tiny_config, weights_digest, write_tiny_model  # noqa: E402
+from tinymodel import name_labels, tiny_config, weights_digest, write_tiny_model  # noqa: E402
 
 FIXTURES = HERE / "fixtures"
 
@@ -43,6 +43,66 @@ PAIRS = [
 CASES = [{"max_length": None}, {"max_length": 16}]
 
 
+ZERO_SHOT = [
+    {
+        "texts": ["The match went to extra time.", "A man plays a guitar on stage.", "Nobody ate."],
+        "labels": ["sports", "politics", "music"],
+        "template": "This example is {}.",
+        "multi_label": False,
+    },
+    {
+        "texts": ["The match went to extra time.", "Café naïve résumé"],
+        "labels": ["sports", "music", "food", "the city"],
+        "template": "This example is {}.",
+        "multi_label": True,
+    },
+    {
+        "texts": ["THE OLD WOMAN READS A BOOK."],
+        "labels": ["a book"],
+        "template": "The text is about {}!",
+        "multi_label": False,
+    },
+]
+
+
+def reference_logits(folder: Path, pairs, max_length: int):
+    """Token ids and logits of transformers' AutoTokenizer + AutoModel on a folder."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    batch = tokenizer(
+        [p for p, _ in pairs],
+        [h for _, h in pairs],
+        truncation="longest_first",
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        logits = model(**batch).logits
+    ids = [
+        row[mask.bool()].tolist() for row, mask in zip(batch["input_ids"], batch["attention_mask"])
+    ]
+    return ids, logits.numpy()
+
+
+def zero_shot_reference(folder: Path, case: dict) -> list[dict]:
+    """transformers' zero-shot-classification pipeline output for one case."""
+    from transformers import pipeline
+
+    classifier = pipeline("zero-shot-classification", model=str(folder))
+    results = classifier(
+        case["texts"],
+        candidate_labels=case["labels"],
+        hypothesis_template=case["template"],
+        multi_label=case["multi_label"],
+    )
+    results = results if isinstance(results, list) else [results]
+    return [{"text": r["sequence"], "labels": r["labels"], "scores": r["scores"]} for r in results]
+
+
 def golden(folder: Path) -> dict:
     import torch
     from transformers import AutoTokenizer, SqueezeBertForSequenceClassification
@@ -51,27 +111,14 @@ def golden(folder: Path) -> dict:
     assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "guitar"]) == [2, 3, 96], (
         "vocab drift"
     )
-    model = SqueezeBertForSequenceClassification.from_pretrained(folder).eval()
     cases = []
     for case in CASES:
         max_length = case["max_length"] or tiny_config()["max_position_embeddings"]
-        batch = tokenizer(
-            [p for p, _ in PAIRS],
-            [h for _, h in PAIRS],
-            truncation="longest_first",
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        with torch.no_grad():
-            logits = model(**batch).logits
-        ids = [
-            row[row_mask.bool()].tolist()
-            for row, row_mask in zip(batch["input_ids"], batch["attention_mask"])
-        ]
+        ids, logits = reference_logits(folder, PAIRS, max_length)
         cases.append(
             {"max_length": case["max_length"], "input_ids": ids, "logits": logits.tolist()}
         )
+    model = SqueezeBertForSequenceClassification.from_pretrained(folder).eval()
     torch.save(model.state_dict(), FIXTURES / "tiny_pytorch_model.bin")
     tokenizer.save_pretrained(folder / "saved")
     data = json.loads((folder / "saved" / "tokenizer.json").read_text())
@@ -98,6 +145,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_tiny_model(Path(tmp) / "tiny")
         data = golden(folder)
+        nli_folder = name_labels(write_tiny_model(Path(tmp) / "tiny-nli"))
+        data["zero_shot"] = [
+            {**case, "expected": zero_shot_reference(nli_folder, case)} for case in ZERO_SHOT
+        ]
     (FIXTURES / "golden.json").write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {FIXTURES / 'golden.json'}")
 

@@ -102,3 +102,24 @@ def test_version():
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and __version__ in result.stdout
+
+
+def _commands(group, prefix=()):
+    import typer.main
+
+    command = typer.main.get_command(group) if not prefix else group
+    for name, sub in getattr(command, "commands", {}).items():
+        if hasattr(sub, "commands"):
+            yield from _commands(sub, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_command_help_has_an_example():
+    names = list(_commands(app))
+    assert {("score",), ("batch",), ("classify",), ("eval",), ("model", "remove")} <= set(names)
+    for name in names:
+        result = runner.invoke(app, [*name, "--help"])
+        assert result.exit_code == 0, name
+        example = result.stdout.split("Example:", 1)
+        assert len(example) == 2 and "squeezenli" in example[1], name

@@ -7,37 +7,14 @@ exactly as a user's shell would set them.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import run_env
-from hubserver import HubServer, folder_files
+from conftest import squeezenli
+from hubserver import folder_files
 
 from squeezenli.hub import DEFAULT_MODEL
 
 PAIR = ["A man plays a guitar.", "A person makes music."]
-
-
-def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squeezenli.cli", *args],
-        env=run_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture()
-def hub(tiny_model, tmp_path):
-    with HubServer() as server:
-        files = folder_files(tiny_model)
-        files["pytorch_model.bin"] = b"never fetched: safetensors is preferred"
-        files["README.md"] = b"# never fetched either"
-        server.add_repo("acme/tiny-nli", files, refs=("main", "refs/pr/3"))
-        server.home = str(tmp_path / "hf-home")
-        yield server
 
 
 def test_download_then_offline(hub):

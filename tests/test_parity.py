@@ -60,8 +60,9 @@ def test_int8_is_close_to_fp32(tiny_model, golden):
 
 @pytest.mark.parametrize("model_type", ["squeezebert", "bert"])
 def test_live_against_transformers(tmp_path, model_type):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from make_golden import reference_logits
     from tinymodel import write_tiny_model
 
     folder = write_tiny_model(tmp_path / model_type, model_type=model_type, seed=7)
@@ -70,18 +71,8 @@ def test_live_against_transformers(tmp_path, model_type):
         ("the dog runs in the park and the cat sits on the red car all morning", "no"),
         ("Café", "The big blue boat was on the green river in the city park yesterday"),
     ]
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    reference = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
     for max_length in (48, 12):
-        batch = tokenizer(
-            [p for p, _ in pairs],
-            [h for _, h in pairs],
-            truncation="longest_first",
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-        with torch.no_grad():
-            expected = reference(**batch).logits.numpy()
-        ours = load_model(str(folder), max_length=max_length).logits(pairs)
-        np.testing.assert_allclose(ours, expected, atol=TOLERANCE, rtol=0)
+        ids, expected = reference_logits(folder, pairs, max_length)
+        nli = load_model(str(folder), max_length=max_length)
+        assert [e.ids for e in nli.engine.tokenizer.encode(pairs)] == ids
+        np.testing.assert_allclose(nli.logits(pairs), expected, atol=TOLERANCE, rtol=0)

@@ -169,3 +169,15 @@ def weights_digest(config: dict, seed: int = 0) -> str:
         digest.update(name.encode())
         digest.update(np.round(array.astype(np.float64), 5).tobytes())
     return digest.hexdigest()
+
+
+NLI_ORDER = ("contradiction", "entailment", "neutral")
+
+
+def name_labels(folder: Path, names: tuple[str, ...] = NLI_ORDER) -> Path:
+    """Give a written model's outputs class names in its config (id2label, label2id)."""
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(i): n for i, n in enumerate(names)}
+    config["label2id"] = {n: i for i, n in enumerate(names)}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder

@@ -1,0 +1,105 @@
+"""`squeezenli batch [FILE ...]`: score pairs from JSONL/CSV/TSV, one output row per input."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from typing import Annotated
+
+import typer
+
+from ..io import FORMATS
+from .options import (
+    ErrorsOpt,
+    FilesArg,
+    FormatOpt,
+    HypothesisFieldOpt,
+    ModelOptions,
+    OnErrorOpt,
+    PremiseFieldOpt,
+    check_choice,
+    model_options,
+)
+from .score import rounded
+
+OUTPUTS = ("jsonl", "csv", "tsv", "table")
+
+
+@model_options()
+def batch(
+    files: FilesArg = None,
+    fmt: FormatOpt = None,
+    premise_field: PremiseFieldOpt = None,
+    hypothesis_field: HypothesisFieldOpt = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="jsonl, csv, tsv or table.")
+    ] = "jsonl",
+    on_error: OnErrorOpt = "fail",
+    errors: ErrorsOpt = None,
+    *,
+    opts: ModelOptions,
+) -> None:
+    """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
+    input field kept, `prediction` and `scores` added.
+
+    Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
+    """
+    from ..scoring import score_records
+    from .rows import RowRun
+    from .streams import ErrorLog, Inputs
+
+    check_choice("--format", fmt, FORMATS)
+    check_choice("--output", output, OUTPUTS)
+    check_choice("--on-error", on_error, ("fail", "skip"))
+    nli = opts.load()
+    sink = ResultSink(output, nli.labels)
+
+    score = partial(
+        score_records,
+        nli,
+        premise_field=premise_field,
+        hypothesis_field=hypothesis_field,
+        on_error=on_error,
+    )
+
+    try:
+        with RowRun("scored", Inputs(files, fmt), ErrorLog(errors), quiet=opts.quiet) as run:
+            for outcome in run.outcomes(score):
+                sink.write(outcome.record.data, outcome.pair, outcome.prediction)
+    finally:
+        sink.close()
+    if run.failed:
+        raise typer.Exit(1)
+
+
+class ResultSink:
+    """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table."""
+
+    def __init__(self, output: str, labels) -> None:
+        self.output = output
+        self.labels = labels
+        self._rows: list = []
+        self._delimited = None
+        if output in ("csv", "tsv"):
+            from ..io import DelimitedWriter
+
+            self._delimited = DelimitedWriter(sys.stdout.buffer, "," if output == "csv" else "\t")
+
+    def write(self, data: dict, pair: tuple[str, str], prediction) -> None:
+        scores = rounded(prediction.scores)
+        if self.output == "jsonl":
+            from .streams import write_json_line
+
+            write_json_line({**data, "prediction": prediction.label, "scores": scores})
+        elif self._delimited is not None:
+            self._delimited.write({**data, "prediction": prediction.label, **scores})
+        else:
+            self._rows.append((pair, prediction))
+
+    def close(self) -> None:
+        if self._delimited is not None:
+            self._delimited.close()
+        if self._rows:
+            from ..render import batch_table
+
+            batch_table(self._rows, self.labels)

@@ -1,0 +1,112 @@
+"""`squeezenli classify [TEXT ...] --labels L1,L2`: zero-shot classification by NLI."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..io import FORMATS
+from ..labels import DEFAULT_TEMPLATE
+from .options import (
+    ErrorsOpt,
+    FormatOpt,
+    JsonOpt,
+    ModelOptions,
+    OnErrorOpt,
+    check_choice,
+    model_options,
+)
+
+
+@model_options()
+def classify(
+    texts: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Texts to classify; none: read --input files or stdin."),
+    ] = None,
+    *,
+    labels: Annotated[
+        str, typer.Option("--labels", "-l", help="Candidate labels, comma-separated.")
+    ],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="Hypothesis for each label; {} is the label.")
+    ] = DEFAULT_TEMPLATE,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label", help="Score each label on its own (entailment vs contradiction)."
+        ),
+    ] = False,
+    inputs: Annotated[
+        Optional[list[str]],
+        typer.Option("--input", "-i", help="JSONL/CSV/TSV file of texts ('-': stdin); repeatable."),
+    ] = None,
+    fmt: FormatOpt = None,
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="The field holding the text.")
+    ] = "text",
+    json_out: JsonOpt = False,
+    on_error: OnErrorOpt = "fail",
+    errors: ErrorsOpt = None,
+    opts: ModelOptions,
+) -> None:
+    """Zero-shot classification: which labels does each text entail? Output per text, highest
+    score first: {"text", "labels", "scores"} plus the input's fields, as transformers'
+    zero-shot pipeline gives them.
+
+    Example: squeezenli classify "The match went to extra time." --labels sports,politics,music
+    """
+    from ..io import Record
+    from ..zeroshot import classify_records, hypotheses, parse_labels
+    from .rows import RowRun
+    from .streams import ErrorLog, Inputs, write_json_line
+
+    check_choice("--format", fmt, FORMATS)
+    check_choice("--on-error", on_error, ("fail", "skip"))
+    if texts and inputs:
+        raise typer.BadParameter("give texts as arguments or --input files, not both")
+    hypotheses(parse_labels(labels), template)  # usage errors before the model loads
+    nli = opts.load()
+    table = bool(texts) and not json_out and sys.stdout.isatty()
+    sources = None
+    if texts:
+        text_field = "text"
+        sources = [(Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))]
+
+    def score(records):
+        return classify_records(
+            nli,
+            records,
+            labels,
+            text_field_name=text_field,
+            template=template,
+            multi_label=multi_label,
+            on_error=on_error,
+        )
+
+    results = []
+    run = RowRun(
+        "classified", Inputs(inputs, fmt), ErrorLog(errors), quiet=opts.quiet, sources=sources
+    )
+    with run:
+        for outcome in run.outcomes(score):
+            if table:
+                results.append(outcome.result)
+                continue
+            result = outcome.result
+            write_json_line(
+                {
+                    **outcome.record.data,
+                    "text": result.text,
+                    "labels": result.labels,
+                    "scores": [round(s, 6) for s in result.scores],
+                }
+            )
+    if results:
+        from ..render import zero_shot_table
+
+        zero_shot_table(results, multi_label)
+    if run.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,163 @@
+"""Options shared by several commands, and the bundle of model options every scoring
+command takes (Typer has no option groups: a decorator adds the parameters to a command's
+signature and hands them over as one ModelOptions)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import InputError
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="SQUEEZENLI_MODEL",
+        help="Hub repo id or local folder [default: squeezebert/squeezebert-mnli].",
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--revision",
+        help="Hub branch, tag or commit [default: pinned for the default model, else main].",
+    ),
+]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or int8.")]
+LabelOrderOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--label-order",
+        envvar="SQUEEZENLI_LABEL_ORDER",
+        help="Label names in the model's output order, e.g. contradiction,entailment,neutral.",
+    ),
+]
+MaxLengthOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-length",
+        min=3,
+        help="Truncate pairs to this many tokens [default: the model's maximum].",
+    ),
+]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="CPU threads [default: physical cores].")
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
+
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        "-f",
+        help="Input format: jsonl, csv or tsv [default: from the extension; stdin: jsonl].",
+    ),
+]
+FilesArg = Annotated[
+    Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
+]
+OnErrorOpt = Annotated[
+    str,
+    typer.Option("--on-error", help="fail: stop at the first bad row; skip: report it and go on."),
+]
+PremiseFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--premise-field", help="[default: premise, or sentence1, text]"),
+]
+HypothesisFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--hypothesis-field", help="[default: hypothesis, or sentence2, text_pair]"),
+]
+ErrorsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),
+]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a command needs to load its model, as the user gave it."""
+
+    model: Optional[str] = None
+    revision: Optional[str] = None
+    precision: str = "fp32"
+    label_order: Optional[str] = None
+    max_length: Optional[int] = None
+    threads: Optional[int] = None
+    batch_size: int = 32
+    quiet: bool = False
+
+    def load(self):
+        from ..model import load_model
+
+        return load_model(
+            self.model,
+            self.revision,
+            precision=self.precision,
+            label_order=self.label_order,
+            max_length=self.max_length,
+            threads=self.threads,
+            batch_size=self.batch_size,
+            progress=not self.quiet,
+        )
+
+
+_ANNOTATIONS = {
+    "model": ModelOpt,
+    "revision": RevisionOpt,
+    "precision": PrecisionOpt,
+    "label_order": LabelOrderOpt,
+    "max_length": MaxLengthOpt,
+    "threads": ThreadsOpt,
+    "batch_size": BatchSizeOpt,
+    "quiet": QuietOpt,
+}
+ALL = tuple(_ANNOTATIONS)
+_DEFAULTS = {f.name: f.default for f in fields(ModelOptions)}
+
+
+def model_options(*names: str):
+    """Give a command the named model options (all when none are named); the command
+    receives them as `opts: ModelOptions`."""
+    chosen = names or ALL
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "opts"]
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=_DEFAULTS[name],
+                annotation=_ANNOTATIONS[name],
+            )
+            for name in chosen
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            opts = ModelOptions(**{name: kwargs.pop(name) for name in chosen})
+            return command(opts=opts, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + added)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
+        return wrapper
+
+    return decorate
+
+
+def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
+    """Refuse a value outside `choices` as a usage error naming the option."""
+    if value is not None and value not in choices:
+        raise InputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")

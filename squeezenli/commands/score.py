@@ -1,0 +1,46 @@
+"""`squeezenli score PREMISE HYPOTHESIS` (also `squeezenli PREMISE HYPOTHESIS`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from .options import JsonOpt, ModelOptions, model_options
+
+
+def rounded(scores: dict[str, float]) -> dict[str, float]:
+    """Probabilities to six places: plenty for a decision, short in JSON."""
+    return {name: round(value, 6) for name, value in scores.items()}
+
+
+@model_options("model", "revision", "precision", "label_order", "max_length", "threads", "quiet")
+def score(
+    premise: Annotated[str, typer.Argument(help="The premise text.")],
+    hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
+    json_out: JsonOpt = False,
+    *,
+    opts: ModelOptions,
+) -> None:
+    """Score one premise/hypothesis pair.
+
+    Example: squeezenli score "A man plays a guitar." "A person makes music." --json
+    """
+    nli = replace(opts, batch_size=1).load()
+    prediction = next(nli.predict([(premise, hypothesis)]))
+    if json_out:
+        from .streams import write_json_line
+
+        write_json_line(
+            {
+                "premise": premise,
+                "hypothesis": hypothesis,
+                "prediction": prediction.label,
+                "scores": rounded(prediction.scores),
+            }
+        )
+        return
+    from ..render import prediction_table
+
+    prediction_table(premise, hypothesis, prediction, nli.labels)

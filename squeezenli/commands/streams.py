@@ -1,0 +1,124 @@
+"""Where commands read rows from and write results to: input files or stdin, result rows as
+JSON lines, CSV/TSV or a table on stdout, skipped rows on stderr or in an errors file."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+
+from ..errors import InputError
+from ..io import Record, detect_format, read_records
+
+
+class CountingReader(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (for progress and ETA). Each
+    read takes what one read of the source gives, so a slow producer's lines still stream."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        read = getattr(self._raw, "readinto1", self._raw.readinto)
+        n = read(buffer) or 0
+        self.consumed += n
+        return n
+
+
+class Inputs:
+    """The input files of a command ('-' or none: stdin), read one after the other."""
+
+    def __init__(self, names: list[str] | None, fmt: str | None) -> None:
+        self.names = names or ["-"]
+        self.fmt = fmt
+        self._readers: list[CountingReader] = []  # one per input opened so far
+
+    @property
+    def total_bytes(self) -> int | None:
+        """The size of all inputs, when all are regular files."""
+        if "-" in self.names:
+            return None
+        try:
+            return sum(os.stat(name).st_size for name in self.names)
+        except OSError:
+            return None
+
+    def consumed(self) -> int:
+        return sum(r.consumed for r in self._readers)
+
+    def sources(self) -> Iterator[Iterator[Record]]:
+        """The records of each input in turn; a file is open while its records are read."""
+        for name in self.names:
+            with _open(name) as (raw, source):
+                counter = CountingReader(raw)
+                self._readers.append(counter)
+                stream = io.BufferedReader(counter)
+                yield read_records(stream, source, detect_format(source, self.fmt))
+
+
+@contextmanager
+def _open(name: str):
+    if name == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        handle = open(name, "rb")
+    except OSError as err:
+        raise InputError(f"cannot open {name}: {err.strerror}") from None
+    with handle:
+        yield handle, name
+
+
+def write_json_line(row: dict[str, Any]) -> None:
+    """One JSON line on stdout, flushed: results stream to the next command at once."""
+    from ..io import write_jsonl
+
+    write_jsonl(sys.stdout.buffer, row)
+    sys.stdout.buffer.flush()
+
+
+def open_output(path: Path | None, option: str) -> IO[bytes] | None:
+    """A file an option names, opened for writing; a usage error if it cannot be."""
+    if path is None:
+        return None
+    try:
+        return open(path, "wb")
+    except OSError as err:
+        raise InputError(f"cannot write {option} {path}: {err.strerror}") from None
+
+
+class ErrorLog:
+    """Skipped rows: one line each on stderr, or JSON lines in a file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = open_output(path, "--errors")
+
+    def write(self, record: Record, error: str) -> None:
+        if self._file is None:
+            typer.echo(f"squeezenli: skipped {error}", err=True)
+            return
+        from ..io import write_jsonl
+
+        row = {"source": record.source, "line": record.line, "error": error, "row": record.data}
+        write_jsonl(self._file, row)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def summary(what: str, done: int, failed: int, seconds: float, quiet: bool) -> None:
+    """The closing line of a run on stderr: rows done, rows failed, time."""
+    if not quiet:
+        typer.echo(f"squeezenli: {done} rows {what}, {failed} failed, {seconds:.1f} s", err=True)

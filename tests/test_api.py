@@ -1,0 +1,38 @@
+"""The Python API: every public name imports lazily and works as the README shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import squeezenli
+
+
+def test_every_public_name_resolves():
+    for name in squeezenli.__all__:
+        assert getattr(squeezenli, name) is not None, name
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    code = (
+        "import sys, squeezenli.cli; "
+        "print(sorted(m for m in ('onnxruntime', 'huggingface_hub', 'numpy', 'onnx', 'rich.table') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_readme_example(tiny_nli_model, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        '{"premise": "A man plays.", "hypothesis": "A man plays.", "label": "entailment"}\n'
+    )
+    nli = squeezenli.load_model(str(tiny_nli_model))
+    [result] = squeezenli.classify(nli, ["The match went to extra time."], ["sports", "politics"])
+    assert sorted(result.labels) == ["politics", "sports"]
+    assert abs(sum(result.scores) - 1) < 1e-6
+    with open(gold, "rb") as f:
+        report = squeezenli.evaluate(nli, squeezenli.read_records(f, str(gold), "jsonl"))
+    assert report.as_dict()["counts"]["scored"] == 1

@@ -1,0 +1,144 @@
+"""`squeezenli classify`: zero-shot scores equal transformers' zero-shot pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from squeezenli.cli import app
+from squeezenli.model import load_model
+from squeezenli.zeroshot import classify
+
+runner = CliRunner()
+TOLERANCE = 1e-4
+
+
+def _check(results, expected) -> None:
+    assert len(results) == len(expected)
+    for ours, theirs in zip(results, expected):
+        assert ours["text"] == theirs["text"]
+        assert ours["labels"] == theirs["labels"]
+        np.testing.assert_allclose(ours["scores"], theirs["scores"], atol=TOLERANCE, rtol=0)
+
+
+def _cli_args(case: dict) -> list[str]:
+    args = ["classify", *case["texts"], "--labels", ",".join(case["labels"])]
+    args += ["--template", case["template"]]
+    return args + (["--multi-label"] if case["multi_label"] else [])
+
+
+@pytest.mark.parametrize("case", [0, 1, 2], ids=["single-label", "multi-label", "one-label"])
+def test_cli_matches_the_pipeline_golden_values(tiny_nli_model, golden, case):
+    expected = golden["zero_shot"][case]
+    result = runner.invoke(app, [*_cli_args(expected), "-m", str(tiny_nli_model), "--json"])
+    assert result.exit_code == 0, result.output
+    _check([json.loads(line) for line in result.stdout.splitlines()], expected["expected"])
+
+
+def test_python_api_matches_the_pipeline_golden_values(tiny_nli_model, golden):
+    nli = load_model(str(tiny_nli_model))
+    for case in golden["zero_shot"]:
+        results = classify(
+            nli,
+            case["texts"],
+            case["labels"],
+            template=case["template"],
+            multi_label=case["multi_label"],
+        )
+        _check([r.__dict__ for r in results], case["expected"])
+
+
+def test_live_against_the_transformers_pipeline(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from make_golden import zero_shot_reference
+    from tinymodel import name_labels, write_tiny_model
+
+    folder = name_labels(write_tiny_model(tmp_path / "nli", seed=11))
+    nli = load_model(str(folder))
+    for multi_label in (False, True):
+        case = {
+            "texts": ["A team won the final.", "The band played all night long."],
+            "labels": ["sports", "music", "the weather"],
+            "template": "This text is about {}.",
+            "multi_label": multi_label,
+        }
+        expected = zero_shot_reference(folder, case)
+        results = classify(
+            nli, case["texts"], case["labels"], template=case["template"], multi_label=multi_label
+        )
+        _check([r.__dict__ for r in results], expected)
+
+
+def test_file_input_keeps_fields_and_streams_in_order(tiny_nli_model, tmp_path):
+    source = tmp_path / "texts.csv"
+    source.write_text("id,body\n1,The match went to extra time.\n2,Stocks fell.\n3,A song.\n")
+    result = runner.invoke(
+        app,
+        ["classify", "-i", str(source), "--text-field", "body", "-l", "sports,money"]
+        + ["-m", str(tiny_nli_model), "--batch-size", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["1", "2", "3"]
+    assert rows[1]["text"] == "Stocks fell." and rows[1]["body"] == "Stocks fell."
+    direct = list(classify(load_model(str(tiny_nli_model)), ["Stocks fell."], "sports,money"))
+    assert rows[1]["labels"] == direct[0].labels
+    assert "3 rows classified, 0 failed" in result.stderr
+
+
+def test_stdin_bad_rows_skipped_and_accounted_for(tiny_nli_model):
+    lines = '{"text": "fine", "n": 1}\n{"n": 2}\n{"text": 5, "n": 3}\nnot json\n{"text": "ok"}\n'
+    result = runner.invoke(
+        app,
+        ["classify", "-l", "a,b", "-m", str(tiny_nli_model), "--on-error", "skip"],
+        input=lines,
+    )
+    assert result.exit_code == 1
+    assert len(result.stdout.splitlines()) == 2
+    assert "<stdin>:2: missing field 'text'" in result.stderr
+    assert "<stdin>:3: field 'text' must be text, got a number" in result.stderr
+    assert "<stdin>:4: invalid JSON" in result.stderr
+    assert "2 rows classified, 3 failed" in result.stderr
+
+
+def test_a_source_without_the_text_column_fails_whole(tiny_nli_model):
+    result = runner.invoke(
+        app,
+        ["classify", "-l", "a,b", "-m", str(tiny_nli_model), "--on-error", "skip"],
+        input='{"body": "x", "id": 1}\n',
+    )
+    assert result.exit_code == 2
+    assert "<stdin>:1: no 'text' field; columns present: body, id; use --text-field" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-l", " , "], "--labels needs at least one label"),
+        (["-l", "a,b,a"], "--labels lists a more than once"),
+        (["-l", "a,b", "--template", "About it."], "--template must contain {}"),
+    ],
+)
+def test_usage_errors(tiny_nli_model, args, message):
+    result = runner.invoke(app, ["classify", "text", *args, "-m", str(tiny_nli_model)])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_model_without_an_entailment_label_says_how_to_fix_it(tiny_model):
+    result = runner.invoke(app, ["classify", "text", "-l", "a,b", "-m", str(tiny_model)])
+    assert result.exit_code == 3
+    assert "which output is entailment" in result.stderr and "--label-order" in result.stderr
+    fixed = runner.invoke(
+        app,
+        ["classify", "text", "-l", "a,b", "-m", str(tiny_model)]
+        + ["--label-order", "contradiction,entailment,neutral"],
+    )
+    assert fixed.exit_code == 0, fixed.output

@@ -1,0 +1,101 @@
+"""`squeezenli model list|remove`: what is cached, and deleting only squeezenli's entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import squeezenli
+
+PAIR = ["A man plays a guitar.", "A person makes music."]
+
+
+def _env(hub) -> dict[str, str]:
+    return {"HF_HOME": hub.home, "HF_ENDPOINT": hub.endpoint}
+
+
+def _download(hub, *precisions: str) -> Path:
+    args = ["model", "download", "-m", "acme/tiny-nli", "-q"]
+    for precision in precisions:
+        args += ["--precision", precision]
+    done = squeezenli(*args, **_env(hub))
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
+def _listed(hub, *extra: str) -> dict:
+    done = squeezenli("model", "list", "--json", *extra, **_env(hub))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_list_shows_built_models_and_their_variants(hub, tiny_model):
+    assert _listed(hub)["models"] == []
+    snapshot = _download(hub, "fp32", "int8")
+    listed = _listed(hub)
+    [entry] = listed["models"]
+    assert entry["model"] == "acme/tiny-nli"
+    assert entry["revisions"] == [snapshot.name]
+    assert sorted(name.rsplit("-", 1)[-1] for name in entry["built"]) == ["fp32.onnx", "int8.onnx"]
+    assert entry["downloaded_bytes"] == sum(
+        (snapshot / name).stat().st_size
+        for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json")
+    )
+    table = squeezenli("model", "list", **_env(hub))
+    assert "acme/tiny-nli" in table.stdout and "fp32, int8" in table.stdout
+
+
+def test_list_all_includes_repos_other_tools_downloaded(hub, tiny_model):
+    other = Path(hub.home) / "hub" / "models--someone--else" / "snapshots" / ("0" * 40)
+    other.mkdir(parents=True)
+    assert [m["model"] for m in _listed(hub)["models"]] == []
+    assert [m["model"] for m in _listed(hub, "--all")["models"]] == ["someone/else"]
+
+
+def test_remove_deletes_builds_and_keeps_downloads(hub):
+    snapshot = _download(hub)
+    removed = squeezenli("model", "remove", "acme/tiny-nli", **_env(hub))
+    assert removed.returncode == 0, removed.stderr
+    assert "removed acme/tiny-nli" in removed.stderr
+    assert not (snapshot.parent.parent / "squeezenli").exists()
+    assert (snapshot / "model.safetensors").is_file()
+    # Scoring again, offline, rebuilds from the cached download.
+    again = squeezenli(*PAIR, "-m", "acme/tiny-nli", "--json", HF_HUB_OFFLINE="1", **_env(hub))
+    assert again.returncode == 0, again.stderr
+
+
+def test_remove_downloads_needs_confirmation(hub):
+    snapshot = _download(hub)
+    refused = squeezenli("model", "remove", "acme/tiny-nli", "--downloads", **_env(hub))
+    assert refused.returncode == 2
+    assert "pass --yes" in refused.stderr
+    assert snapshot.is_dir()
+    done = squeezenli("model", "remove", "acme/tiny-nli", "--downloads", "--yes", **_env(hub))
+    assert done.returncode == 0, done.stderr
+    assert not snapshot.parent.parent.exists()
+    assert (Path(hub.home) / "hub").is_dir()
+
+
+def test_remove_never_leaves_the_cache(hub, tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    for name in ("../precious", "/tmp", "a/b/c", ".."):
+        done = squeezenli("model", "remove", name, "--downloads", "--yes", **_env(hub))
+        assert done.returncode in (2, 3), (name, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert outside.is_dir()
+    nothing = squeezenli("model", "remove", "acme/never-cached", **_env(hub))
+    assert nothing.returncode == 2
+    assert "nothing built by squeezenli for acme/never-cached" in nothing.stderr
+
+
+def test_remove_local_builds(tiny_nli_model, tmp_path):
+    home = str(tmp_path / "home")
+    scored = squeezenli(*PAIR, "-m", str(tiny_nli_model), "--json", HF_HOME=home)
+    assert scored.returncode == 0, scored.stderr
+    assert len(list((Path(home) / "hub" / "squeezenli-local").glob("*/*.onnx"))) == 1
+    listed = json.loads(squeezenli("model", "list", "--json", HF_HOME=home).stdout)
+    assert len(listed["local_builds"]) == 1
+    done = squeezenli("model", "remove", "--local", HF_HOME=home)
+    assert done.returncode == 0, done.stderr
+    assert not (Path(home) / "hub" / "squeezenli-local").exists()
