@@ -27,11 +27,8 @@ class CachedModel:
     folder: Path
     revisions: list[str]
     downloaded_bytes: int
-    built: list[Path]
-
-    @property
-    def built_bytes(self) -> int:
-        return sum(path.stat().st_size for path in self.built)
+    built: list[Path]  # the ONNX models built from the weights, one per precision
+    built_bytes: int  # with the onnxruntime-ready copies made from them
 
     def as_dict(self) -> dict:
         return {
@@ -60,8 +57,13 @@ def _describe(folder: Path) -> CachedModel:
         folder=folder,
         revisions=sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else [],
         downloaded_bytes=_size(folder / "blobs") if (folder / "blobs").is_dir() else 0,
-        built=sorted(builds.glob("*.onnx")) if builds.is_dir() else [],
+        built=_built_models(builds),
+        built_bytes=_size(builds) if builds.is_dir() else 0,
     )
+
+
+def _built_models(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.onnx") if ".ort" not in p.name)
 
 
 def cached_models(include_all: bool = False) -> list[CachedModel]:
@@ -77,7 +79,11 @@ def cached_models(include_all: bool = False) -> list[CachedModel]:
 
 def local_builds() -> list[Path]:
     """ONNX models built from local folders (keyed by the folder's path)."""
-    return sorted((hub_cache() / LOCAL_BUILDS).glob("*/*.onnx"))
+    return [
+        p
+        for folder in sorted((hub_cache() / LOCAL_BUILDS).glob("*"))
+        for p in _built_models(folder)
+    ]
 
 
 def _inside_cache(path: Path) -> Path:

@@ -5,6 +5,12 @@ with g groups becomes Split + g MatMuls + Concat: the same arithmetic as the ref
 Conv1d, and the form that onnxruntime's dynamic int8 quantization speeds up (its ConvInteger
 kernel made the Conv form 2.5x slower; design.md). The reference this must equal, to float32
 rounding, is transformers' SqueezeBertForSequenceClassification.
+
+Two rewrites keep the copies between groups down, the cost that dominates once the MatMuls
+are int8: query, key and value of a group are one MatMul (their weights side by side), and
+when the intermediate and output convolutions have the same groups, group j of the output
+reads only group j of the intermediate, so each group runs MatMul -> gelu -> MatMul on its
+own and the 3072-wide tensor is never concatenated and split again.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from .config import ModelConfig
 from .errors import ModelError
 
 # Bump when the graph changes, so cached builds from older versions are not reused.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
@@ -62,19 +68,26 @@ def _tensor_getter(tensors: dict[str, np.ndarray]) -> Callable[[str], np.ndarray
 
 def _grouped_linear(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, groups: int) -> str:
     """y = x W^T + b for a Conv1d weight [out, in/groups, 1] or a Linear weight [out, in]."""
-    w = weight.reshape(weight.shape[0], -1)
-    out_per_group = w.shape[0] // groups
-    if groups == 1:
-        y = g.op("MatMul", x, g.const("w", w.T))
-    else:
-        split = g.const("split", np.full(groups, w.shape[1], dtype=np.int64))
-        parts = g.op("Split", x, split, outputs=groups, axis=-1)
-        outs = [
-            g.op("MatMul", part, g.const("w", w[i * out_per_group : (i + 1) * out_per_group].T))
-            for i, part in enumerate(parts)
-        ]
-        y = g.op("Concat", *outs, axis=-1)
+    parts = _split(g, x, weight.shape[1] * groups, groups)
+    outs = [
+        g.op("MatMul", p, g.const("w", w)) for p, w in zip(parts, _group_weights(weight, groups))
+    ]
+    y = outs[0] if groups == 1 else g.op("Concat", *outs, axis=-1)
     return g.op("Add", y, g.const("b", bias))
+
+
+def _group_weights(weight: np.ndarray, groups: int) -> list[np.ndarray]:
+    """Per group, the [in/groups, out/groups] matrix of a Conv1d or Linear weight."""
+    w = weight.reshape(weight.shape[0], -1)
+    per_group = w.shape[0] // groups
+    return [w[j * per_group : (j + 1) * per_group].T for j in range(groups)]
+
+
+def _split(g: _Graph, x: str, width: int, groups: int) -> list[str]:
+    if groups == 1:
+        return [x]
+    sizes = g.const("split", np.full(groups, width // groups, dtype=np.int64))
+    return g.op("Split", x, sizes, outputs=groups, axis=-1)
 
 
 def _layer_norm(g: _Graph, x: str, weight: np.ndarray, bias: np.ndarray, eps: float) -> str:
@@ -178,32 +191,75 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     bias = g.op("Mul", inverted, g.const("neg", np.array(np.finfo(np.float32).min, np.float32)))
     bias = g.op("Unsqueeze", bias, g.const("axes12", np.array([1, 2], np.int64)))
 
-    split_heads = g.const("heads_shape", np.array([0, 0, heads, head_size], np.int64))
     merge_heads = g.const("merge_shape", np.array([0, 0, hidden], np.int64))
-    scale = g.const("scale", np.array(math.sqrt(head_size), np.float32))
     groups = {
-        "q": config.q_groups,
-        "k": config.k_groups,
-        "v": config.v_groups,
         "attn_out": config.post_attention_groups,
         "inter": config.intermediate_groups,
         "out": config.output_groups,
     }
+    qkv_groups = config.q_groups
+    if not (config.q_groups == config.k_groups == config.v_groups) or heads % qkv_groups:
+        raise ModelError(
+            f"unsupported attention groups (q {config.q_groups}, k {config.k_groups}, "
+            f"v {config.v_groups} with {heads} heads)"
+        )
+    # [B, L, group, q|k|v, head in group, d] -> [q|k|v, B, group, head in group, L, d]
+    qkv_shape = g.const(
+        "qkv_shape", np.array([0, 0, qkv_groups, 3, heads // qkv_groups, head_size], np.int64)
+    )
+    heads_shape = g.const("heads_shape", np.array([3, 0, heads, -1, head_size], np.int64))
+    # 1/sqrt(d) folded into the query weights when it is a power of two (exact in float32).
+    root = math.sqrt(head_size)
+    fold_scale = root.is_integer() and int(root) & (int(root) - 1) == 0
+    scale = g.const("scale", np.array(root, np.float32))
 
     def linear(key: str, i: int, inp: str) -> str:
         return _grouped_linear(g, inp, param(key, i, "weight"), param(key, i, "bias"), groups[key])
 
+    def attention_inputs(i: int, x: str) -> tuple[str, str, str]:
+        q_scale = 1.0 / root if fold_scale else 1.0
+        weights = [_group_weights(param(key, i, "weight"), qkv_groups) for key in ("q", "k", "v")]
+        biases = [param(key, i, "bias").reshape(qkv_groups, -1) for key in ("q", "k", "v")]
+        outs = []
+        for j, part in enumerate(_split(g, x, hidden, qkv_groups)):
+            w = np.concatenate([weights[0][j] * q_scale, weights[1][j], weights[2][j]], axis=1)
+            b = np.concatenate([biases[0][j] * q_scale, biases[1][j], biases[2][j]])
+            outs.append(g.op("Add", g.op("MatMul", part, g.const("w_qkv", w)), g.const("b", b)))
+        qkv = outs[0] if len(outs) == 1 else g.op("Concat", *outs, axis=-1)
+        qkv = g.op("Transpose", g.op("Reshape", qkv, qkv_shape), perm=[3, 0, 2, 4, 1, 5])
+        qkv = g.op("Reshape", qkv, heads_shape)
+        q, k, v = (
+            g.op("Gather", qkv, g.const("idx", np.array(n, np.int64)), axis=0) for n in range(3)
+        )
+        return q, k, v
+
+    def feed_forward(i: int, x: str) -> str:
+        if groups["inter"] != groups["out"]:
+            inner = _activation(g, linear("inter", i, x), config.hidden_act)
+            return linear("out", i, inner)
+        n = groups["inter"]
+        w_in = _group_weights(param("inter", i, "weight"), n)
+        b_in = param("inter", i, "bias").reshape(n, -1)
+        w_out = _group_weights(param("out", i, "weight"), n)
+        outs = []
+        for j, part in enumerate(_split(g, x, hidden, n)):
+            h = g.op("Add", g.op("MatMul", part, g.const("w", w_in[j])), g.const("b", b_in[j]))
+            h = _activation(g, h, config.hidden_act)
+            outs.append(g.op("MatMul", h, g.const("w", w_out[j])))
+        y = outs[0] if n == 1 else g.op("Concat", *outs, axis=-1)
+        return g.op("Add", y, g.const("b", param("out", i, "bias")))
+
     for i in range(config.num_hidden_layers):
-        q = g.op("Transpose", g.op("Reshape", linear("q", i, x), split_heads), perm=[0, 2, 1, 3])
-        k = g.op("Transpose", g.op("Reshape", linear("k", i, x), split_heads), perm=[0, 2, 3, 1])
-        v = g.op("Transpose", g.op("Reshape", linear("v", i, x), split_heads), perm=[0, 2, 1, 3])
-        scores = g.op("Add", g.op("Div", g.op("MatMul", q, k), scale), bias)
+        q, k, v = attention_inputs(i, x)
+        scores = g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2]))
+        if not fold_scale:
+            scores = g.op("Div", scores, scale)
+        scores = g.op("Add", scores, bias)
         context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
         context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), merge_heads)
         attended = g.op("Add", linear("attn_out", i, context), x)
         attended = _layer_norm(g, attended, param("ln1", i, "weight"), param("ln1", i, "bias"), eps)
-        inner = _activation(g, linear("inter", i, attended), config.hidden_act)
-        x = g.op("Add", linear("out", i, inner), attended)
+        x = g.op("Add", feed_forward(i, attended), attended)
         x = _layer_norm(g, x, param("ln2", i, "weight"), param("ln2", i, "bias"), eps)
 
     # Pooler: tanh(dense) on the first ([CLS]) position; then the classifier.

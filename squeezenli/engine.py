@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .convert import INPUTS, OUTPUT
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW
 from .errors import ModelError
 from .tokenize import PairTokenizer
 
@@ -59,15 +60,17 @@ class Engine:
         session,
         tokenizer: PairTokenizer,
         *,
-        batch_size: int = 32,
-        window: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int = DEFAULT_BATCH_TOKENS,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be positive")
+        if batch_size < 1 or max_tokens < 1 or window < 1:
+            raise ValueError("batch_size, max_tokens and window must be positive")
         self.session = session
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.window = window or batch_size * 8
+        self.max_tokens = max_tokens
+        self.window = window
         self._inputs = [i.name for i in session.get_inputs()]
         pad = tokenizer.token_to_id("[PAD]")
         self._pad_id = pad if pad is not None else 0
@@ -93,12 +96,25 @@ class Engine:
             if window:
                 yield self._score_window(window)
 
+    def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices of a window in batches: sorted by length, each batch at most batch_size
+        rows and, padded to its longest row, at most max_tokens tokens (a single row that is
+        longer still gets a batch of its own)."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batch: list[int] = []
+        for i in order:
+            rows = len(batch) + 1
+            if batch and (rows > self.batch_size or rows * lengths[i] > self.max_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
     def _score_window(self, chunk: list[Pair]) -> np.ndarray:
         encodings = self.tokenizer.encode(chunk)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         result: np.ndarray | None = None
-        for start in range(0, len(order), self.batch_size):
-            index = order[start : start + self.batch_size]
+        for index in self.batches([len(e.ids) for e in encodings]):
             logits = self._run([encodings[i] for i in index])
             if result is None:
                 result = np.empty((len(chunk), logits.shape[1]), np.float32)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import ensure_onnx, is_export
+from .build import discard_ready, ensure_onnx, ensure_ready, is_export
 from .config import id2label, parse_config, read_config
+from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .engine import Engine, Pair, create_session, softmax
-from .errors import InputError
+from .errors import InputError, ModelError
 from .hub import CONFIG, ModelFiles, resolve
 from .labels import LabelMap, resolve_labels
 from .tokenize import PairTokenizer, model_max_length
@@ -83,11 +84,12 @@ def load_model(
     model: str | None = None,
     revision: str | None = None,
     *,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     label_order: str | Sequence[str] | None = None,
     max_length: int | None = None,
     threads: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
     progress: bool = True,
 ) -> NLIModel:
     """Resolve, download, build and open a model: everything needed before scoring."""
@@ -113,5 +115,11 @@ def load_model(
         max_length=max_length or limit,
     )
     onnx_path = ensure_onnx(files, precision)
-    engine = Engine(create_session(onnx_path, threads), tokenizer, batch_size=batch_size)
+    ready = ensure_ready(onnx_path, files.build_dir)
+    try:
+        session = create_session(ready, threads)
+    except ModelError:  # a damaged ready copy: the built model still serves, and says why not
+        discard_ready(ready)
+        session = create_session(onnx_path, threads)
+    engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
     return NLIModel(files, engine, labels, onnx_path, precision)

@@ -41,13 +41,15 @@ def _jsonl(rows) -> str:
 
 def test_every_row_out_in_order_with_fields_kept(tiny_nli_model):
     result = runner.invoke(
-        app, ["batch", "-m", str(tiny_nli_model), "--batch-size", "2"], input=_jsonl(ROWS)
+        app,
+        ["batch", "-m", str(tiny_nli_model), "--batch-size", "2", "--precision", "fp32"],
+        input=_jsonl(ROWS),
     )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in out] == [1, 2, 3, 4]
     assert out[0]["extra"] == [1, 2]
-    nli = load_model(str(tiny_nli_model))
+    nli = load_model(str(tiny_nli_model), precision="fp32")
     probs = nli.probabilities([(r["premise"], r["hypothesis"]) for r in ROWS])
     for row, p in zip(out, probs):
         assert row["prediction"] == nli.labels.names[int(p.argmax())]

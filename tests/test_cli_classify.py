@@ -33,13 +33,14 @@ def _cli_args(case: dict) -> list[str]:
 @pytest.mark.parametrize("case", [0, 1, 2], ids=["single-label", "multi-label", "one-label"])
 def test_cli_matches_the_pipeline_golden_values(tiny_nli_model, golden, case):
     expected = golden["zero_shot"][case]
-    result = runner.invoke(app, [*_cli_args(expected), "-m", str(tiny_nli_model), "--json"])
+    args = [*_cli_args(expected), "-m", str(tiny_nli_model), "--json", "--precision", "fp32"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     _check([json.loads(line) for line in result.stdout.splitlines()], expected["expected"])
 
 
 def test_python_api_matches_the_pipeline_golden_values(tiny_nli_model, golden):
-    nli = load_model(str(tiny_nli_model))
+    nli = load_model(str(tiny_nli_model), precision="fp32")
     for case in golden["zero_shot"]:
         results = classify(
             nli,
@@ -58,7 +59,7 @@ def test_live_against_the_transformers_pipeline(tmp_path):
     from tinymodel import name_labels, write_tiny_model
 
     folder = name_labels(write_tiny_model(tmp_path / "nli", seed=11))
-    nli = load_model(str(folder))
+    nli = load_model(str(folder), precision="fp32")
     for multi_label in (False, True):
         case = {
             "texts": ["A team won the final.", "The band played all night long."],

@@ -91,9 +91,13 @@ def test_remove_never_leaves_the_cache(hub, tmp_path):
 
 def test_remove_local_builds(tiny_nli_model, tmp_path):
     home = str(tmp_path / "home")
-    scored = squeezenli(*PAIR, "-m", str(tiny_nli_model), "--json", HF_HOME=home)
+    scored = squeezenli(
+        *PAIR, "-m", str(tiny_nli_model), "--json", "--precision", "fp32", HF_HOME=home
+    )
     assert scored.returncode == 0, scored.stderr
-    assert len(list((Path(home) / "hub" / "squeezenli-local").glob("*/*.onnx"))) == 1
+    builds = Path(home) / "hub" / "squeezenli-local"
+    assert len(list(builds.glob("*/*-fp32.onnx"))) == 1  # the built model
+    assert len(list(builds.glob("*/*-fp32-*.ort*.onnx"))) == 1  # and its onnxruntime-ready copy
     listed = json.loads(squeezenli("model", "list", "--json", HF_HOME=home).stdout)
     assert len(listed["local_builds"]) == 1
     done = squeezenli("model", "remove", "--local", HF_HOME=home)

@@ -83,7 +83,7 @@ def test_an_onnx_export_is_used_as_it_is(tiny_model, tmp_path, golden):
     for name in ("config.json", "vocab.txt", "tokenizer_config.json"):
         shutil.copy(tiny_model / name, folder / name)
     shutil.copy(built, folder / "onnx" / "model.onnx")
-    nli = load_model(str(folder))
+    nli = load_model(str(folder), precision="fp32")
     assert nli.onnx_path == folder / "onnx" / "model.onnx"
     pairs = [tuple(p) for p in golden["pairs"]]
     np.testing.assert_allclose(nli.logits(pairs), golden["cases"][0]["logits"], atol=1e-4, rtol=0)

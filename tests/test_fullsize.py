@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 def test_batch_matches_transformers_on_real_pairs(source):
     expected_path = FOLDER / "expected.jsonl"
     args = [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(FOLDER), "--quiet"]
+    args += ["--precision", "fp32"]
     if source == "file":
         result = subprocess.run(
             [*args, str(expected_path)], capture_output=True, text=True, env=run_env(), timeout=600

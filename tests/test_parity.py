@@ -24,7 +24,7 @@ def test_fixture_weights_match_the_golden_run(golden):
 def test_logits_match_transformers(request, golden, case, fixture):
     folder = request.getfixturevalue(fixture)
     expected = golden["cases"][case]
-    nli = load_model(str(folder), max_length=expected["max_length"], batch_size=3)
+    nli = load_model(str(folder), precision="fp32", max_length=expected["max_length"], batch_size=3)
     pairs = [tuple(p) for p in golden["pairs"]]
     assert [e.ids for e in nli.engine.tokenizer.encode(pairs)] == expected["input_ids"]
     logits = nli.logits(pairs)
@@ -38,7 +38,7 @@ def test_tokenizer_json_with_baked_padding_and_truncation(tiny_model, golden, tm
     (folder / "vocab.txt").unlink()
     shutil.copy(FIXTURES / "tiny_tokenizer.json", folder / "tokenizer.json")
     expected = golden["cases"][0]
-    nli = load_model(str(folder))
+    nli = load_model(str(folder), precision="fp32")
     assert nli.files.path("tokenizer.json") is not None
     pairs = [tuple(p) for p in golden["pairs"]]
     assert [e.ids for e in nli.engine.tokenizer.encode(pairs)] == expected["input_ids"]
@@ -49,7 +49,7 @@ def test_tokenizer_json_with_baked_padding_and_truncation(tiny_model, golden, tm
 
 def test_int8_is_close_to_fp32(tiny_model, golden):
     pairs = [tuple(p) for p in golden["pairs"]]
-    fp32 = load_model(str(tiny_model)).probabilities(pairs)
+    fp32 = load_model(str(tiny_model), precision="fp32").probabilities(pairs)
     int8 = load_model(str(tiny_model), precision="int8")
     assert int8.onnx_path.name.endswith("-int8.onnx")
     assert np.abs(int8.probabilities(pairs) - fp32).max() < 0.05
@@ -73,6 +73,6 @@ def test_live_against_transformers(tmp_path, model_type):
     ]
     for max_length in (48, 12):
         ids, expected = reference_logits(folder, pairs, max_length)
-        nli = load_model(str(folder), max_length=max_length)
+        nli = load_model(str(folder), precision="fp32", max_length=max_length)
         assert [e.ids for e in nli.engine.tokenizer.encode(pairs)] == ids
         np.testing.assert_allclose(nli.logits(pairs), expected, atol=TOLERANCE, rtol=0)

@@ -36,12 +36,14 @@ def download(
 
     Example: squeezenli model download --precision fp32 --precision int8
     """
-    from ..build import ensure_onnx
+    from ..build import ensure_onnx, ensure_ready
+    from ..defaults import DEFAULT_PRECISION
     from ..hub import resolve
 
     files = resolve(model, revision, progress=not quiet)
-    for variant in precision or ["fp32"]:
+    for variant in precision or [DEFAULT_PRECISION]:
         path = ensure_onnx(files, variant)
+        ensure_ready(path, files.build_dir)
         if not quiet:
             typer.echo(f"{variant}: {path}", err=True)
     typer.echo(str(files.folder))

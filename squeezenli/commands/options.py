@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from ..errors import InputError
 
 ModelOpt = Annotated[
@@ -30,7 +31,9 @@ RevisionOpt = Annotated[
         help="Hub branch, tag or commit [default: pinned for the default model, else main].",
     ),
 ]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32 or int8.")]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help="int8 (dynamic quantization) or fp32 (exact).")
+]
 LabelOrderOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -50,7 +53,11 @@ MaxLengthOpt = Annotated[
 ThreadsOpt = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="CPU threads [default: physical cores].")
 ]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Pairs per batch.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Most pairs in one batch.")]
+BatchTokensOpt = Annotated[
+    int,
+    typer.Option("--batch-tokens", min=1, help="Most tokens in one batch (pairs x padded length)."),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
 ]
@@ -91,11 +98,12 @@ class ModelOptions:
 
     model: Optional[str] = None
     revision: Optional[str] = None
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     label_order: Optional[str] = None
     max_length: Optional[int] = None
     threads: Optional[int] = None
-    batch_size: int = 32
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
     quiet: bool = False
 
     def load(self):
@@ -109,6 +117,7 @@ class ModelOptions:
             max_length=self.max_length,
             threads=self.threads,
             batch_size=self.batch_size,
+            batch_tokens=self.batch_tokens,
             progress=not self.quiet,
         )
 
@@ -121,6 +130,7 @@ _ANNOTATIONS = {
     "max_length": MaxLengthOpt,
     "threads": ThreadsOpt,
     "batch_size": BatchSizeOpt,
+    "batch_tokens": BatchTokensOpt,
     "quiet": QuietOpt,
 }
 ALL = tuple(_ANNOTATIONS)

@@ -1,0 +1,247 @@
+"""Benchmark squeezenli against what a user would otherwise reach for (not a test).
+
+    pip install -e '.[reference]'          # optional: adds the transformers rows
+    python bench/run.py [--pairs FILE] [--count 1000] [--model DIR] [--threads 2]
+
+On the same real pairs (default: ../shared/data's MNLI dev-mismatched sample) and the same
+full-size model (default: a random-weight checkpoint with squeezebert-mnli's real shapes,
+built by scripts/make_fullsize_checkpoint.py when missing), it measures, each in a fresh
+process: squeezenli fp32 and int8, transformers' text-classification pipeline, and
+onnxruntime on the graph torch.onnx exports from transformers (the "plain" export); then the
+start-up of one pair from a fresh process. It prints a table (pairs/s, ratio to the
+pipeline, tokens/s, padding, start-up, peak memory), compares int8 with fp32 (label
+agreement, largest probability difference) and writes everything as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV_CACHE = Path.home() / ".cache" / "squeezenli-dev"
+DEFAULT_PAIRS = ROOT.parent / "shared" / "data" / "mnli_dev_mismatched_sample.jsonl"
+PAIR = ("A man plays a guitar on stage.", "A person is making music.")
+
+
+def measure_rss(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """As measure(), reading the child's own peak memory through wait4."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = process.stdout.read()
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(
+            f"failed ({process.returncode}): {' '.join(command)}\n{err.decode()[-3000:]}"
+        )
+    return wall, usage.ru_maxrss / 1024, out.decode()
+
+
+def ensure_model(model: str | None) -> Path:
+    if model:
+        return Path(model)
+    folder = DEV_CACHE / "fullsize"
+    if not (folder / "model.safetensors").exists():
+        print(
+            "building the full-size random checkpoint (scripts/make_fullsize_checkpoint.py)",
+            file=sys.stderr,
+        )
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "make_fullsize_checkpoint.py")], check=True
+        )
+    return folder
+
+
+def export_plain(model: Path, work: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """The transformers model as torch.onnx exports it, and its tokenizer.json (cached). In
+    a child process: a parent that grew large would pass its peak memory on to every later
+    child (Linux keeps ru_maxrss across fork and exec)."""
+    onnx_path, tokenizer = work / "plain.onnx", work / "tokenizer" / "tokenizer.json"
+    if not (onnx_path.exists() and tokenizer.exists()):
+        command = [sys.executable, str(ROOT / "bench" / "child.py"), "export", "--model"]
+        subprocess.run(
+            command + [str(model), "--onnx", str(onnx_path), "--tokenizer", str(tokenizer)],
+            env=env,
+            check=True,
+        )
+    return onnx_path, tokenizer
+
+
+def have_transformers() -> bool:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pairs", type=Path, default=DEFAULT_PAIRS, help="JSONL with premise/hypothesis"
+    )
+    parser.add_argument("--count", type=int, default=1000, help="pairs to score")
+    parser.add_argument("--model", help="model folder [default: full-size random checkpoint]")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
+    args = parser.parse_args()
+
+    model = ensure_model(args.model)
+    work = DEV_CACHE / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HF_HOME=str(work / "hf-home"), OMP_NUM_THREADS=str(args.threads))
+    with open(args.pairs, "rb") as f:
+        lines = [line for line in f if line.strip()][: args.count]
+    tmp = Path(tempfile.mkdtemp(prefix="squeezenli-bench-"))
+    pairs_file = tmp / "pairs.jsonl"
+    pairs_file.write_bytes(b"".join(lines))
+
+    # Builds happen once, ahead of the timed runs (as `squeezenli model download` would).
+    subprocess.run(
+        [sys.executable, "-m", "squeezenli.cli", "model", "download", "-m", str(model), "-q"]
+        + ["--precision", "fp32", "--precision", "int8"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    systems: list[tuple[str, list[str]]] = [
+        (f"squeezenli {p}", ["squeezenli", "--precision", p]) for p in ("fp32", "int8")
+    ]
+    transformers_ok = have_transformers() and not args.skip_transformers
+    if transformers_ok:
+        systems.append(("transformers pipeline", ["pipeline"]))
+        plain = export_plain(model, work, env)
+        systems.append(
+            (
+                "onnxruntime, plain export",
+                ["plain-onnx", "--onnx", str(plain[0]), "--tokenizer", str(plain[1])],
+            )
+        )
+    child = [sys.executable, str(ROOT / "bench" / "child.py")]
+    rows = []
+    probs = {}
+    import numpy as np
+
+    for name, extra in systems:
+        probs_file = tmp / (name.replace(" ", "_").replace(",", "") + ".npy")
+        command = child + extra[:1] + ["--model", str(model), "--pairs", str(pairs_file)]
+        command += ["--threads", str(args.threads), "--probs", str(probs_file)] + extra[1:]
+        wall, peak, out = measure_rss(command, env)
+        stats = json.loads(out.strip().splitlines()[-1])
+        probs[name] = np.load(probs_file)
+        rows.append(
+            {
+                "system": name,
+                "pairs": stats["pairs"],
+                "wall_s": wall,
+                "pairs_per_s": stats["pairs"] / wall,
+                "scoring_pairs_per_s": stats["pairs"] / stats["score_s"],
+                "tokens_per_s": stats["real_tokens"] / wall,
+                "padding_ratio": stats["padded_tokens"] / stats["real_tokens"],
+                "load_s": stats["load_s"],
+                "peak_mib": peak,
+            }
+        )
+        print(f"  {name}: {rows[-1]['pairs_per_s']:.1f} pairs/s", file=sys.stderr)
+
+    # One pair from a fresh process, model cached: median of several runs.
+    startup = {}
+    for precision in ("fp32", "int8"):
+        command = ["squeezenli", *PAIR, "-m", str(model), "--precision", precision, "--json"]
+        runs = [measure_rss(command, env)[:2] for _ in range(args.startup_runs)]
+        startup[f"squeezenli {precision}"] = runs
+    if transformers_ok:
+        code = (
+            "import sys, torch; torch.set_num_threads(int(sys.argv[2])); "
+            "from transformers import pipeline; "
+            "p = pipeline('text-classification', model=sys.argv[1], device=-1); "
+            f"print(p({{'text': {PAIR[0]!r}, 'text_pair': {PAIR[1]!r}}}))"
+        )
+        command = [sys.executable, "-c", code, str(model), str(args.threads)]
+        startup["transformers pipeline"] = [measure_rss(command, env)[:2] for _ in range(3)]
+    for row in rows:
+        runs = startup.get(row["system"])
+        row["startup_s"] = statistics.median(r[0] for r in runs) if runs else None
+        row["startup_peak_mib"] = statistics.median(r[1] for r in runs) if runs else None
+
+    reference = next((r for r in rows if r["system"] == "transformers pipeline"), None)
+    for row in rows:
+        row["ratio_to_pipeline"] = (
+            row["pairs_per_s"] / reference["pairs_per_s"] if reference else None
+        )
+
+    fp32, int8 = probs["squeezenli fp32"], probs["squeezenli int8"]
+    agreement = {
+        "pairs": len(fp32),
+        "label_agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()),
+        "max_prob_diff": float(np.abs(fp32 - int8).max()),
+    }
+    if "transformers pipeline" in probs:
+        agreement["fp32_vs_pipeline_max_diff"] = float(
+            np.abs(fp32 - probs["transformers pipeline"]).max()
+        )
+
+    print_table(rows, agreement, args)
+    document = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "python": sys.version.split()[0],
+        },
+        "pairs_file": str(args.pairs),
+        "model": str(model),
+        "rows": rows,
+        "int8_vs_fp32": agreement,
+    }
+    args.json.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+
+
+def print_table(rows: list[dict], agreement: dict, args) -> None:
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    header = (
+        "| system | pairs/s | x pipeline | tokens/s | padding | start-up (1 pair) "
+        "| peak MiB (batch / 1 pair) |"
+    )
+    print(f"{args.count} pairs from {args.pairs.name}, {args.threads} threads, whole process\n")
+    print(header)
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        startup = fmt(r["startup_s"], ".2f") + (" s" if r["startup_s"] else "")
+        memory = f"{r['peak_mib']:.0f} / {fmt(r['startup_peak_mib'], '.0f')}"
+        print(
+            f"| {r['system']} | {r['pairs_per_s']:.1f} | {fmt(r['ratio_to_pipeline'], '.2f')} | "
+            f"{r['tokens_per_s']:.0f} | {r['padding_ratio']:.3f} | {startup} | {memory} |"
+        )
+    print(
+        f"\nint8 vs fp32 on {agreement['pairs']} pairs: labels agree "
+        f"{agreement['label_agreement'] * 100:.1f}%, largest probability difference "
+        f"{agreement['max_prob_diff']:.4f}"
+        + (
+            f"; fp32 vs pipeline largest difference {agreement['fp32_vs_pipeline_max_diff']:.1e}"
+            if "fp32_vs_pipeline_max_diff" in agreement
+            else ""
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
