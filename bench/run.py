@@ -78,12 +78,11 @@ def export_plain(model: Path, work: Path, env: dict[str, str]) -> tuple[Path, Pa
 
 
 def have_transformers() -> bool:
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # Found, not imported: this process must stay small, because every child it starts
+    # inherits its peak memory in ru_maxrss (Linux keeps it across fork and exec).
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("torch", "transformers"))
 
 
 def main() -> None:
@@ -98,6 +97,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument(
+        "--memory-rows",
+        type=int,
+        default=0,
+        help="also stream this many rows (the pairs repeated) through `squeezenli batch` and "
+        "compare its peak memory with --count rows",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args()
 
@@ -196,7 +202,14 @@ def main() -> None:
             np.abs(fp32 - probs["transformers pipeline"]).max()
         )
 
+    memory = measure_memory(args, model, pairs_file, tmp, env) if args.memory_rows else None
     print_table(rows, agreement, args)
+    if memory:
+        print(
+            f"\nsqueezenli batch (int8) peak memory: {memory['small_mib']:.0f} MiB for "
+            f"{memory['small_rows']} rows, {memory['large_mib']:.0f} MiB for "
+            f"{memory['large_rows']} rows ({memory['large_pairs_per_s']:.1f} pairs/s)"
+        )
     document = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {
@@ -208,9 +221,28 @@ def main() -> None:
         "model": str(model),
         "rows": rows,
         "int8_vs_fp32": agreement,
+        "memory": memory,
     }
     args.json.write_text(json.dumps(document, indent=1) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)
+
+
+def measure_memory(args, model: Path, pairs_file: Path, tmp: Path, env) -> dict:
+    """Peak memory of the CLI streaming --count rows and --memory-rows rows."""
+    lines = pairs_file.read_bytes().splitlines(keepends=True)
+    large = tmp / "large.jsonl"
+    with open(large, "wb") as out:
+        for i in range(args.memory_rows):
+            out.write(lines[i % len(lines)])
+    results = {}
+    for key, path, count in (("small", pairs_file, len(lines)), ("large", large, args.memory_rows)):
+        command = ["squeezenli", "batch", str(path), "-m", str(model), "-q", "-o", "jsonl"]
+        with open(os.devnull, "wb"):
+            wall, peak, _ = measure_rss(command, env)
+        results[f"{key}_rows"] = count
+        results[f"{key}_mib"] = peak
+        results[f"{key}_pairs_per_s"] = count / wall
+    return results
 
 
 def print_table(rows: list[dict], agreement: dict, args) -> None:
