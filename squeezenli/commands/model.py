@@ -7,7 +7,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import JsonOpt, ModelOpt, ModelOptions, QuietOpt, RevisionOpt, model_options
+from .options import (
+    JsonOpt,
+    ModelOpt,
+    ModelOptions,
+    QuietOpt,
+    RevisionOpt,
+    announce_builds,
+    model_options,
+)
 
 app = typer.Typer(
     help="Download, inspect, list, remove and check models.",
@@ -40,6 +48,7 @@ def download(
     from ..defaults import DEFAULT_PRECISION
     from ..hub import resolve
 
+    announce_builds(not quiet)
     files = resolve(model, revision, progress=not quiet)
     for variant in precision or [DEFAULT_PRECISION]:
         path = ensure_onnx(files, variant)

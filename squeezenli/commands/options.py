@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional
@@ -109,6 +110,7 @@ class ModelOptions:
     def load(self):
         from ..model import load_model
 
+        announce_builds(not self.quiet)
         return load_model(
             self.model,
             self.revision,
@@ -120,6 +122,21 @@ class ModelOptions:
             batch_tokens=self.batch_tokens,
             progress=not self.quiet,
         )
+
+
+def announce_builds(enabled: bool) -> None:
+    """Say on stderr when a model is being built (the first run pauses for it)."""
+    log = logging.getLogger("squeezenli")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(logging.INFO if enabled else logging.WARNING)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (the test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"squeezenli: {record.getMessage()}", err=True)
 
 
 _ANNOTATIONS = {
