@@ -18,7 +18,7 @@ from pathlib import Path
 from .atomic import atomic_path
 from .config import parse_config, read_config
 from .convert import CONVERTER_VERSION
-from .errors import InputError, ModelError
+from .errors import DamagedModelError, InputError, ModelError
 from .hub import CONFIG, ModelFiles
 
 PRECISIONS = ("fp32", "int8")
@@ -132,6 +132,8 @@ def _quantize(source: Path, target: Path) -> None:
             )
     except OSError as err:
         raise ModelError(f"cannot write the quantized model to {target.parent}: {err}") from None
+    except Exception as err:  # onnx's DecodeError and friends: the fp32 model is damaged
+        raise DamagedModelError(f"{source}: cannot read ONNX model: {err}") from None
     finally:
         root.setLevel(level)
 
@@ -180,7 +182,10 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
             options.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
-            ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
+            try:
+                ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
+            except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types
+                raise DamagedModelError(f"{built}: cannot load ONNX model: {err}") from None
             # No side file when no weight is big enough to go there.
             names = [n for n in (data_name, target.name) if (scratch / n).exists()]
             for name in names:
@@ -198,3 +203,13 @@ def discard_ready(ready: Path) -> None:
     """Remove a ready copy and its side file (the next start makes them again)."""
     for path in (ready, ready.with_name(ready.name + ".data")):
         path.unlink(missing_ok=True)
+
+
+def discard_builds(files: ModelFiles) -> None:
+    """Remove every model built from these weights by this converter, ready copies included."""
+    if is_export(files):
+        return
+    stem = built_path(files, "fp32").name.removesuffix("-fp32.onnx")
+    with build_lock(files.build_dir):
+        for path in files.build_dir.glob(f"{stem}-*"):
+            path.unlink(missing_ok=True)

@@ -3,7 +3,7 @@
 The commands live in squeezenli/commands/; this module wires them into one Typer app.
 
 Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; 3 model or
-download problem; 130 interrupted (Ctrl-C).
+download problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .commands import batch, classify, evaluate, model, score
+from .commands import batch, classify, evaluate, model, score, signals
 from .errors import EXIT_INTERRUPTED, SqueezenliError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; "
-    "3 model or download problem; 130 interrupted."
+    "3 model or download problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
 
@@ -48,6 +48,9 @@ class DefaultGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("squeezenli: interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except signals.Interrupted as stop:
+            typer.echo(f"squeezenli: stopped by {stop}", err=True)
+            raise typer.Exit(stop.exit_code) from None
         except BrokenPipeError:
             # The reader went away (`| head -1`): stop quietly, as other filters do. Point
             # stdout at /dev/null so the interpreter's final flush cannot fail again.
@@ -92,7 +95,20 @@ app.add_typer(model.app, name="model")
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="squeezenli")
+    signals.install()
+    try:
+        app(prog_name="squeezenli")
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    # Leave without the interpreter's shutdown: the input reader thread may be blocked
+    # reading stdin (a run stopped early), and finalizing that stream would abort.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

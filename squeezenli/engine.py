@@ -15,7 +15,7 @@ import numpy as np
 
 from .convert import INPUTS, OUTPUT
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW
-from .errors import ModelError
+from .errors import DamagedModelError, ModelError
 from .tokenize import PairTokenizer
 
 Pair = tuple[str, str]
@@ -41,7 +41,7 @@ def create_session(model_path: Path, threads: int | None = None):
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelError(f"{model_path}: cannot load ONNX model: {err}") from None
+        raise DamagedModelError(f"{model_path}: cannot load ONNX model: {err}") from None
     inputs = {i.name for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
     if "input_ids" not in inputs or not inputs <= set(INPUTS) or OUTPUT not in outputs:

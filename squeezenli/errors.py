@@ -27,5 +27,9 @@ class ModelError(SqueezenliError):
     exit_code = EXIT_MODEL
 
 
+class DamagedModelError(ModelError):
+    """A model file that exists but cannot be loaded (torn by a full disk, bit rot)."""
+
+
 class UnsafeModelFileError(ModelError):
     """A model file that would run code or reference something other than tensors."""

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import discard_ready, ensure_onnx, ensure_ready, is_export
+from .build import discard_builds, discard_ready, ensure_onnx, ensure_ready, is_export, log
 from .config import id2label, parse_config, read_config
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .engine import Engine, Pair, create_session, softmax
-from .errors import InputError, ModelError
+from .errors import DamagedModelError, InputError
 from .hub import CONFIG, ModelFiles, resolve
 from .labels import LabelMap, resolve_labels
 from .tokenize import PairTokenizer, model_max_length
@@ -114,12 +114,29 @@ def load_model(
         tokenizer_config=tokenizer_config,
         max_length=max_length or limit,
     )
-    onnx_path = ensure_onnx(files, precision)
-    ready = ensure_ready(onnx_path, files.build_dir)
-    try:
-        session = create_session(ready, threads)
-    except ModelError:  # a damaged ready copy: the built model still serves, and says why not
-        discard_ready(ready)
-        session = create_session(onnx_path, threads)
+    onnx_path, session = _open_session(files, precision, threads)
     engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
     return NLIModel(files, engine, labels, onnx_path, precision)
+
+
+def _open_session(files: ModelFiles, precision: str, threads: int | None):
+    """The built model's path and a session on its ready copy. A damaged built model (a full
+    disk, bit rot) is deleted and built again from the weights, once."""
+    try:
+        return _session_from_builds(files, precision, threads)
+    except DamagedModelError as err:
+        if is_export(files):  # a download, not ours to rebuild
+            raise
+        log.warning("%s; building it again", err)
+        discard_builds(files)
+        return _session_from_builds(files, precision, threads)
+
+
+def _session_from_builds(files: ModelFiles, precision: str, threads: int | None):
+    built = ensure_onnx(files, precision)
+    ready = ensure_ready(built, files.build_dir)
+    try:
+        return built, create_session(ready, threads)
+    except DamagedModelError:  # the built model still serves; the ready copy is made again
+        discard_ready(ready)
+        return built, create_session(built, threads)

@@ -38,3 +38,38 @@ def test_a_ready_copy_without_its_weights_is_replaced(tiny_model):
     third = load_model(str(tiny_model), precision="fp32")  # and it is made again
     assert ready.exists() and side.stat().st_size > 100
     np.testing.assert_allclose(third.logits(PAIRS), expected, atol=1e-6, rtol=0)
+
+
+def _built(folder, precision):
+    files = resolve(str(folder))
+    return ensure_onnx(files, precision)
+
+
+def test_a_torn_built_model_is_built_again(tiny_model):
+    expected = load_model(str(tiny_model), precision="fp32").logits(PAIRS)
+    for precision in ("fp32", "int8"):
+        load_model(str(tiny_model), precision=precision)
+        files = resolve(str(tiny_model))
+        for path in files.build_dir.glob("*.ort*"):
+            path.unlink()  # so the damaged built model has to be read
+        built = _built(tiny_model, precision)
+        whole = built.stat().st_size
+        built.write_bytes(built.read_bytes()[: whole // 2])
+        again = load_model(str(tiny_model), precision=precision)
+        assert again.onnx_path == built and built.stat().st_size == whole
+        logits = again.logits(PAIRS)
+        if precision == "fp32":
+            np.testing.assert_allclose(logits, expected, atol=1e-6, rtol=0)
+
+
+def test_a_torn_fp32_model_under_an_int8_one_is_rebuilt_too(tiny_model):
+    load_model(str(tiny_model), precision="int8")
+    files = resolve(str(tiny_model))
+    for path in files.build_dir.glob("*"):
+        if path.name.endswith(("-int8.onnx",)) or ".ort" in path.name:
+            path.unlink()
+    fp32 = _built(tiny_model, "fp32")
+    fp32.write_bytes(b"not a model")
+    nli = load_model(str(tiny_model), precision="int8")  # must quantize from a rebuilt fp32
+    assert nli.logits(PAIRS).shape == (len(PAIRS), 3)
+    assert fp32.stat().st_size > 1000

@@ -92,7 +92,10 @@ class ResultSink:
 
             write_json_line({**data, "prediction": prediction.label, "scores": scores})
         elif self._delimited is not None:
-            self._delimited.write({**data, "prediction": prediction.label, **scores})
+            from .signals import whole_line
+
+            with whole_line():
+                self._delimited.write({**data, "prediction": prediction.label, **scores})
         else:
             self._rows.append((pair, prediction))
 

@@ -83,9 +83,11 @@ def _open(name: str):
 def write_json_line(row: dict[str, Any]) -> None:
     """One JSON line on stdout, flushed: results stream to the next command at once."""
     from ..io import write_jsonl
+    from .signals import whole_line
 
-    write_jsonl(sys.stdout.buffer, row)
-    sys.stdout.buffer.flush()
+    with whole_line():
+        write_jsonl(sys.stdout.buffer, row)
+        sys.stdout.buffer.flush()
 
 
 def open_output(path: Path | None, option: str) -> IO[bytes] | None:
