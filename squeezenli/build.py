@@ -18,7 +18,7 @@ from pathlib import Path
 from .atomic import atomic_path
 from .config import parse_config, read_config
 from .convert import CONVERTER_VERSION
-from .errors import DamagedModelError, InputError, ModelError
+from .errors import DamagedDownloadError, DamagedModelError, InputError, ModelError
 from .hub import CONFIG, ModelFiles
 
 PRECISIONS = ("fp32", "int8")
@@ -38,6 +38,21 @@ def weights_key(path: Path) -> str:
         return real.name[:16]
     stat = real.stat()
     return hashlib.sha256(f"{real}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def verify_blob(path: Path, name: str) -> None:
+    """A cached large file is named by its sha256: check the content still matches before
+    building from it (once per build, not per start), so a torn or rotten download is fetched
+    again instead of converted."""
+    real = Path(os.path.realpath(path))
+    if real.parent.name != "blobs" or not re.fullmatch(r"[0-9a-f]{64}", real.name):
+        return
+    digest = hashlib.sha256()
+    with open(real, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != real.name:
+        raise DamagedDownloadError(f"{path}: cached download does not match its sha256", name)
 
 
 def built_path(files: ModelFiles, precision: str) -> Path:
@@ -102,6 +117,7 @@ def _build_fp32(files: ModelFiles, target: Path) -> None:
     from .weights import load_weights
 
     config = parse_config(read_config(files.files[CONFIG]), origin=str(files.files[CONFIG]))
+    verify_blob(files.files[files.weights_name], files.weights_name)
     tensors = load_weights(files.files[files.weights_name])
     model = build_model(config, tensors)
     del tensors

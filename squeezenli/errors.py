@@ -31,5 +31,13 @@ class DamagedModelError(ModelError):
     """A model file that exists but cannot be loaded (torn by a full disk, bit rot)."""
 
 
+class DamagedDownloadError(ModelError):
+    """A cached download whose content no longer matches its hash."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name  # the repo file it came from
+
+
 class UnsafeModelFileError(ModelError):
     """A model file that would run code or reference something other than tensors."""

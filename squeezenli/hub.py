@@ -237,3 +237,13 @@ def _endpoint() -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
+
+
+def forget(files: ModelFiles, name: str) -> None:
+    """Drop one damaged file of a cached snapshot (its link and its blob), so that resolving
+    the model again downloads it afresh."""
+    link = files.files[name]
+    blob = link.resolve()
+    link.unlink(missing_ok=True)
+    if blob.is_relative_to(hub_cache().resolve()):
+        blob.unlink(missing_ok=True)

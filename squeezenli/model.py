@@ -20,8 +20,8 @@ from .build import discard_builds, discard_ready, ensure_onnx, ensure_ready, is_
 from .config import id2label, parse_config, read_config
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .engine import Engine, Pair, create_session, softmax
-from .errors import DamagedModelError, InputError
-from .hub import CONFIG, ModelFiles, resolve
+from .errors import DamagedDownloadError, DamagedModelError, InputError
+from .hub import CONFIG, ModelFiles, forget, resolve
 from .labels import LabelMap, resolve_labels
 from .tokenize import PairTokenizer, model_max_length
 
@@ -94,6 +94,26 @@ def load_model(
 ) -> NLIModel:
     """Resolve, download, build and open a model: everything needed before scoring."""
     files = resolve(model, revision, progress=progress)
+    try:
+        return _load(files, precision, label_order, max_length, threads, batch_size, batch_tokens)
+    except DamagedDownloadError as err:
+        if files.revision is None:  # a local folder: nothing to fetch again
+            raise
+        log.warning("%s; downloading it again", err)
+        forget(files, err.name)
+        files = resolve(model, revision, progress=progress)
+        return _load(files, precision, label_order, max_length, threads, batch_size, batch_tokens)
+
+
+def _load(
+    files: ModelFiles,
+    precision: str,
+    label_order,
+    max_length: int | None,
+    threads: int | None,
+    batch_size: int,
+    batch_tokens: int,
+) -> NLIModel:
     raw_config = read_config(files.files[CONFIG])
     if is_export(files):
         max_positions = int(raw_config.get("max_position_embeddings", 512))

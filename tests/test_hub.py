@@ -6,7 +6,10 @@ exactly as a user's shell would set them.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from conftest import squeezenli
@@ -129,3 +132,43 @@ def test_unsafe_file_names_from_the_server_are_refused(hub, tiny_model):
     result = squeezenli(*PAIR, "-m", "acme/evil", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
     assert result.returncode == 3
     assert "unsafe file name" in result.stderr
+
+
+def _blob(hub, name: str):
+    snapshot = next((Path(hub.home) / "hub" / "models--acme--tiny-nli" / "snapshots").iterdir())
+    return (snapshot / name).resolve()
+
+
+def test_a_download_cut_halfway_ends_whole_or_as_a_clear_error(hub):
+    hub.cut["model.safetensors"] = 1
+    first = squeezenli(
+        *PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint
+    )
+    assert "Traceback" not in first.stderr
+    assert first.returncode == 0 or (first.returncode == 3 and "download" in first.stderr), (
+        first.stderr
+    )
+    again = squeezenli(
+        *PAIR, "--json", "-m", "acme/tiny-nli", HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint
+    )
+    assert again.returncode == 0, again.stderr
+    blob = _blob(hub, "model.safetensors")
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    assert hub.cut["model.safetensors"] == 0  # the cut really happened
+
+
+def test_a_damaged_cached_download_is_fetched_again(hub):
+    env = {"HF_HOME": hub.home, "HF_ENDPOINT": hub.endpoint}
+    first = squeezenli(*PAIR, "--json", "-m", "acme/tiny-nli", "--precision", "fp32", **env)
+    assert first.returncode == 0, first.stderr
+    blob = _blob(hub, "model.safetensors")
+    damaged = bytearray(blob.read_bytes())
+    damaged[-10] ^= 0xFF  # bit rot: same size, wrong content
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(damaged))
+    shutil.rmtree(Path(hub.home) / "hub" / "models--acme--tiny-nli" / "squeezenli")
+    again = squeezenli(*PAIR, "--json", "-m", "acme/tiny-nli", "--precision", "fp32", **env)
+    assert again.returncode == 0, again.stderr
+    assert "does not match its sha256; downloading it again" in again.stderr
+    assert again.stdout == first.stdout
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
