@@ -148,6 +148,7 @@ def judge_records(
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
     on_error: str = "fail",
+    timely: bool = False,
 ) -> Iterator[Judged]:
     """A Judged per record, in input order: gold label and prediction, or the error."""
     check_nli_labels(nli.labels)
@@ -164,7 +165,7 @@ def judge_records(
         gold_label(record, label_field)  # checked now, so a bad label is a bad row
         return pairs
 
-    for done in score_scored(nli, records, pairs_of, on_error=on_error):
+    for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
         if done.error:
             yield Judged(done.record, error=done.error)
             continue

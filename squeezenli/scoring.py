@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -86,10 +87,14 @@ def score_scored(
     pairs_of: Callable[[Record], list[Pair]],
     *,
     on_error: str = "fail",
+    timely: bool = False,
 ) -> Iterator[Scored]:
     """A Scored per record, in input order. `pairs_of` turns a good record into its pairs or
     raises InputError; on_error='fail' re-raises at the first bad record, 'skip' yields it
-    with its error and goes on (a ColumnsError, which no row could escape, always raises)."""
+    with its error and goes on (a ColumnsError, which no row could escape, always raises).
+    timely=True cuts a window early when the input pauses (for pipes and terminals); the
+    default reads fixed windows, so the same input always makes the same batches, and so the
+    same int8 scores."""
     pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
     rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
 
@@ -116,7 +121,13 @@ def score_scored(
                 rows.clear()
             yield done
 
-    for logits in nli.engine.score_windows(timely_windows(pairs(), nli.engine.window)):
+    size = nli.engine.window
+    if timely:
+        windows = timely_windows(pairs(), size)
+    else:
+        stream = pairs()
+        windows = iter(lambda: list(islice(stream, size)), [])
+    for logits in nli.engine.score_windows(windows):
         for row in logits:
             yield from finished()
             rows.append(row)
@@ -149,10 +160,11 @@ def score_records(
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
     on_error: str = "fail",
+    timely: bool = False,
 ) -> Iterator[Outcome]:
     """An Outcome per record, in input order: its prediction, or the reason it failed."""
     fields = PairFields(premise_field, hypothesis_field)
-    for done in score_scored(nli, records, fields, on_error=on_error):
+    for done in score_scored(nli, records, fields, on_error=on_error, timely=timely):
         if done.error:
             yield Outcome(done.record, error=done.error)
         else:

@@ -116,6 +116,7 @@ def classify_records(
     template: str = DEFAULT_TEMPLATE,
     multi_label: bool = False,
     on_error: str = "fail",
+    timely: bool = False,
 ) -> Iterator[ZeroShotOutcome]:
     """A ZeroShotOutcome per record, in input order; bad records as score_scored treats them."""
     names = parse_labels(labels)
@@ -137,7 +138,7 @@ def classify_records(
         text = text_field(record, text_field_name)
         return [(text, hypothesis) for hypothesis in label_hypotheses]
 
-    for done in score_scored(nli, records, pairs_of, on_error=on_error):
+    for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
         if done.error:
             yield ZeroShotOutcome(done.record, error=done.error)
         else:

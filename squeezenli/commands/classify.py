@@ -61,7 +61,7 @@ def classify(
     from ..io import Record
     from ..zeroshot import classify_records, hypotheses, parse_labels
     from .rows import RowRun
-    from .streams import ErrorLog, Inputs, write_json_line
+    from .streams import ErrorLog, Inputs, Source, write_json_line
 
     check_choice("--format", fmt, FORMATS)
     check_choice("--on-error", on_error, ("fail", "skip"))
@@ -73,9 +73,10 @@ def classify(
     sources = None
     if texts:
         text_field = "text"
-        sources = [(Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))]
+        records = (Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))
+        sources = [Source(records, live=False)]
 
-    def score(records):
+    def score(records, timely: bool):
         return classify_records(
             nli,
             records,
@@ -84,6 +85,7 @@ def classify(
             template=template,
             multi_label=multi_label,
             on_error=on_error,
+            timely=timely,
         )
 
     results = []

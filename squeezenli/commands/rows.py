@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from ..io import Record
 from .progress import RowProgress
-from .streams import ErrorLog, Inputs, summary
+from .streams import ErrorLog, Inputs, Source, summary
 
 
 class RowRun:
@@ -22,7 +21,7 @@ class RowRun:
         error_log: ErrorLog,
         *,
         quiet: bool,
-        sources: Iterable[Iterator[Record]] | None = None,
+        sources: Iterable[Source] | None = None,
     ) -> None:
         self.what = what
         self.done = 0
@@ -38,9 +37,10 @@ class RowRun:
         )
         self._started = time.perf_counter()
 
-    def outcomes(self, score: Callable[[Iterator[Record]], Iterable]) -> Iterator:
-        for records in self._sources if self._sources is not None else self._inputs.sources():
-            for outcome in score(records):
+    def outcomes(self, score: Callable[..., Iterable]) -> Iterator:
+        """`score(records, timely=...)` for each input; its good outcomes, in order."""
+        for source in self._sources if self._sources is not None else self._inputs.sources():
+            for outcome in score(source.records, timely=source.live):
                 self._progress.advance()
                 if outcome.error:
                     self.failed += 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +38,15 @@ class CountingReader(io.RawIOBase):
         return n
 
 
+@dataclass(frozen=True)
+class Source:
+    """One input's records; live when it is a pipe or a terminal, whose pauses should
+    release the rows read so far (a regular file is read in fixed windows instead)."""
+
+    records: Iterator[Record]
+    live: bool
+
+
 class Inputs:
     """The input files of a command ('-' or none: stdin), read one after the other."""
 
@@ -57,14 +68,23 @@ class Inputs:
     def consumed(self) -> int:
         return sum(r.consumed for r in self._readers)
 
-    def sources(self) -> Iterator[Iterator[Record]]:
+    def sources(self) -> Iterator[Source]:
         """The records of each input in turn; a file is open while its records are read."""
         for name in self.names:
             with _open(name) as (raw, source):
                 counter = CountingReader(raw)
                 self._readers.append(counter)
                 stream = io.BufferedReader(counter)
-                yield read_records(stream, source, detect_format(source, self.fmt))
+                records = read_records(stream, source, detect_format(source, self.fmt))
+                yield Source(records, live=_is_live(raw))
+
+
+def _is_live(raw: IO[bytes]) -> bool:
+    """A pipe or terminal (its pauses matter); False for regular files and in-memory input."""
+    try:
+        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 @contextmanager
