@@ -134,10 +134,7 @@ def check_nli_labels(mapping: LabelMap) -> None:
     """Evaluation compares class names, so the model's outputs must be named."""
     known = set(NLI_CLASSES) | {NOT_ENTAILMENT}
     if not set(mapping.names) <= known:
-        raise ModelError(
-            f"eval needs named NLI outputs; the label mapping is {','.join(mapping.names)} "
-            f"({mapping.source}); pass --label-order"
-        )
+        raise ModelError(f"eval needs named NLI outputs; {mapping.describe()}")
 
 
 def judge_records(

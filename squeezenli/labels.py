@@ -45,6 +45,11 @@ class LabelMap:
     names: tuple[str, ...]
     source: str
 
+    def describe(self) -> str:
+        """The mapping and its source, for error messages, with how to change it."""
+        hint = "" if "--label-order" in self.source else "; pass --label-order"
+        return f"the label mapping is {','.join(self.names)} ({self.source}){hint}"
+
     def ordered(self) -> list[int]:
         """Indices in presentation order: entailment, neutral, contradiction first."""
         known = [self.names.index(c) for c in NLI_CLASSES if c in self.names]

@@ -65,8 +65,7 @@ class ZeroShotScorer:
         names = mapping.names
         if "entailment" not in names:
             raise ModelError(
-                "zero-shot needs to know which output is entailment; the label mapping is "
-                f"{','.join(names)} ({mapping.source}); pass --label-order"
+                f"zero-shot needs to know which output is entailment; {mapping.describe()}"
             )
         self.labels = list(labels)
         self.entailment = names.index("entailment")
@@ -75,10 +74,7 @@ class ZeroShotScorer:
         others = [n for n in ("contradiction", "not_entailment") if n in names]
         self.contradiction = names.index(others[0]) if others else None
         if self.multi_label and self.contradiction is None:
-            raise ModelError(
-                "--multi-label needs a contradiction output; the label mapping is "
-                f"{','.join(names)} ({mapping.source})"
-            )
+            raise ModelError(f"--multi-label needs a contradiction output; {mapping.describe()}")
 
     def __call__(self, text: str, logits: np.ndarray) -> ZeroShot:
         if self.multi_label:
