@@ -175,7 +175,22 @@ def ensure_ready(built: Path, build_dir: Path) -> Path:
     with build_lock(build_dir):
         if not target.exists():
             _write_ready(built, build_dir, target)
+            _prune_stale(build_dir)
     return target
+
+
+def _prune_stale(build_dir: Path) -> None:
+    """After an upgrade, builds by older converters and ready copies made by other
+    onnxruntime versions are dead weight (hundreds of MB): remove them."""
+    import onnxruntime
+
+    converter = f"-c{CONVERTER_VERSION}-"
+    runtime = f".ort{onnxruntime.__version__}.onnx"
+    for path in build_dir.glob("*-c*-*.onnx*"):
+        old_converter = converter not in path.name
+        old_runtime = ".ort" in path.name and runtime not in path.name
+        if old_converter or old_runtime:
+            path.unlink(missing_ok=True)
 
 
 def _write_ready(built: Path, build_dir: Path, target: Path) -> None:

@@ -73,3 +73,21 @@ def test_a_torn_fp32_model_under_an_int8_one_is_rebuilt_too(tiny_model):
     nli = load_model(str(tiny_model), precision="int8")  # must quantize from a rebuilt fp32
     assert nli.logits(PAIRS).shape == (len(PAIRS), 3)
     assert fp32.stat().st_size > 1000
+
+
+def test_builds_left_by_older_versions_are_removed(tiny_model):
+    files = resolve(str(tiny_model))
+    built = ensure_onnx(files, "fp32")
+    key = built.name.split("-c")[0]
+    stale = [
+        files.build_dir / f"{key}-c0-fp32.onnx",
+        files.build_dir / f"{built.stem}-0123abcd.ort0.0.1.onnx",
+        files.build_dir / f"{built.stem}-0123abcd.ort0.0.1.onnx.data",
+    ]
+    for path in stale:
+        path.write_bytes(b"old")
+    for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}.onnx*"):
+        path.unlink()  # so this start makes a ready copy, and tidies up after it
+    load_model(str(tiny_model), precision="fp32")
+    assert not [p for p in stale if p.exists()]
+    assert built.exists() and ready_path(built, files.build_dir).exists()
