@@ -153,20 +153,26 @@ def score_dataset(
     fields = {"premise_field": premise_field, "hypothesis_field": hypothesis_field}
     from ray.data import ActorPoolStrategy
 
+    pool, request = _actor_pool(cpus_per_actor)
     return ds.map_batches(
         PairScorer,
         fn_constructor_kwargs={"model_options": options, "fields": fields, "lines": json_lines},
         batch_size=rows_per_task,
         batch_format="pandas",
-        compute=ActorPoolStrategy(size=actors or _default_actors(cpus_per_actor)),
-        num_cpus=cpus_per_actor,
+        compute=ActorPoolStrategy(size=actors or pool),
+        num_cpus=request,
     )
 
 
-def _default_actors(cpus_per_actor: int) -> int:
+def _actor_pool(cpus_per_actor: int) -> tuple[int, float]:
+    """(actors, CPUs each asks Ray for). Half a CPU stays free for Ray Data's own tasks
+    (listing files, reading, writing): with every CPU held by scoring actors they never run
+    and the job waits for ever. An actor still runs cpus_per_actor threads."""
     import ray
 
-    return max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus_per_actor)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    request = max(0.25, min(float(cpus_per_actor), cpus - 0.5))
+    return max(1, int((cpus - 0.5) // request)), request
 
 
 def split_errors(scored):

@@ -66,6 +66,7 @@ def run_on_ray(
         hypothesis_field=hypothesis_field,
         batch_size=opts.batch_size,
         batch_tokens=opts.batch_tokens,
+        cpus_per_actor=opts.threads or 1,
         json_lines=lines,
     )
     error_log = ErrorLog(errors)
