@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--skip-transformers", action="store_true")
     parser.add_argument(
+        "--ray", action="store_true", help="also compare `batch --engine ray` with the local path"
+    )
+    parser.add_argument(
         "--memory-rows",
         type=int,
         default=0,
@@ -203,7 +206,14 @@ def main() -> None:
         )
 
     memory = measure_memory(args, model, pairs_file, tmp, env) if args.memory_rows else None
+    on_ray = measure_ray(model, pairs_file, env) if args.ray else None
     print_table(rows, agreement, args)
+    if on_ray:
+        print(
+            f"\nsqueezenli batch (int8, whole process): local {on_ray['local_pairs_per_s']:.1f} "
+            f"pairs/s, --engine ray {on_ray['ray_pairs_per_s']:.1f} pairs/s "
+            f"({on_ray['ray_wall_s'] - on_ray['local_wall_s']:+.1f} s)"
+        )
     if memory:
         print(
             f"\nsqueezenli batch (int8) peak memory: {memory['small_mib']:.0f} MiB for "
@@ -222,6 +232,7 @@ def main() -> None:
         "rows": rows,
         "int8_vs_fp32": agreement,
         "memory": memory,
+        "ray": on_ray,
     }
     args.json.write_text(json.dumps(document, indent=1) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)
@@ -241,6 +252,18 @@ def measure_memory(args, model: Path, pairs_file: Path, tmp: Path, env) -> dict:
             wall, peak, _ = measure_rss(command, env)
         results[f"{key}_rows"] = count
         results[f"{key}_mib"] = peak
+        results[f"{key}_pairs_per_s"] = count / wall
+    return results
+
+
+def measure_ray(model: Path, pairs_file: Path, env) -> dict:
+    """The CLI on the same pairs, locally and with --engine ray (a local Ray instance)."""
+    count = len(pairs_file.read_bytes().splitlines())
+    results = {}
+    for key, extra in (("local", []), ("ray", ["--engine", "ray"])):
+        command = ["squeezenli", "batch", str(pairs_file), "-m", str(model), "-q", *extra]
+        wall, _, _ = measure_rss(command, env)
+        results[f"{key}_wall_s"] = wall
         results[f"{key}_pairs_per_s"] = count / wall
     return results
 

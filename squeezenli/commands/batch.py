@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+from ..errors import InputError
 from ..io import FORMATS
 from .options import (
     ErrorsOpt,
@@ -36,6 +38,20 @@ def batch(
     ] = "jsonl",
     on_error: OnErrorOpt = "fail",
     errors: ErrorsOpt = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or ray (pip install 'squeezenli[ray]').")
+    ] = "local",
+    address: Annotated[
+        Optional[str],
+        typer.Option("--address", help="Ray cluster to join [default: start a local one]."),
+    ] = None,
+    output_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output-path",
+            help="With --engine ray: write files here (--output parquet, jsonl or csv).",
+        ),
+    ] = None,
     *,
     opts: ModelOptions,
 ) -> None:
@@ -48,9 +64,31 @@ def batch(
     from .rows import RowRun
     from .streams import ErrorLog, Inputs
 
-    check_choice("--format", fmt, FORMATS)
-    check_choice("--output", output, OUTPUTS)
+    check_choice("--format", fmt, (*FORMATS, "parquet") if engine == "ray" else FORMATS)
+    check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
     check_choice("--on-error", on_error, ("fail", "skip"))
+    check_choice("--engine", engine, ("local", "ray"))
+    if engine == "ray":
+        from .ray_batch import run_on_ray
+
+        failed = run_on_ray(
+            files or [],
+            fmt,
+            address=address,
+            output=output,
+            output_path=output_path,
+            premise_field=premise_field,
+            hypothesis_field=hypothesis_field,
+            on_error=on_error,
+            errors=errors,
+            opts=opts,
+            make_sink=lambda labels: ResultSink(output, labels),
+        )
+        if failed:
+            raise typer.Exit(1)
+        return
+    if output_path is not None:
+        raise InputError("--output-path goes with --engine ray")
     nli = opts.load()
     sink = ResultSink(output, nli.labels)
 
