@@ -52,6 +52,17 @@ def test_jsonl_on_ray_equals_the_local_path(tiny_nli_model, tmp_path):
     assert "37 rows scored, 2 failed" in on_ray.stderr
 
 
+def test_a_glob_reads_its_files_in_order(tiny_nli_model, tmp_path):
+    lines = _lines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[20:]) + "\n")
+    local = _batch(str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "-m", str(tiny_nli_model))
+    on_ray = _batch(str(tmp_path / "*.jsonl"), "-m", str(tiny_nli_model), "--engine", "ray")
+    assert on_ray.stdout == local.stdout and len(on_ray.stdout.splitlines()) == 37
+    missing = _batch(str(tmp_path / "*.csv"), "-m", str(tiny_nli_model), "--engine", "ray")
+    assert missing.exit_code == 2 and "no files match" in missing.stderr
+
+
 def test_csv_on_ray_equals_the_local_path(tiny_nli_model, tmp_path):
     source = tmp_path / "pairs.csv"
     rows = ["id,premise,hypothesis"] + [

@@ -38,6 +38,7 @@ def run_on_ray(
 
     if not files or "-" in files:
         raise InputError("--engine ray reads files, directories, globs or URLs, not stdin")
+    files = _expand(files)
     started = time.perf_counter()
     ray.init(
         address=address,
@@ -101,6 +102,22 @@ def run_on_ray(
         error_log.close()
         summary("scored", done, failed, time.perf_counter() - started, opts.quiet)
     return failed
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Local globs expanded here, in order (URLs and plain paths go to Ray as they are)."""
+    import glob
+
+    expanded: list[str] = []
+    for path in paths:
+        if "://" in path or not glob.has_magic(path):
+            expanded.append(path)
+            continue
+        matches = sorted(glob.glob(path))
+        if not matches:
+            raise InputError(f"no files match {path}")
+        expanded.extend(matches)
+    return expanded
 
 
 def _row_data(row: dict) -> dict:
