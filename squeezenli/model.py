@@ -25,6 +25,9 @@ from .hub import CONFIG, ModelFiles, forget, resolve
 from .labels import LabelMap, resolve_labels
 from .tokenize import PairTokenizer, model_max_length
 
+# Probabilities are written to six places: plenty for a decision, short in JSON.
+SCORE_DIGITS = 6
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -32,6 +35,13 @@ class Prediction:
 
     label: str
     scores: dict[str, float]
+
+    def rounded_scores(self) -> dict[str, float]:
+        return {name: round(value, SCORE_DIGITS) for name, value in self.scores.items()}
+
+    def fields(self) -> dict:
+        """What every output row adds: `prediction` and `scores`."""
+        return {"prediction": self.label, "scores": self.rounded_scores()}
 
 
 class NLIModel:

@@ -68,11 +68,7 @@ class PairScorer:
                 out.append(None)
                 errors.append(outcome.error.split(": ", 1)[-1])  # without "<ray>:N"
             else:
-                row = {
-                    **outcome.record.data,
-                    "prediction": outcome.prediction.label,
-                    "scores": {k: round(v, 6) for k, v in outcome.prediction.scores.items()},
-                }
+                row = {**outcome.record.data, **outcome.prediction.fields()}
                 out.append(orjson.dumps(row).decode())
                 errors.append(None)
         return pandas.DataFrame({"json": out, ERROR: errors, "line": [t.decode() for t in texts]})
@@ -91,7 +87,7 @@ class PairScorer:
                 errors.append(outcome.error.split(": ", 1)[-1])  # without "<ray>:N"
             else:
                 predictions.append(outcome.prediction.label)
-                scores.append({k: round(v, 6) for k, v in outcome.prediction.scores.items()})
+                scores.append(outcome.prediction.rounded_scores())
                 errors.append(None)
         batch = batch.copy()
         batch["prediction"] = predictions

@@ -22,7 +22,6 @@ from .options import (
     check_choice,
     model_options,
 )
-from .score import rounded
 
 OUTPUTS = ("jsonl", "csv", "tsv", "table")
 
@@ -124,16 +123,16 @@ class ResultSink:
             self._delimited = DelimitedWriter(sys.stdout.buffer, "," if output == "csv" else "\t")
 
     def write(self, data: dict, pair: tuple[str, str], prediction) -> None:
-        scores = rounded(prediction.scores)
         if self.output == "jsonl":
             from .streams import write_json_line
 
-            write_json_line({**data, "prediction": prediction.label, "scores": scores})
+            write_json_line({**data, **prediction.fields()})
         elif self._delimited is not None:
             from .signals import whole_line
 
+            row = {**data, "prediction": prediction.label, **prediction.rounded_scores()}
             with whole_line():
-                self._delimited.write({**data, "prediction": prediction.label, **scores})
+                self._delimited.write(row)
         else:
             self._rows.append((pair, prediction))
 

@@ -59,6 +59,7 @@ def classify(
     Example: squeezenli classify "The match went to extra time." --labels sports,politics,music
     """
     from ..io import Record
+    from ..model import SCORE_DIGITS
     from ..zeroshot import classify_records, hypotheses, parse_labels
     from .rows import RowRun
     from .streams import ErrorLog, Inputs, Source, write_json_line
@@ -103,7 +104,7 @@ def classify(
                     **outcome.record.data,
                     "text": result.text,
                     "labels": result.labels,
-                    "scores": [round(s, 6) for s in result.scores],
+                    "scores": [round(s, SCORE_DIGITS) for s in result.scores],
                 }
             )
     if results:

@@ -22,7 +22,6 @@ from .options import (
     check_choice,
     model_options,
 )
-from .score import rounded
 
 
 @model_options()
@@ -106,8 +105,7 @@ class _Misclassified:
         row = {
             **judged.record.data,
             "gold": judged.gold,
-            "prediction": judged.prediction.label,
-            "scores": rounded(judged.prediction.scores),
+            **judged.prediction.fields(),
             "source": judged.record.source,
             "line": judged.record.line,
         }

@@ -10,11 +10,6 @@ import typer
 from .options import JsonOpt, ModelOptions, model_options
 
 
-def rounded(scores: dict[str, float]) -> dict[str, float]:
-    """Probabilities to six places: plenty for a decision, short in JSON."""
-    return {name: round(value, 6) for name, value in scores.items()}
-
-
 @model_options("model", "revision", "precision", "label_order", "max_length", "threads", "quiet")
 def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
@@ -32,14 +27,7 @@ def score(
     if json_out:
         from .streams import write_json_line
 
-        write_json_line(
-            {
-                "premise": premise,
-                "hypothesis": hypothesis,
-                "prediction": prediction.label,
-                "scores": rounded(prediction.scores),
-            }
-        )
+        write_json_line({"premise": premise, "hypothesis": hypothesis, **prediction.fields()})
         return
     from ..render import prediction_table
 
