@@ -3,7 +3,6 @@ pairs."""
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
@@ -50,13 +49,13 @@ def evaluate(
     """
     from ..evaluation import Report, judge_records
     from .rows import RowRun
-    from .streams import ErrorLog, Inputs
+    from .streams import ErrorLog, Inputs, JsonLinesFile, print_json
 
     check_choice("--format", fmt, FORMATS)
     check_choice("--on-error", on_error, ("fail", "skip"))
     nli = opts.load()
     report = Report()
-    misclassified = _Misclassified(errors)
+    misclassified = JsonLinesFile(errors, "--errors")
 
     judge = partial(
         judge_records,
@@ -72,15 +71,13 @@ def evaluate(
             for judged in run.outcomes(judge):
                 report.add(judged.gold, judged.prediction.label)
                 if not judged.correct:
-                    misclassified.write(judged)
+                    misclassified.write(_misclassified_row(judged))
     finally:
         misclassified.close()
     report.failed = run.failed
     result = report.as_dict()
     if json_out:
-        import orjson
-
-        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        print_json(result)
     else:
         from ..render import evaluation_tables
 
@@ -89,28 +86,12 @@ def evaluate(
         raise typer.Exit(1)
 
 
-class _Misclassified:
-    """Rows the model got wrong, with its prediction and scores, as JSON lines in a file."""
-
-    def __init__(self, path: Path | None) -> None:
-        from .streams import open_output
-
-        self._file = open_output(path, "--errors")
-
-    def write(self, judged) -> None:
-        if self._file is None:
-            return
-        from ..io import write_jsonl
-
-        row = {
-            **judged.record.data,
-            "gold": judged.gold,
-            **judged.prediction.fields(),
-            "source": judged.record.source,
-            "line": judged.record.line,
-        }
-        write_jsonl(self._file, row)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+def _misclassified_row(judged) -> dict:
+    """A row the model got wrong, with the gold label, its prediction and where it was."""
+    return {
+        **judged.record.data,
+        "gold": judged.gold,
+        **judged.prediction.fields(),
+        "source": judged.record.source,
+        "line": judged.record.line,
+    }

@@ -16,18 +16,13 @@ from .options import (
     announce_builds,
     model_options,
 )
+from .streams import print_json
 
 app = typer.Typer(
     help="Download, inspect, list, remove and check models.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-
-
-def _print_json(document) -> None:
-    import orjson
-
-    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 @app.command("download")
@@ -79,7 +74,7 @@ def info(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
 
     details = model_info(opts.model, opts.revision, opts.label_order)
     if json_out:
-        _print_json(details)
+        print_json(details)
         return
     from ..render import info_tables
 
@@ -103,7 +98,7 @@ def list_models(
     models = cached_models(include_all)
     local = local_builds()
     if json_out:
-        _print_json(
+        print_json(
             {
                 "cache": str(hub_cache()),
                 "models": [m.as_dict() for m in models],
@@ -167,7 +162,7 @@ def check_labels(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
 
     result = run_check(opts.load())
     if json_out:
-        _print_json(result.as_dict())
+        print_json(result.as_dict())
     else:
         label_check_table(result)
     if not result.agrees:

@@ -110,34 +110,52 @@ def write_json_line(row: dict[str, Any]) -> None:
         sys.stdout.buffer.flush()
 
 
-def open_output(path: Path | None, option: str) -> IO[bytes] | None:
-    """A file an option names, opened for writing; a usage error if it cannot be."""
-    if path is None:
-        return None
-    try:
-        return open(path, "wb")
-    except OSError as err:
-        raise InputError(f"cannot write {option} {path}: {err.strerror}") from None
+def print_json(document: Any) -> None:
+    """One indented JSON document on stdout (reports, model info)."""
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+class JsonLinesFile:
+    """The JSON-lines file an option names (--errors); writing to no file does nothing."""
+
+    def __init__(self, path: Path | None, option: str) -> None:
+        try:
+            self._file = open(path, "wb") if path is not None else None
+        except OSError as err:
+            raise InputError(f"cannot write {option} {path}: {err.strerror}") from None
+
+    @property
+    def opened(self) -> bool:
+        return self._file is not None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._file is not None:
+            from ..io import write_jsonl
+
+            write_jsonl(self._file, row)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class ErrorLog:
     """Skipped rows: one line each on stderr, or JSON lines in a file."""
 
     def __init__(self, path: Path | None) -> None:
-        self._file = open_output(path, "--errors")
+        self._file = JsonLinesFile(path, "--errors")
 
     def write(self, record: Record, error: str) -> None:
-        if self._file is None:
+        if not self._file.opened:
             typer.echo(f"squeezenli: skipped {error}", err=True)
             return
-        from ..io import write_jsonl
-
         row = {"source": record.source, "line": record.line, "error": error, "row": record.data}
-        write_jsonl(self._file, row)
+        self._file.write(row)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        self._file.close()
 
 
 def summary(what: str, done: int, failed: int, seconds: float, quiet: bool) -> None:
