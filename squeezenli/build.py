@@ -26,6 +26,12 @@ log = logging.getLogger("squeezenli")
 _BLOB = re.compile(r"^[0-9a-f]{40,64}$")
 
 
+def _cached_blob(path: Path) -> Path | None:
+    """The blob a Hugging Face cache link points to (named by its hash), or None elsewhere."""
+    real = Path(os.path.realpath(path))
+    return real if real.parent.name == "blobs" and _BLOB.match(real.name) else None
+
+
 def weights_key(path: Path) -> str:
     """A short hash identifying a weights file's content.
 
@@ -33,9 +39,10 @@ def weights_key(path: Path) -> str:
     is the hash. Elsewhere, hashing a 200 MB file at every start would cost more than the
     scoring, so the key is a hash of the path, size and modification time.
     """
+    blob = _cached_blob(path)
+    if blob is not None:
+        return blob.name[:16]
     real = Path(os.path.realpath(path))
-    if real.parent.name == "blobs" and _BLOB.match(real.name):
-        return real.name[:16]
     stat = real.stat()
     return hashlib.sha256(f"{real}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
@@ -43,15 +50,16 @@ def weights_key(path: Path) -> str:
 def verify_blob(path: Path, name: str) -> None:
     """A cached large file is named by its sha256: check the content still matches before
     building from it (once per build, not per start), so a torn or rotten download is fetched
-    again instead of converted."""
-    real = Path(os.path.realpath(path))
-    if real.parent.name != "blobs" or not re.fullmatch(r"[0-9a-f]{64}", real.name):
+    again instead of converted. (Small files' blobs are named by a 40-digit git hash of a
+    header and the content: not checked.)"""
+    blob = _cached_blob(path)
+    if blob is None or len(blob.name) != 64:
         return
     digest = hashlib.sha256()
-    with open(real, "rb") as handle:
+    with open(blob, "rb") as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    if digest.hexdigest() != real.name:
+    if digest.hexdigest() != blob.name:
         raise DamagedDownloadError(f"{path}: cached download does not match its sha256", name)
 
 
