@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # Public name -> the module that defines it; imported on first use.
 _EXPORTS = {
     "load_model": "model",
+    "prepare_model": "model",
     "NLIModel": "model",
     "Prediction": "model",
     "classify": "zeroshot",

@@ -34,19 +34,24 @@ class Record:
 def read_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
     """JSON objects, one per line; a UTF-8 BOM and CRLF are accepted, blank lines skipped."""
     for number, raw in enumerate(stream, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if not raw.strip():
-            continue
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as err:
-            yield Record(source, number, None, f"invalid JSON: {err}")
-            continue
-        if not isinstance(value, dict):
-            yield Record(source, number, None, f"expected a JSON object, got {_kind(value)}")
-            continue
-        yield Record(source, number, value)
+        record = parse_jsonl_line(raw, source, number)
+        if record is not None:
+            yield record
+
+
+def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
+    """The record on line `number` of a JSON-lines file, or None for a blank line."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.strip():
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        return Record(source, number, None, f"invalid JSON: {err}")
+    if not isinstance(value, dict):
+        return Record(source, number, None, f"expected a JSON object, got {_kind(value)}")
+    return Record(source, number, value)
 
 
 FORMATS = ("jsonl", "csv", "tsv")

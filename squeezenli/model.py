@@ -10,7 +10,7 @@ This is the Python API under the CLI:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,27 +103,53 @@ def load_model(
     progress: bool = True,
 ) -> NLIModel:
     """Resolve, download, build and open a model: everything needed before scoring."""
+
+    def load(files: ModelFiles) -> NLIModel:
+        labels, tokenizer = _parts(files, label_order, max_length)
+        onnx_path, session = _open_session(files, precision, threads)
+        engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
+        return NLIModel(files, engine, labels, onnx_path, precision)
+
+    return _fetched(model, revision, progress, load)
+
+
+def prepare_model(
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    precision: str = DEFAULT_PRECISION,
+    label_order: str | Sequence[str] | None = None,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> LabelMap:
+    """Download and build a model and check its options, without opening a session: for a
+    driver whose workers do the scoring (Ray), so that they find everything built."""
+
+    def prepare(files: ModelFiles) -> LabelMap:
+        labels, _ = _parts(files, label_order, max_length)
+        ensure_ready(ensure_onnx(files, precision), files.build_dir)
+        return labels
+
+    return _fetched(model, revision, progress, prepare)
+
+
+def _fetched(model: str | None, revision: str | None, progress: bool, step: Callable):
+    """step(files) on the resolved model; a download found damaged is fetched again, once."""
     files = resolve(model, revision, progress=progress)
     try:
-        return _load(files, precision, label_order, max_length, threads, batch_size, batch_tokens)
+        return step(files)
     except DamagedDownloadError as err:
         if files.revision is None:  # a local folder: nothing to fetch again
             raise
         log.warning("%s; downloading it again", err)
         forget(files, err.name)
-        files = resolve(model, revision, progress=progress)
-        return _load(files, precision, label_order, max_length, threads, batch_size, batch_tokens)
+        return step(resolve(model, revision, progress=progress))
 
 
-def _load(
-    files: ModelFiles,
-    precision: str,
-    label_order,
-    max_length: int | None,
-    threads: int | None,
-    batch_size: int,
-    batch_tokens: int,
-) -> NLIModel:
+def _parts(
+    files: ModelFiles, label_order, max_length: int | None
+) -> tuple[LabelMap, PairTokenizer]:
+    """The label mapping and the tokenizer, with the options checked against the config."""
     raw_config = read_config(files.files[CONFIG])
     if is_export(files):
         max_positions = int(raw_config.get("max_position_embeddings", 512))
@@ -144,9 +170,7 @@ def _load(
         tokenizer_config=tokenizer_config,
         max_length=max_length or limit,
     )
-    onnx_path, session = _open_session(files, precision, threads)
-    engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
-    return NLIModel(files, engine, labels, onnx_path, precision)
+    return labels, tokenizer
 
 
 def _open_session(files: ModelFiles, precision: str, threads: int | None):

@@ -17,6 +17,7 @@ Needs `pip install 'squeezenli[ray]'`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISIO
 from .io import Record, choose_pair_fields
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
+LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
 
 
 class PairScorer:
@@ -49,29 +51,33 @@ class PairScorer:
         return self._score_rows(batch)
 
     def _score_lines(self, batch):
-        """A batch of JSON lines -> columns `json` (the output line) and `error`."""
+        """Numbered JSON lines (read_pairs) -> `json` (the output line) and `error`, plus the
+        line's `source`, `number` and `text` (the raw line, kept for rows that failed)."""
         import pandas
 
-        from .io import read_jsonl
+        from .io import parse_jsonl_line
         from .scoring import score_records
 
-        records, texts = [], []
-        for text in batch["text"]:
-            raw = text.encode() if isinstance(text, str) else bytes(text)
-            record = next(read_jsonl([raw], "<ray>"), None)  # None: a blank line, skipped
-            if record is not None:
-                records.append(record)
-                texts.append(raw)
-        out, errors = [], []
-        for outcome in score_records(self.nli, records, on_error="skip", **self.fields):
+        records = []
+        for source, number, text in zip(batch["source"], batch["number"], batch["text"]):
+            record = parse_jsonl_line(bytes(text), str(source), int(number))
+            if record is not None:  # None: a line holding only a byte-order mark
+                records.append((record, bytes(text)))
+        out, errors, texts = [], [], []
+        outcomes = score_records(self.nli, [r for r, _ in records], on_error="skip", **self.fields)
+        for outcome, (_, text) in zip(outcomes, records):
             if outcome.error:
                 out.append(None)
-                errors.append(outcome.error.split(": ", 1)[-1])  # without "<ray>:N"
+                texts.append(text)
             else:
                 row = {**outcome.record.data, **outcome.prediction.fields()}
                 out.append(orjson.dumps(row).decode())
-                errors.append(None)
-        return pandas.DataFrame({"json": out, ERROR: errors, "line": [t.decode() for t in texts]})
+                texts.append(None)
+            errors.append(outcome.error)
+        sources = [r.source for r, _ in records]
+        numbers = [r.line for r, _ in records]
+        columns = dict(zip(LINE_COLUMNS, (sources, numbers, texts)))
+        return pandas.DataFrame({"json": out, ERROR: errors, **columns})
 
     def _score_rows(self, batch):
         """A pandas batch in, the same rows out with prediction, scores and error added."""
@@ -129,8 +135,9 @@ def score_dataset(
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
     field per class) and `error` (null for scored rows; see split_errors). Every row comes
-    out: none is dropped. With json_lines, the Dataset holds JSON lines in a `text` column
-    (ray.data.read_text) and the result holds `json` (the output line), `error` and `line`."""
+    out: none is dropped. With json_lines, the Dataset holds numbered lines as read_pairs
+    reads them, and the result holds `json` (the output line) and `error` (with the file and
+    line, as the local path writes it) beside `source`, `number` and `text`."""
     options = {
         "model": model,
         "revision": revision,
@@ -171,11 +178,17 @@ def _actor_pool(cpus_per_actor: int) -> tuple[int, float]:
     return max(1, int((cpus - 0.5) // request)), request
 
 
-def split_errors(scored):
-    """(scored rows without the error column, rows that could not be scored)."""
-    good = scored.filter(lambda row: row[ERROR] is None).drop_columns([ERROR])
-    bad = scored.filter(lambda row: row[ERROR] is not None).drop_columns(["prediction", "scores"])
-    return good, bad
+def split_errors(scored, json_lines: bool = False):
+    """(scored rows, rows that could not be scored) of score_dataset's result: the scored
+    rows without `error`, the failed ones without `prediction` and `scores` (with
+    json_lines: the output lines alone, and `error`, `source`, `number`, `text`)."""
+    from ray.data.expressions import col
+
+    good = scored.filter(expr=col(ERROR).is_null())
+    bad = scored.filter(expr=col(ERROR).is_not_null())
+    if json_lines:
+        return good.select_columns(["json"]), bad.select_columns([ERROR, *LINE_COLUMNS])
+    return good.drop_columns([ERROR]), bad.drop_columns(["prediction", "scores"])
 
 
 def read_pairs(paths: list[str], fmt: str | None):
@@ -189,7 +202,11 @@ def read_pairs(paths: list[str], fmt: str | None):
     # Reading takes no CPU of its own: the scoring actors hold the cores, and a read task
     # waiting for one of them would wait for ever.
     if kind == "jsonl":
-        return ray.data.read_text(paths, num_cpus=0), True
+        # Lines split as the local reader splits them (on b"\n" only, bytes undecoded, so a
+        # bad line is one row's error) and numbered, so errors say file and line. Like
+        # ray.data.read_text, this holds one whole file in memory at a time.
+        files = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0)
+        return files.flat_map(_numbered_lines, num_cpus=0), True
     if kind == "parquet":
         return ray.data.read_parquet(paths, num_cpus=0), False
     if kind in ("csv", "tsv"):
@@ -198,6 +215,15 @@ def read_pairs(paths: list[str], fmt: str | None):
         options = {"parse_options": csv.ParseOptions(delimiter="," if kind == "csv" else "\t")}
         return ray.data.read_csv(paths, num_cpus=0, **options), False
     raise ValueError(f"unknown format {kind!r}")
+
+
+def _numbered_lines(file: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A file's non-blank lines as rows: `source` (its path), `number` (from 1), `text`."""
+    import io
+
+    for number, raw in enumerate(io.BytesIO(file["bytes"]), start=1):
+        if raw.strip():
+            yield {"source": file["path"], "number": number, "text": raw}
 
 
 def _kind_of(path: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+from tinymodel import write_tiny_model
+
 import squeezenli
 
 
@@ -36,3 +39,21 @@ def test_readme_example(tiny_nli_model, tmp_path):
     with open(gold, "rb") as f:
         report = squeezenli.evaluate(nli, squeezenli.read_records(f, str(gold), "jsonl"))
     assert report.as_dict()["counts"]["scored"] == 1
+
+
+def test_prepare_model_builds_and_checks_without_opening_a_session(tmp_path, monkeypatch):
+    """What the Ray driver runs before its actors start: everything but the session."""
+    from squeezenli import model
+    from squeezenli.build import built_path, ready_path
+    from squeezenli.errors import InputError
+    from squeezenli.hub import resolve
+
+    folder = write_tiny_model(tmp_path / "fresh", seed=7)  # weights no other test has built
+    opened = []
+    monkeypatch.setattr(model, "create_session", lambda *args: opened.append(args))
+    labels = squeezenli.prepare_model(str(folder), precision="int8", label_order="a,b,c")
+    assert labels.names == ("a", "b", "c") and opened == []
+    files = resolve(str(folder))
+    assert ready_path(built_path(files, "int8"), files.build_dir).is_file()
+    with pytest.raises(InputError, match="exceeds the model's"):
+        squeezenli.prepare_model(str(folder), max_length=10_000)

@@ -12,6 +12,9 @@ from squeezenli.cli import app
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
+# Imported here, not first inside a CliRunner call: Ray Data's log handler keeps the stderr
+# it finds at import, and CliRunner's is closed when the call ends.
+pytest.importorskip("ray.data")
 
 runner = CliRunner()
 
@@ -47,9 +50,53 @@ def test_jsonl_on_ray_equals_the_local_path(tiny_nli_model, tmp_path):
     assert local.exit_code == on_ray.exit_code == 1, on_ray.output
     assert on_ray.stdout == local.stdout
     assert len(on_ray.stdout.splitlines()) == 37  # 40 lines, one blank, two bad
-    assert on_ray.stderr.count("squeezenli: skipped ") == 2
-    assert "field 'premise' must be text, got null" in on_ray.stderr
+    assert _skipped(on_ray.stderr) == _skipped(local.stderr)
+    assert f"skipped {source}:6: field 'premise' must be text, got null" in on_ray.stderr
     assert "37 rows scored, 2 failed" in on_ray.stderr
+
+
+def _skipped(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("squeezenli: skipped ")]
+
+
+def test_json_lines_are_cut_and_read_as_the_local_path_reads_them(tiny_nli_model, tmp_path):
+    """Lines end at b"\n" only (U+2028 inside a string is text), bytes are not decoded
+    before parsing (bad UTF-8 is one row's error), a BOM and CRLF are accepted."""
+    source = tmp_path / "odd.jsonl"
+    source.write_bytes(
+        b'\xef\xbb\xbf{"premise": "A man plays.", "hypothesis": "Music."}\r\n'
+        + '{"premise": "A man\u2028plays.", "hypothesis": "Music\u0085."}\n'.encode()
+        + b'{"premise": "caf\xff", "hypothesis": "x"}\n'
+        + b"[1, 2]\n"
+        + b'{"premise": "ok", "hypothesis": "fine"}'
+    )
+    local_errors, ray_errors = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    local = _batch(str(source), "-m", str(tiny_nli_model), "--errors", str(local_errors))
+    on_ray = _batch(
+        str(source), "-m", str(tiny_nli_model), "--engine", "ray", "--errors", str(ray_errors)
+    )
+    assert local.exit_code == on_ray.exit_code == 1, on_ray.output
+    assert on_ray.stdout == local.stdout and local.stdout.count("\n") == 3
+    assert ray_errors.read_text() == local_errors.read_text()
+    assert [json.loads(line)["line"] for line in ray_errors.read_text().splitlines()] == [3, 4]
+
+
+def test_a_failure_inside_ray_is_one_line(tiny_nli_model, tmp_path):
+    source = tmp_path / "ragged.csv"
+    source.write_text("premise,hypothesis\na,b\nc,d,e\n")
+    done = _batch(str(source), "-m", str(tiny_nli_model), "--engine", "ray")
+    assert done.exit_code == 1
+    assert "squeezenli: error: Ray failed: Failed to read CSV file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_file_or_cluster_is_named(tiny_nli_model, tmp_path):
+    missing = _batch(str(tmp_path / "nothere.jsonl"), "--engine", "ray")
+    assert missing.exit_code == 2 and "nothere.jsonl: no such file" in missing.stderr
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(_lines()[0] + "\n")
+    nobody = _batch(str(source), "--engine", "ray", "--address", "127.0.0.1:9")
+    assert nobody.exit_code == 1 and "no Ray cluster answers at --address" in nobody.stderr
 
 
 def test_a_glob_reads_its_files_in_order(tiny_nli_model, tmp_path):
@@ -125,3 +172,20 @@ def test_stdin_is_refused_with_a_clear_error(tiny_nli_model):
     done = runner.invoke(app, ["batch", "-m", str(tiny_nli_model), "--engine", "ray"], input="")
     assert done.exit_code == 2
     assert "--engine ray reads files" in done.stderr
+
+
+def test_json_lines_to_an_output_path_keep_their_errors(tiny_nli_model, tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("\n".join(_lines()) + "\n")
+    local_errors, ray_errors = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    local = _batch(str(source), "-m", str(tiny_nli_model), "--errors", str(local_errors))
+    out = tmp_path / "scored"
+    on_ray = _batch(
+        *(str(source), "-m", str(tiny_nli_model), "--engine", "ray", "--errors", str(ray_errors)),
+        *("--output-path", str(out), "-o", "jsonl"),
+    )
+    assert on_ray.exit_code == 1, on_ray.output
+    assert ray_errors.read_text() == local_errors.read_text()
+    written = [json.loads(line) for path in sorted(out.iterdir()) for line in path.open()]
+    expected = [json.loads(line) for line in local.stdout.splitlines()]
+    assert sorted(written, key=lambda row: row["id"]) == expected

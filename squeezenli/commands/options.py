@@ -108,6 +108,7 @@ class ModelOptions:
     quiet: bool = False
 
     def load(self):
+        """The model, opened for scoring here."""
         from ..model import load_model
 
         announce_builds(not self.quiet)
@@ -120,6 +121,20 @@ class ModelOptions:
             threads=self.threads,
             batch_size=self.batch_size,
             batch_tokens=self.batch_tokens,
+            progress=not self.quiet,
+        )
+
+    def prepare(self):
+        """The model downloaded and built for workers that open it themselves; its labels."""
+        from ..model import prepare_model
+
+        announce_builds(not self.quiet)
+        return prepare_model(
+            self.model,
+            self.revision,
+            precision=self.precision,
+            label_order=self.label_order,
+            max_length=self.max_length,
             progress=not self.quiet,
         )
 
