@@ -10,6 +10,7 @@ import orjson
 
 from ..errors import InputError, SqueezenliError
 from ..io import Record
+from ..labels import LabelMap
 from ..model import Prediction
 from .options import ModelOptions
 from .streams import ErrorLog, summary
@@ -77,7 +78,7 @@ def run_on_ray(
                         _fail(error_log, row, on_error, lines)
                         continue
                     done += 1
-                    sink.write(*_scored(row, lines))
+                    sink.write(*_scored(row, lines, labels))
     except ray.exceptions.RayError as err:
         raise _failure(err) from err
     finally:
@@ -171,12 +172,14 @@ def _expand(paths: list[str]) -> list[str]:
     return expanded
 
 
-def _scored(row: dict, lines: bool) -> tuple[dict, None, Prediction]:
-    """A scored row as the local sinks take it: (input fields, no pair, prediction)."""
+def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Prediction]:
+    """A scored row as the local sinks take it: (input fields, no pair, prediction). Scores
+    are put back in label order: older pyarrow sorts a struct's fields by name."""
     if lines:
         data = orjson.loads(row["json"])
         return data, None, Prediction(data.pop("prediction"), data.pop("scores"))
-    return _row_data(row), None, Prediction(row["prediction"], row["scores"])
+    scores = {labels.names[i]: row["scores"][labels.names[i]] for i in labels.ordered()}
+    return _row_data(row), None, Prediction(row["prediction"], scores)
 
 
 def _row_data(row: dict) -> dict:
