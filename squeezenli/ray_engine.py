@@ -26,6 +26,8 @@ from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISIO
 from .io import Record, choose_pair_fields
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
+# Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
+MIN_RAY = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
 
 
@@ -116,6 +118,20 @@ def _plain(row: dict) -> dict:
     return plain
 
 
+def check_ray_version(version: str) -> None:
+    """Refuse a Ray older than the extra asks for (one installed beside squeezenli by hand):
+    its failure with pandas 3 is silent, rows simply go missing."""
+    from .errors import InputError
+
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a build we cannot read: let it run
+    if found < MIN_RAY:
+        wanted = ".".join(map(str, MIN_RAY))
+        raise InputError(f"Ray {version} is too old: pip install 'squeezenli[ray]' (ray>={wanted})")
+
+
 def score_dataset(
     ds,
     *,
@@ -154,7 +170,10 @@ def score_dataset(
             list(ds.schema().names), premise_field, hypothesis_field, "the dataset"
         )
     fields = {"premise_field": premise_field, "hypothesis_field": hypothesis_field}
+    import ray
     from ray.data import ActorPoolStrategy
+
+    check_ray_version(ray.__version__)
 
     pool, request = _actor_pool(cpus_per_actor)
     return ds.map_batches(

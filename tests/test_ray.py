@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from squeezenli.cli import app
+from squeezenli.errors import InputError
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
@@ -97,6 +98,19 @@ def test_a_missing_file_or_cluster_is_named(tiny_nli_model, tmp_path):
     source.write_text(_lines()[0] + "\n")
     nobody = _batch(str(source), "--engine", "ray", "--address", "127.0.0.1:9")
     assert nobody.exit_code == 1 and "no Ray cluster answers at --address" in nobody.stderr
+
+
+def test_a_ray_too_old_for_pandas_3_is_refused(tiny_nli_model, tmp_path, monkeypatch):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(_lines()[0] + "\n")
+    monkeypatch.setattr(ray, "__version__", "2.55.1")
+    old = _batch(str(source), "-m", str(tiny_nli_model), "--engine", "ray")
+    assert old.exit_code == 2 and "Ray 2.55.1 is too old" in old.stderr
+    assert old.stdout == ""
+    from squeezenli.ray_engine import score_dataset
+
+    with pytest.raises(InputError, match="ray>=2.56"):
+        score_dataset(ray.data.from_items([{"premise": "a", "hypothesis": "b"}]))
 
 
 def test_a_glob_reads_its_files_in_order(tiny_nli_model, tmp_path):
