@@ -27,7 +27,7 @@ from .io import Record, choose_pair_fields
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
-MIN_RAY = (2, 56)
+MIN_RAY_FOR_PANDAS_3 = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
 
 
@@ -118,18 +118,28 @@ def _plain(row: dict) -> dict:
     return plain
 
 
-def check_ray_version(version: str) -> None:
-    """Refuse a Ray older than the extra asks for (one installed beside squeezenli by hand):
-    its failure with pandas 3 is silent, rows simply go missing."""
+def check_versions(ray_version: str, pandas_version: str) -> None:
+    """Refuse the one pairing known to lose rows without a word: Ray Data before 2.56 with
+    pandas 3. The extra installs a good pair; this catches ones installed by hand (a cluster
+    pinned to an older Ray works with pandas 2)."""
     from .errors import InputError
 
-    try:
-        found = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return  # a build we cannot read: let it run
-    if found < MIN_RAY:
-        wanted = ".".join(map(str, MIN_RAY))
-        raise InputError(f"Ray {version} is too old: pip install 'squeezenli[ray]' (ray>={wanted})")
+    ray_at, pandas_at = _major_minor(ray_version), _major_minor(pandas_version)
+    if ray_at is None or pandas_at is None:  # a build we cannot read: let it run
+        return
+    if pandas_at >= (3, 0) and ray_at < MIN_RAY_FOR_PANDAS_3:
+        wanted = ".".join(map(str, MIN_RAY_FOR_PANDAS_3))
+        raise InputError(
+            f"Ray {ray_version} with pandas {pandas_version} loses rows (ray-project/ray#60402): "
+            f"install ray>={wanted}, or pandas<3"
+        )
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    import re
+
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def score_dataset(
@@ -170,10 +180,11 @@ def score_dataset(
             list(ds.schema().names), premise_field, hypothesis_field, "the dataset"
         )
     fields = {"premise_field": premise_field, "hypothesis_field": hypothesis_field}
+    import pandas
     import ray
     from ray.data import ActorPoolStrategy
 
-    check_ray_version(ray.__version__)
+    check_versions(ray.__version__, pandas.__version__)
 
     pool, request = _actor_pool(cpus_per_actor)
     return ds.map_batches(

@@ -101,16 +101,29 @@ def test_a_missing_file_or_cluster_is_named(tiny_nli_model, tmp_path):
 
 
 def test_a_ray_too_old_for_pandas_3_is_refused(tiny_nli_model, tmp_path, monkeypatch):
+    import pandas
+
     source = tmp_path / "pairs.jsonl"
     source.write_text(_lines()[0] + "\n")
     monkeypatch.setattr(ray, "__version__", "2.55.1")
+    monkeypatch.setattr(pandas, "__version__", "3.0.0")
     old = _batch(str(source), "-m", str(tiny_nli_model), "--engine", "ray")
-    assert old.exit_code == 2 and "Ray 2.55.1 is too old" in old.stderr
+    assert old.exit_code == 2 and "Ray 2.55.1 with pandas 3.0.0 loses rows" in old.stderr
     assert old.stdout == ""
     from squeezenli.ray_engine import score_dataset
 
-    with pytest.raises(InputError, match="ray>=2.56"):
+    with pytest.raises(InputError, match="ray>=2.56, or pandas<3"):
         score_dataset(ray.data.from_items([{"premise": "a", "hypothesis": "b"}]))
+
+
+@pytest.mark.parametrize(
+    "ray_version, pandas_version",
+    [("2.51.0", "2.3.3"), ("2.56.0", "3.1.1"), ("3.0.0.dev0", "3.0.0rc1"), ("nightly", "3.1.1")],
+)
+def test_working_version_pairs_pass(ray_version, pandas_version):
+    from squeezenli.ray_engine import check_versions
+
+    check_versions(ray_version, pandas_version)
 
 
 def test_a_glob_reads_its_files_in_order(tiny_nli_model, tmp_path):

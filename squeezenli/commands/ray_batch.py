@@ -96,9 +96,11 @@ def _start(address: str | None, quiet: bool):
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray: pip install 'squeezenli[ray]'") from None
-    from ..ray_engine import check_ray_version
+    import pandas
 
-    check_ray_version(ray.__version__)  # before a cluster is started or joined
+    from ..ray_engine import check_versions
+
+    check_versions(ray.__version__, pandas.__version__)  # before a cluster is started or joined
     if address:
         _check_reachable(address)
     ray.init(
