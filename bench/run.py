@@ -212,7 +212,8 @@ def main() -> None:
         print(
             f"\nsqueezenli batch (int8, whole process): local {on_ray['local_pairs_per_s']:.1f} "
             f"pairs/s, --engine ray {on_ray['ray_pairs_per_s']:.1f} pairs/s "
-            f"({on_ray['ray_wall_s'] - on_ray['local_wall_s']:+.1f} s)"
+            f"({on_ray['ray_wall_s'] - on_ray['local_wall_s']:+.1f} s); output identical: "
+            f"{'yes' if on_ray['identical_output'] else 'NO'}"
         )
     if memory:
         print(
@@ -259,12 +260,13 @@ def measure_memory(args, model: Path, pairs_file: Path, tmp: Path, env) -> dict:
 def measure_ray(model: Path, pairs_file: Path, env) -> dict:
     """The CLI on the same pairs, locally and with --engine ray (a local Ray instance)."""
     count = len(pairs_file.read_bytes().splitlines())
-    results = {}
+    results, outputs = {}, {}
     for key, extra in (("local", []), ("ray", ["--engine", "ray"])):
         command = ["squeezenli", "batch", str(pairs_file), "-m", str(model), "-q", *extra]
-        wall, _, _ = measure_rss(command, env)
+        wall, _, outputs[key] = measure_rss(command, env)
         results[f"{key}_wall_s"] = wall
         results[f"{key}_pairs_per_s"] = count / wall
+    results["identical_output"] = outputs["local"] == outputs["ray"]
     return results
 
 

@@ -126,6 +126,23 @@ def test_working_version_pairs_pass(ray_version, pandas_version):
     check_versions(ray_version, pandas_version)
 
 
+@pytest.mark.parametrize(
+    "nodes, threads, expected",
+    [
+        ([2.0], None, (1, 1.0, 2)),  # this machine: one actor, both cores
+        ([2.0], 1, (1, 1.0, 1)),
+        ([16.0, 16.0, 0.0], None, (2, 15.0, 16)),  # a head without CPUs gets no actor
+        ([16.0, 16.0], 4, (6, 4.0, 4)),
+        ([8.0, 2.0], None, (4, 1.0, 2)),  # the small node sets the threads
+        ([1.0], None, (1, 0.25, 1)),
+    ],
+)
+def test_actors_are_sized_to_the_nodes(nodes, threads, expected):
+    from squeezenli.ray_engine import actor_pool
+
+    assert actor_pool(nodes, threads) == expected
+
+
 def test_a_glob_reads_its_files_in_order(tiny_nli_model, tmp_path):
     lines = _lines()
     (tmp_path / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")

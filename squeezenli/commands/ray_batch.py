@@ -60,7 +60,7 @@ def run_on_ray(
             hypothesis_field=hypothesis_field,
             batch_size=opts.batch_size,
             batch_tokens=opts.batch_tokens,
-            cpus_per_actor=opts.threads or 1,
+            cpus_per_actor=opts.threads,
             json_lines=lines,
         )
         if output_path is not None:
