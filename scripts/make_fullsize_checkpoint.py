@@ -93,6 +93,44 @@ def read_pairs(path: Path, count: int, long_count: int) -> list[dict]:
     return pairs
 
 
+def read_fit_pairs(path: Path, count: int) -> list[tuple[str, str]]:
+    """Pairs to fit the classifier on: from the end of the file, away from the scored ones."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(r["premise"], r["hypothesis"]) for r in rows[-count:]]
+
+
+def fit_classifier(model, tokenizer, pairs: list[tuple[str, str]], spread: float) -> None:
+    """Scale a random head so each logit varies across real pairs with std `spread`, centred.
+
+    An unfitted head on random weights predicts one class for every pair, so no label can
+    flip and quantization error stays hidden (design.md); a fitted one spreads its
+    predictions over all classes, as a trained classifier does.
+    """
+    import torch
+
+    pooled = []
+    with torch.no_grad():
+        for start in range(0, len(pairs), 32):
+            chunk = pairs[start : start + 32]
+            batch = tokenizer(
+                [p for p, _ in chunk],
+                [h for _, h in chunk],
+                truncation="longest_first",
+                max_length=512,
+                padding=True,
+                return_tensors="pt",
+            )
+            pooled.append(model.transformer(**batch)[1])
+        features = torch.cat(pooled)
+        head = torch.randn(
+            model.classifier.weight.shape, generator=torch.Generator().manual_seed(1)
+        )
+        raw = features @ head.T
+        head *= (spread / raw.std(dim=0)).unsqueeze(1)
+        model.classifier.weight.copy_(head)
+        model.classifier.bias.copy_(-(features @ head.T).mean(dim=0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -101,6 +139,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--long", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--fit-pairs",
+        type=int,
+        default=256,
+        help="real pairs to fit the classifier on (0: leave it random, as before)",
+    )
+    parser.add_argument("--spread", type=float, default=1.5, help="std of each fitted logit")
     args = parser.parse_args()
 
     import torch
@@ -137,15 +182,18 @@ def main() -> None:
             else:
                 fan_in = tensor[0].numel()
                 tensor.copy_(torch.randn_like(tensor) / fan_in**0.5)
+    model.save_pretrained(out)  # the tokenizer files need a folder first
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    torch.set_num_threads(2)
+    if args.fit_pairs:
+        fit_classifier(model, tokenizer, read_fit_pairs(args.pairs, args.fit_pairs), args.spread)
     model.save_pretrained(out)  # config.json + model.safetensors
 
-    tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.convert_tokens_to_ids(["[CLS]", "[SEP]", "the"]) == [101, 102, 1996], (
         "not bert-base-uncased"
     )
     pairs = read_pairs(args.pairs, args.count, args.long)
     probabilities = []
-    torch.set_num_threads(2)
     for start in range(0, len(pairs), 16):
         chunk = pairs[start : start + 16]
         batch = tokenizer(

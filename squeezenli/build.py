@@ -1,8 +1,11 @@
 """Build the ONNX model for a resolved model once, and cache it beside the download.
 
-A build is keyed by the weights' hash, the converter version and the precision, so a new
-revision with new weights or a new converter never picks up a stale file; it is written to a
-temporary file and renamed, so an interrupted build never leaves a file that later loads.
+A build is keyed by everything it is made from: the weights' content, config.json and the
+tokenizer files (which decide the measurements stored beside it), the converter and
+quantizer versions and the precision. So an edited config, weights replaced with the same
+size and time, or a new commit with a new config never pick up a stale file. Builds are
+written to a temporary file and renamed, and each carries a content hash recorded when it
+was written and checked when it is loaded, so neither a crash nor bit rot serves a wrong model.
 """
 
 from __future__ import annotations
@@ -15,15 +18,23 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
+
 from .atomic import atomic_path
 from .config import parse_config, read_config
 from .convert import CONVERTER_VERSION
 from .errors import DamagedDownloadError, DamagedModelError, InputError, ModelError
 from .hub import CONFIG, ModelFiles
+from .quantize import QUANTIZER_VERSION
 
 PRECISIONS = ("fp32", "int8")
+# In every build's name: builds by other versions are pruned after a new build.
+BUILD_TAG = f"c{CONVERTER_VERSION}q{QUANTIZER_VERSION}"
+# The small files a build (or what is measured on it) depends on, besides the weights.
+KEYED_FILES = (CONFIG, "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 log = logging.getLogger("squeezenli")
 _BLOB = re.compile(r"^[0-9a-f]{40,64}$")
+_MEMO = ".content-hashes.json"
 
 
 def _cached_blob(path: Path) -> Path | None:
@@ -32,19 +43,59 @@ def _cached_blob(path: Path) -> Path | None:
     return real if real.parent.name == "blobs" and _BLOB.match(real.name) else None
 
 
-def weights_key(path: Path) -> str:
-    """A short hash identifying a weights file's content.
+def file_digest(*paths: Path) -> str:
+    """xxh3-128 over the files' bytes, mapped: ~15 ms for a 130 MB model (sha256: ~100 ms)."""
+    import mmap
 
-    Files in the Hugging Face cache are blobs named by their sha256 (their ETag), so the name
-    is the hash. Elsewhere, hashing a 200 MB file at every start would cost more than the
-    scoring, so the key is a hash of the path, size and modification time.
-    """
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    for path in paths:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size:
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                    digest.update(view)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def content_id(path: Path, build_dir: Path) -> str:
+    """What identifies a weights file's content. A cache blob is named by its sha256. A local
+    file is hashed, and the hash remembered against its size, times and inode; replacing or
+    editing it changes its ctime, which no copy tool can set back, so it is hashed again."""
     blob = _cached_blob(path)
     if blob is not None:
-        return blob.name[:16]
+        return blob.name
     real = Path(os.path.realpath(path))
     stat = real.stat()
-    return hashlib.sha256(f"{real}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    seen = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}:{stat.st_dev}"
+    memo_path = build_dir / _MEMO
+    try:
+        memo = orjson.loads(memo_path.read_bytes())
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, orjson.JSONDecodeError):
+        memo = {}
+    entry = memo.get(str(real))
+    if isinstance(entry, list) and len(entry) == 2 and entry[0] == seen:
+        return str(entry[1])
+    digest = file_digest(real)
+    memo[str(real)] = [seen, digest]
+    with contextlib.suppress(OSError), atomic_path(memo_path) as tmp:
+        tmp.write_bytes(orjson.dumps(memo))
+    return digest
+
+
+def build_key(files: ModelFiles) -> str:
+    """A short hash of everything a build is made from (module docstring)."""
+    digest = hashlib.sha256(BUILD_TAG.encode())
+    digest.update(content_id(files.files[files.weights_name], files.build_dir).encode())
+    for name in KEYED_FILES:
+        path = files.path(name)
+        digest.update(f"\0{name}\0".encode())
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def verify_blob(path: Path, name: str) -> None:
@@ -63,9 +114,37 @@ def verify_blob(path: Path, name: str) -> None:
         raise DamagedDownloadError(f"{path}: cached download does not match its sha256", name)
 
 
-def built_path(files: ModelFiles, precision: str) -> Path:
-    key = weights_key(files.files[files.weights_name])
-    return files.build_dir / f"{key}-c{CONVERTER_VERSION}-{precision}.onnx"
+def _model_parts(model: Path) -> list[Path]:
+    """A model file and its side file of weights, when it has one."""
+    side = model.with_name(model.name + ".data")
+    return [model, side] if side.exists() else [model]
+
+
+def _digest_path(model: Path) -> Path:
+    return model.with_name(model.name + ".xxh3")
+
+
+def record_digest(model: Path) -> None:
+    """Write the hash that verify_model checks (before the model is renamed into place)."""
+    with atomic_path(_digest_path(model)) as tmp:
+        tmp.write_text(file_digest(*_model_parts(model)))
+
+
+def verify_model(model: Path) -> None:
+    """A built model must hash as it did when it was written: bit rot, a torn copy or an
+    edit is caught here, and the model built again, instead of scoring with it."""
+    try:
+        expected = _digest_path(model).read_text().strip()
+        actual = file_digest(*_model_parts(model))
+    except OSError as err:
+        raise DamagedModelError(f"{model}: cannot verify the built model ({err})") from None
+    if actual != expected:
+        raise DamagedModelError(f"{model}: the built model does not match its recorded hash")
+
+
+def built_path(files: ModelFiles, precision: str, key: str | None = None) -> Path:
+    """Where the model built from these files in this precision lives (key: build_key)."""
+    return files.build_dir / f"{key or build_key(files)}-{BUILD_TAG}-{precision}.onnx"
 
 
 def is_export(files: ModelFiles) -> bool:
@@ -94,28 +173,35 @@ def build_lock(build_dir: Path) -> Iterator[None]:
 
 
 def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
-    """Path of a ready ONNX model for these files and precision, building it if needed."""
+    """Path of a built ONNX model for these files and precision, building it if needed."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    key = build_key(files)
     if is_export(files):
         fp32 = files.files[files.weights_name]
-        if precision == "fp32":
-            return fp32
     else:
-        fp32 = built_path(files, "fp32")
-        if precision == "fp32" and fp32.exists():
-            return fp32
-    target = built_path(files, precision)
+        fp32 = built_path(files, "fp32", key)
+    target = fp32 if precision == "fp32" else built_path(files, precision, key)
     if target.exists():
         return target
     with build_lock(files.build_dir):
         if not fp32.exists():  # another process may have built it while we waited
             log.info("building the fp32 ONNX model from %s (once)", files.weights_name)
             _build_fp32(files, fp32)
-        if precision != "fp32" and not target.exists():
+        if not target.exists():
             log.info("quantizing it to %s (once)", precision)
             _quantize(fp32, target)
+        if files.revision is None:  # a local folder: builds of its earlier contents are dead
+            _prune_stale(files.build_dir, keep=key)
     return target
+
+
+def _save(target: Path, write) -> None:
+    """write(tmp) a model beside target, record its hash, then rename it into place."""
+    with atomic_path(target) as tmp:
+        write(tmp)
+        with atomic_path(_digest_path(target)) as digest:
+            digest.write_text(file_digest(tmp))
 
 
 def _build_fp32(files: ModelFiles, target: Path) -> None:
@@ -130,53 +216,43 @@ def _build_fp32(files: ModelFiles, target: Path) -> None:
     model = build_model(config, tensors)
     del tensors
     try:
-        with atomic_path(target) as tmp:
-            onnx.save_model(model, str(tmp))
+        _save(target, lambda tmp: onnx.save_model(model, str(tmp)))
     except OSError as err:
         raise ModelError(f"cannot write the built model to {target.parent}: {err}") from None
 
 
 def _quantize(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization of the MatMuls with constant weights (design.md)."""
-    import logging
+    """int8 with per-row activation scales (quantize.py), from the fp32 model."""
+    from .quantize import quantize_file
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # it warns on the root logger about optional pre-processing
+    if source.parent == target.parent:
+        verify_model(source)
     try:
-        with atomic_path(target) as tmp:
-            quantize_dynamic(
-                str(source),
-                str(tmp),
-                weight_type=QuantType.QInt8,
-                op_types_to_quantize=["MatMul", "Gemm"],
-                extra_options={"MatMulConstBOnly": True},
-            )
+        _save(target, lambda tmp: quantize_file(source, tmp))
     except OSError as err:
         raise ModelError(f"cannot write the quantized model to {target.parent}: {err}") from None
     except Exception as err:  # onnx's DecodeError and friends: the fp32 model is damaged
         raise DamagedModelError(f"{source}: cannot read ONNX model: {err}") from None
-    finally:
-        root.setLevel(level)
 
 
 def ready_path(built: Path, build_dir: Path) -> Path:
-    """Where the onnxruntime-ready copy of a model lives: named by the model's own key (a
-    downloaded export is not named by its content) and by the onnxruntime version that
-    optimized it, which is the only one that may load it."""
+    """Where the onnxruntime-ready copy of a model lives: named by the built model (an export
+    by its content) and by the onnxruntime version that optimized it, the only one that may
+    load it."""
     import onnxruntime
 
-    return build_dir / f"{built.stem}-{weights_key(built)[:8]}.ort{onnxruntime.__version__}.onnx"
+    stem = built.stem
+    if built.parent != build_dir:  # a downloaded export, named model.onnx
+        stem = f"{content_id(built, build_dir)[:16]}-{BUILD_TAG}-export"
+    return build_dir / f"{stem}.ort{onnxruntime.__version__}.onnx"
 
 
 def ensure_ready(built: Path, build_dir: Path) -> Path:
     """A copy of a built model as onnxruntime optimizes it, with its weights in a side file
     that the next start maps from disk instead of parsing and copying: creating the session
     drops from ~0.26 s to ~0.06 s (int8) and ~0.11 s (fp32) on the full-size model. The side
-    file is renamed into place before the model that names it, so a crash leaves no model
-    whose weights are missing."""
+    file and the hash are renamed into place before the model that names them, so a crash
+    leaves no model whose weights are missing."""
     target = ready_path(built, build_dir)
     if target.exists():
         return target
@@ -187,17 +263,17 @@ def ensure_ready(built: Path, build_dir: Path) -> Path:
     return target
 
 
-def _prune_stale(build_dir: Path) -> None:
-    """After an upgrade, builds by older converters and ready copies made by other
-    onnxruntime versions are dead weight (hundreds of MB): remove them."""
+def _prune_stale(build_dir: Path, keep: str | None = None) -> None:
+    """After an upgrade, builds by older versions and ready copies made by other onnxruntime
+    versions are dead weight (hundreds of MB): remove them; with keep, every other build too."""
     import onnxruntime
 
-    converter = f"-c{CONVERTER_VERSION}-"
     runtime = f".ort{onnxruntime.__version__}.onnx"
-    for path in build_dir.glob("*-c*-*.onnx*"):
-        old_converter = converter not in path.name
+    for path in build_dir.glob("*-c*-*"):
+        old_version = f"-{BUILD_TAG}-" not in path.name
         old_runtime = ".ort" in path.name and runtime not in path.name
-        if old_converter or old_runtime:
+        other_key = keep is not None and not path.name.startswith(keep)
+        if old_version or old_runtime or other_key:
             path.unlink(missing_ok=True)
 
 
@@ -207,6 +283,8 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
 
     import onnxruntime as ort
 
+    if built.parent == build_dir:
+        verify_model(built)
     data_name = target.name + ".data"
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".ready-", dir=build_dir))
@@ -225,8 +303,10 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
                 ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types
                 raise DamagedModelError(f"{built}: cannot load ONNX model: {err}") from None
-            # No side file when no weight is big enough to go there.
-            names = [n for n in (data_name, target.name) if (scratch / n).exists()]
+            record_digest(scratch / target.name)
+            # The model last; no side file when no weight is big enough to go there.
+            names = [data_name, _digest_path(target).name, target.name]
+            names = [n for n in names if (scratch / n).exists()]
             for name in names:
                 with open(scratch / name, "rb+") as handle:
                     os.fsync(handle.fileno())
@@ -239,16 +319,14 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
 
 
 def discard_ready(ready: Path) -> None:
-    """Remove a ready copy and its side file (the next start makes them again)."""
-    for path in (ready, ready.with_name(ready.name + ".data")):
+    """Remove a ready copy, its side file and its hash (the next start makes them again)."""
+    for path in (ready, ready.with_name(ready.name + ".data"), _digest_path(ready)):
         path.unlink(missing_ok=True)
 
 
 def discard_builds(files: ModelFiles) -> None:
-    """Remove every model built from these weights by this converter, ready copies included."""
-    if is_export(files):
-        return
-    stem = built_path(files, "fp32").name.removesuffix("-fp32.onnx")
+    """Remove every model built from these files by this version, ready copies included."""
+    key = build_key(files)
     with build_lock(files.build_dir):
-        for path in files.build_dir.glob(f"{stem}-*"):
+        for path in files.build_dir.glob(f"{key}-*"):
             path.unlink(missing_ok=True)

@@ -2,20 +2,30 @@
 
 The pairs (squeezenli/data/label_check.jsonl, written for this project) are ten per class.
 For each gold class we find the output index that wins most often; when the three classes
-win on three distinct indices, each by a majority, that is the order the model behaves in.
+win on three distinct indices, each in at least 8 of its 10 pairs, that is the order the
+model behaves in. For a model whose config names only LABEL_k, this runs once at build time
+(on the fp32 build) and the order found is used when it is conclusive (labels.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import orjson
 
+from .atomic import atomic_path
+from .build import built_path, ensure_onnx
+from .engine import Engine, create_session
 from .errors import ModelError
+from .hub import ModelFiles
 from .labels import NLI_CLASSES, LabelMap
-from .model import NLIModel
+from .tokenize import PairTokenizer
+
+# A class "wins" on an index when that index wins at least this share of the class's pairs.
+CONCLUSIVE_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -28,11 +38,11 @@ class LabelCheck:
 
     @classmethod
     def from_counts(cls, mapping: LabelMap, counts: np.ndarray) -> LabelCheck:
-        """Each class behaves as the index it wins on, if by a majority and not already taken."""
+        """Each class behaves as the index it wins on, if in 8 of 10 pairs and not taken."""
         behaves_as: dict[int, str] = {}
         for c, name in enumerate(NLI_CLASSES):
             index = int(counts[c].argmax())
-            if counts[c, index] * 2 > counts[c].sum() and index not in behaves_as:
+            if counts[c, index] >= CONCLUSIVE_SHARE * counts[c].sum() and index not in behaves_as:
                 behaves_as[index] = name
         return cls(mapping, counts, behaves_as)
 
@@ -67,13 +77,51 @@ def check_pairs() -> list[dict]:
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def check_labels(model: NLIModel) -> LabelCheck:
+def count_wins(logits: np.ndarray, pairs: list[dict]) -> np.ndarray:
+    """[gold class, output index] -> how many of the class's pairs that index won."""
+    counts = np.zeros((len(NLI_CLASSES), logits.shape[1]), dtype=np.int64)
+    for pair, winner in zip(pairs, logits.argmax(axis=1)):
+        counts[NLI_CLASSES.index(pair["label"]), winner] += 1
+    return counts
+
+
+def check_labels(model) -> LabelCheck:
+    """The check pairs through a loaded NLIModel, against the mapping it uses."""
     n_outputs = len(model.labels.names)
     if n_outputs != len(NLI_CLASSES):
         raise ModelError(f"check-labels needs a 3-way NLI model; this one has {n_outputs} outputs")
     pairs = check_pairs()
-    winners = model.logits([(p["premise"], p["hypothesis"]) for p in pairs]).argmax(axis=1)
-    counts = np.zeros((len(NLI_CLASSES), n_outputs), dtype=np.int64)
-    for pair, winner in zip(pairs, winners):
-        counts[NLI_CLASSES.index(pair["label"]), winner] += 1
-    return LabelCheck.from_counts(model.labels, counts)
+    logits = model.logits([(p["premise"], p["hypothesis"]) for p in pairs])
+    return LabelCheck.from_counts(model.labels, count_wins(logits, pairs))
+
+
+def _wins_file(files: ModelFiles) -> Path:
+    built = built_path(files, "fp32")
+    return built.with_name(built.name.removesuffix(".onnx") + ".labels.json")
+
+
+def stored_order(files: ModelFiles) -> tuple[tuple[str, ...] | None, np.ndarray] | None:
+    """The order measured at build time (None if inconclusive) and the wins behind it, if
+    the build has been measured; nothing is built."""
+    try:
+        counts = np.array(orjson.loads(_wins_file(files).read_bytes())["wins"], dtype=np.int64)
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    if counts.shape != (len(NLI_CLASSES), len(NLI_CLASSES)):
+        return None
+    generic = LabelMap(tuple(f"LABEL_{i}" for i in range(len(NLI_CLASSES))), "measured")
+    return LabelCheck.from_counts(generic, counts).observed_order, counts
+
+
+def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ...] | None:
+    """The order the fp32 build behaves in on the check pairs, if conclusive; measured once
+    per build and stored beside it."""
+    stored = stored_order(files)
+    if stored is None:
+        pairs = check_pairs()
+        engine = Engine(create_session(ensure_onnx(files, "fp32")), tokenizer)
+        counts = count_wins(engine.logits([(p["premise"], p["hypothesis"]) for p in pairs]), pairs)
+        with atomic_path(_wins_file(files)) as tmp:
+            tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
+        stored = stored_order(files)
+    return stored[0] if stored else None

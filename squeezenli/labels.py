@@ -1,13 +1,14 @@
 """Which output index means which NLI class, and where that knowledge comes from.
 
-A wrong order silently inverts every answer, so the mapping is explicit: taken from the
-config when it names its labels, from a table of known models when it does not, from
---label-order when the user says so; and `check-labels` tests it on pairs whose answer is
-not in doubt.
+A wrong order silently inverts every answer, so the mapping is explicit and its source is
+shown. In order: --label-order when the user says so; the config when it names its labels;
+the order measured at build time on pairs whose answer is not in doubt (labelcheck.py),
+when that is conclusive; a table of known models; LABEL_k.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -72,10 +73,25 @@ def parse_label_order(text: str) -> tuple[str, ...]:
     return names
 
 
+MEASURED = (
+    "measured: the model's answers on the 30 check pairs of 'squeezenli model check-labels', "
+    "at build time"
+)
+
+
+def needs_measurement(id2label: dict[int, str], override: object) -> bool:
+    """Only a 3-output model with generic names and no override has its order measured."""
+    names = [id2label[i] for i in sorted(id2label)]
+    return not override and len(names) == len(NLI_CLASSES) and _is_generic(names)
+
+
 def resolve_labels(
-    id2label: dict[int, str], model_id: str, override: str | tuple[str, ...] | None = None
+    id2label: dict[int, str],
+    model_id: str,
+    override: str | tuple[str, ...] | None = None,
+    measured: tuple[str, ...] | None = None,
 ) -> LabelMap:
-    """The label mapping for a model: override, then config names, then the known table."""
+    """The label mapping for a model, from the first source that has one (module docstring)."""
     count = len(id2label)
     if override:
         names = parse_label_order(override) if isinstance(override, str) else tuple(override)
@@ -88,6 +104,16 @@ def resolve_labels(
     if not _is_generic(config_names):
         return LabelMap(tuple(normalize(n) for n in config_names), "the model's config (id2label)")
     known = KNOWN_ORDERS.get(model_id)
+    if measured is not None and len(measured) == count:
+        if known is not None and known[0] != measured:
+            logging.getLogger("squeezenli").warning(
+                "%s behaves as %s on the check pairs, not as the %s the known-model table "
+                "gives; using the measured order (pass --label-order to choose)",
+                model_id,
+                ",".join(measured),
+                ",".join(known[0]),
+            )
+        return LabelMap(measured, MEASURED)
     if known is not None and len(known[0]) == count:
         return LabelMap(known[0], known[1])
     return LabelMap(

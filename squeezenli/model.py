@@ -16,13 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import discard_builds, discard_ready, ensure_onnx, ensure_ready, is_export, log
+from .build import (
+    discard_builds,
+    discard_ready,
+    ensure_onnx,
+    ensure_ready,
+    is_export,
+    log,
+    verify_model,
+)
 from .config import id2label, parse_config, read_config
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .engine import Engine, Pair, create_session, softmax
 from .errors import DamagedDownloadError, DamagedModelError, InputError
 from .hub import CONFIG, ModelFiles, forget, resolve
-from .labels import LabelMap, resolve_labels
+from .labels import LabelMap, needs_measurement, resolve_labels
+from .precision import Agreement, PrecisionChoice, choose
 from .tokenize import PairTokenizer, model_max_length
 
 # Probabilities are written to six places: plenty for a decision, short in JSON.
@@ -53,13 +62,15 @@ class NLIModel:
         engine: Engine,
         labels: LabelMap,
         onnx_path: Path,
-        precision: str,
+        choice: PrecisionChoice,
     ) -> None:
         self.files = files
         self.engine = engine
         self.labels = labels
         self.onnx_path = onnx_path
-        self.precision = precision
+        self.precision = choice.precision  # what runs: fp32 or int8
+        self.requested_precision = choice.requested
+        self.agreement: Agreement | None = choice.agreement  # int8 against fp32, if measured
 
     @property
     def max_length(self) -> int:
@@ -90,6 +101,16 @@ class NLIModel:
         )
 
 
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model downloaded, built and measured, ready for sessions to open."""
+
+    files: ModelFiles
+    labels: LabelMap
+    choice: PrecisionChoice
+    built: Path
+
+
 def load_model(
     model: str | None = None,
     revision: str | None = None,
@@ -105,10 +126,10 @@ def load_model(
     """Resolve, download, build and open a model: everything needed before scoring."""
 
     def load(files: ModelFiles) -> NLIModel:
-        labels, tokenizer = _parts(files, label_order, max_length)
-        onnx_path, session = _open_session(files, precision, threads)
+        labels, choice, tokenizer = _parts(files, precision, label_order, max_length)
+        onnx_path, session = _open_session(files, choice.precision, threads)
         engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
-        return NLIModel(files, engine, labels, onnx_path, precision)
+        return NLIModel(files, engine, labels, onnx_path, choice)
 
     return _fetched(model, revision, progress, load)
 
@@ -121,14 +142,15 @@ def prepare_model(
     label_order: str | Sequence[str] | None = None,
     max_length: int | None = None,
     progress: bool = True,
-) -> LabelMap:
-    """Download and build a model and check its options, without opening a session: for a
-    driver whose workers do the scoring (Ray), so that they find everything built."""
+) -> PreparedModel:
+    """Download, build and measure a model and check its options, without opening a session:
+    for a driver whose workers do the scoring (Ray), so that they find everything built."""
 
-    def prepare(files: ModelFiles) -> LabelMap:
-        labels, _ = _parts(files, label_order, max_length)
-        ensure_ready(ensure_onnx(files, precision), files.build_dir)
-        return labels
+    def prepare(files: ModelFiles) -> PreparedModel:
+        labels, choice, _ = _parts(files, precision, label_order, max_length)
+        built = ensure_onnx(files, choice.precision)
+        ensure_ready(built, files.build_dir)
+        return PreparedModel(files, labels, choice, built)
 
     return _fetched(model, revision, progress, prepare)
 
@@ -147,50 +169,79 @@ def _fetched(model: str | None, revision: str | None, progress: bool, step: Call
 
 
 def _parts(
-    files: ModelFiles, label_order, max_length: int | None
-) -> tuple[LabelMap, PairTokenizer]:
-    """The label mapping and the tokenizer, with the options checked against the config."""
+    files: ModelFiles, precision: str, label_order, max_length: int | None
+) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
+    """The label mapping, the precision and the tokenizer, with the options checked against
+    the config. What is measured at build time (the label order, int8's agreement) is
+    measured at the model's own length limit, whatever --max-length says."""
     raw_config = read_config(files.files[CONFIG])
     if is_export(files):
         max_positions = int(raw_config.get("max_position_embeddings", 512))
     else:
         max_positions = parse_config(raw_config, str(files.files[CONFIG])).max_position_embeddings
-    labels = resolve_labels(
-        id2label(raw_config),
-        files.source,
-        tuple(label_order) if label_order and not isinstance(label_order, str) else label_order,
-    )
-    tokenizer_config = files.path("tokenizer_config.json")
-    limit = model_max_length(tokenizer_config, max_positions)
     if max_length is not None and max_length > max_positions:
         raise InputError(f"--max-length {max_length} exceeds the model's {max_positions} positions")
-    tokenizer = PairTokenizer.from_files(
-        tokenizer_json=files.path("tokenizer.json"),
-        vocab=files.path("vocab.txt"),
-        tokenizer_config=tokenizer_config,
-        max_length=max_length or limit,
-    )
-    return labels, tokenizer
+    override = label_order
+    if label_order and not isinstance(label_order, str):
+        override = tuple(label_order)
+    tokenizer_config = files.path("tokenizer_config.json")
+    limit = model_max_length(tokenizer_config, max_positions)
+
+    def tokenizer(length: int) -> PairTokenizer:
+        return PairTokenizer.from_files(
+            tokenizer_json=files.path("tokenizer.json"),
+            vocab=files.path("vocab.txt"),
+            tokenizer_config=tokenizer_config,
+            max_length=length,
+        )
+
+    user = tokenizer(max_length or limit)
+    reference = user if user.max_length == limit else tokenizer(limit)
+
+    def measured() -> tuple[LabelMap, PrecisionChoice]:
+        labels = id2label(raw_config)
+        order = None
+        if needs_measurement(labels, override):
+            from .labelcheck import measured_order
+
+            order = measured_order(files, reference)
+        return (
+            resolve_labels(labels, files.source, override, order),
+            choose(files, precision, reference),
+        )
+
+    labels, choice = _rebuilt_if_damaged(files, measured)
+    return labels, choice, user
 
 
-def _open_session(files: ModelFiles, precision: str, threads: int | None):
-    """The built model's path and a session on its ready copy. A damaged built model (a full
-    disk, bit rot) is deleted and built again from the weights, once."""
+def _rebuilt_if_damaged(files: ModelFiles, step: Callable):
+    """step(); a damaged built model (a full disk, bit rot) is deleted and built again from
+    the weights, once."""
     try:
-        return _session_from_builds(files, precision, threads)
+        return step()
     except DamagedModelError as err:
         if is_export(files):  # a download, not ours to rebuild
             raise
         log.warning("%s; building it again", err)
         discard_builds(files)
-        return _session_from_builds(files, precision, threads)
+        return step()
+
+
+def _open_session(files: ModelFiles, precision: str, threads: int | None):
+    """The built model's path and a session on its ready copy, each checked against the hash
+    recorded when it was written (~15 ms for the full-size int8 model)."""
+    return _rebuilt_if_damaged(files, lambda: _session_from_builds(files, precision, threads))
 
 
 def _session_from_builds(files: ModelFiles, precision: str, threads: int | None):
     built = ensure_onnx(files, precision)
     ready = ensure_ready(built, files.build_dir)
     try:
+        verify_model(ready)
         return built, create_session(ready, threads)
-    except DamagedModelError:  # the built model still serves; the ready copy is made again
+    except DamagedModelError as err:  # the built model still serves; the ready copy is redone
+        log.warning("%s; making it again", err)
         discard_ready(ready)
+        if built.parent == files.build_dir:
+            verify_model(built)
         return built, create_session(built, threads)

@@ -51,6 +51,21 @@ def info_tables(info: dict) -> None:
         labels.add_row(index, name)
     console.print(labels)
     console.print(f"source: {info['label_source']}")
+    check = info["label_check"]
+    if check is not None:
+        order = ",".join(check["observed_order"]) if check["observed_order"] else "inconclusive"
+        console.print(f"measured at build: {order} (wins per class: {check['wins']})")
+    agreement = info["int8_agreement"]
+    if agreement is None:
+        console.print("int8 agreement: not measured yet (built on the first int8 or auto run)")
+    else:
+        verdict = "passes" if agreement["passes"] else "fails"
+        console.print(
+            f"int8 agreement with fp32 on {agreement['pairs']} calibration pairs: "
+            f"labels {agreement['label_agreement']:.2%}, largest probability difference "
+            f"{agreement['max_difference']:.4f}, mean {agreement['mean_difference']:.4f} "
+            f"({verdict} auto's check)"
+        )
 
 
 def label_check_table(result: LabelCheck) -> None:

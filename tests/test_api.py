@@ -51,8 +51,8 @@ def test_prepare_model_builds_and_checks_without_opening_a_session(tmp_path, mon
     folder = write_tiny_model(tmp_path / "fresh", seed=7)  # weights no other test has built
     opened = []
     monkeypatch.setattr(model, "create_session", lambda *args: opened.append(args))
-    labels = squeezenli.prepare_model(str(folder), precision="int8", label_order="a,b,c")
-    assert labels.names == ("a", "b", "c") and opened == []
+    prepared = squeezenli.prepare_model(str(folder), precision="int8", label_order="a,b,c")
+    assert prepared.labels.names == ("a", "b", "c") and opened == []
     files = resolve(str(folder))
     assert ready_path(built_path(files, "int8"), files.build_dir).is_file()
     with pytest.raises(InputError, match="exceeds the model's"):

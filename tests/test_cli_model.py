@@ -97,7 +97,7 @@ def test_remove_local_builds(tiny_nli_model, tmp_path):
     assert scored.returncode == 0, scored.stderr
     builds = Path(home) / "hub" / "squeezenli-local"
     assert len(list(builds.glob("*/*-fp32.onnx"))) == 1  # the built model
-    assert len(list(builds.glob("*/*-fp32-*.ort*.onnx"))) == 1  # and its onnxruntime-ready copy
+    assert len(list(builds.glob("*/*-fp32.ort*.onnx"))) == 1  # and its onnxruntime-ready copy
     listed = json.loads(squeezenli("model", "list", "--json", HF_HOME=home).stdout)
     assert len(listed["local_builds"]) == 1
     done = squeezenli("model", "remove", "--local", HF_HOME=home)

@@ -34,23 +34,22 @@ def download(
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fetch a model into the cache and build its ONNX model ahead of time; prints the
-    model's folder.
+    """Fetch a model into the cache, build its ONNX model and measure it ahead of time;
+    prints the model's folder.
 
     Example: squeezenli model download --precision fp32 --precision int8
     """
-    from ..build import ensure_onnx, ensure_ready
     from ..defaults import DEFAULT_PRECISION
-    from ..hub import resolve
+    from ..model import prepare_model
 
     announce_builds(not quiet)
-    files = resolve(model, revision, progress=not quiet)
+    folder = None
     for variant in precision or [DEFAULT_PRECISION]:
-        path = ensure_onnx(files, variant)
-        ensure_ready(path, files.build_dir)
+        prepared = prepare_model(model, revision, precision=variant, progress=not quiet)
+        folder = prepared.files.folder
         if not quiet:
-            typer.echo(f"{variant}: {path}", err=True)
-    typer.echo(str(files.folder))
+            typer.echo(f"{variant}: {prepared.choice.precision}, {prepared.built}", err=True)
+    typer.echo(str(folder))
 
 
 @app.command("path")

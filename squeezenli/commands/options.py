@@ -33,7 +33,12 @@ RevisionOpt = Annotated[
     ),
 ]
 PrecisionOpt = Annotated[
-    str, typer.Option("--precision", help="int8 (dynamic quantization) or fp32 (exact).")
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (int8 where measured to agree with fp32 on these weights, else fp32), "
+        "int8 or fp32 (exact).",
+    ),
 ]
 LabelOrderOpt = Annotated[
     Optional[str],

@@ -44,7 +44,7 @@ def run_on_ray(
     except (OSError, ValueError) as err:
         raise InputError(f"cannot read {', '.join(files)}: {err}") from None
     # Fetch and build once here, before the actors start (each node does the same once).
-    labels = opts.prepare()
+    labels = opts.prepare().labels
     sink = None if output_path is not None else make_sink(labels)
     error_log = ErrorLog(errors)
     done = failed = 0
