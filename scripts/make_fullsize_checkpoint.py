@@ -120,7 +120,7 @@ def fit_classifier(model, tokenizer, pairs: list[tuple[str, str]], spread: float
                 padding=True,
                 return_tensors="pt",
             )
-            pooled.append(model.transformer(**batch)[1])
+            pooled.append(model.base_model(**batch)[1])
         features = torch.cat(pooled)
         head = torch.randn(
             model.classifier.weight.shape, generator=torch.Generator().manual_seed(1)
