@@ -48,6 +48,8 @@ def test_json_report_agrees_with_the_predictions(tiny_nli_model, tmp_path):
     correct = sum(p == g for p, g in zip(predicted, gold))
     assert report["accuracy"] == pytest.approx(correct / len(PAIRS))
     assert report["counts"] == {"scored": len(PAIRS), "correct": correct, "failed": 0}
+    assert report["label_source"] == "the model's config (id2label)"
+    assert report["labels"] == ["contradiction", "entailment", "neutral"]
     for g in report["classes"]:
         for p in report["classes"]:
             expected = sum(1 for a, b in zip(gold, predicted) if a == g and b == p)

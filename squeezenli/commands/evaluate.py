@@ -75,7 +75,12 @@ def evaluate(
     finally:
         misclassified.close()
     report.failed = run.failed
-    result = report.as_dict()
+    result = {
+        **report.as_dict(),
+        "labels": list(nli.labels.names),
+        "label_source": nli.labels.source,
+        "precision": nli.precision,
+    }
     if json_out:
         print_json(result)
     else:
