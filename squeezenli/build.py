@@ -124,15 +124,19 @@ def _digest_path(model: Path) -> Path:
     return model.with_name(model.name + ".xxh3")
 
 
-def record_digest(model: Path) -> None:
-    """Write the hash that verify_model checks (before the model is renamed into place)."""
+def _record_digest(model: Path, *parts: Path) -> None:
+    """Write the hash of parts (a model being written, its side file) that verify_model checks
+    for model; done before the model is renamed into place."""
     with atomic_path(_digest_path(model)) as tmp:
-        tmp.write_text(file_digest(*_model_parts(model)))
+        tmp.write_text(file_digest(*parts))
 
 
-def verify_model(model: Path) -> None:
-    """A built model must hash as it did when it was written: bit rot, a torn copy or an
-    edit is caught here, and the model built again, instead of scoring with it."""
+def verify_model(model: Path, build_dir: Path) -> None:
+    """A model built here must hash as it did when it was written: bit rot, a torn copy or
+    an edit is caught here, and the model built again, instead of scoring with it. A
+    downloaded export (outside build_dir) carries no recorded hash and is not checked."""
+    if model.parent != build_dir:
+        return
     try:
         expected = _digest_path(model).read_text().strip()
         actual = file_digest(*_model_parts(model))
@@ -145,6 +149,13 @@ def verify_model(model: Path) -> None:
 def built_path(files: ModelFiles, precision: str, key: str | None = None) -> Path:
     """Where the model built from these files in this precision lives (key: build_key)."""
     return files.build_dir / f"{key or build_key(files)}-{BUILD_TAG}-{precision}.onnx"
+
+
+def measurement_path(files: ModelFiles, precision: str, name: str) -> Path:
+    """Where a measurement of a build is stored: beside it, named by the same key, so a new
+    build is measured anew (and pruned or removed with it)."""
+    built = built_path(files, precision)
+    return built.with_name(f"{built.name.removesuffix('.onnx')}.{name}.json")
 
 
 def is_export(files: ModelFiles) -> bool:
@@ -200,8 +211,7 @@ def _save(target: Path, write) -> None:
     """write(tmp) a model beside target, record its hash, then rename it into place."""
     with atomic_path(target) as tmp:
         write(tmp)
-        with atomic_path(_digest_path(target)) as digest:
-            digest.write_text(file_digest(tmp))
+        _record_digest(target, tmp)
 
 
 def _build_fp32(files: ModelFiles, target: Path) -> None:
@@ -225,8 +235,7 @@ def _quantize(source: Path, target: Path) -> None:
     """int8 with per-row activation scales (quantize.py), from the fp32 model."""
     from .quantize import quantize_file
 
-    if source.parent == target.parent:
-        verify_model(source)
+    verify_model(source, target.parent)
     try:
         _save(target, lambda tmp: quantize_file(source, tmp))
     except OSError as err:
@@ -283,8 +292,7 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
 
     import onnxruntime as ort
 
-    if built.parent == build_dir:
-        verify_model(built)
+    verify_model(built, build_dir)
     data_name = target.name + ".data"
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".ready-", dir=build_dir))
@@ -303,7 +311,7 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
                 ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types
                 raise DamagedModelError(f"{built}: cannot load ONNX model: {err}") from None
-            record_digest(scratch / target.name)
+            _record_digest(scratch / target.name, *_model_parts(scratch / target.name))
             # The model last; no side file when no weight is big enough to go there.
             names = [data_name, _digest_path(target).name, target.name]
             names = [n for n in names if (scratch / n).exists()]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import orjson
 
 from .atomic import atomic_path
-from .build import built_path, ensure_onnx
+from .build import ensure_onnx, measurement_path, verify_model
 from .engine import Engine, create_session
 from .errors import ModelError
 from .hub import ModelFiles
@@ -95,16 +94,12 @@ def check_labels(model) -> LabelCheck:
     return LabelCheck.from_counts(model.labels, count_wins(logits, pairs))
 
 
-def _wins_file(files: ModelFiles) -> Path:
-    built = built_path(files, "fp32")
-    return built.with_name(built.name.removesuffix(".onnx") + ".labels.json")
-
-
 def stored_order(files: ModelFiles) -> tuple[tuple[str, ...] | None, np.ndarray] | None:
     """The order measured at build time (None if inconclusive) and the wins behind it, if
     the build has been measured; nothing is built."""
     try:
-        counts = np.array(orjson.loads(_wins_file(files).read_bytes())["wins"], dtype=np.int64)
+        wins = orjson.loads(measurement_path(files, "fp32", "labels").read_bytes())["wins"]
+        counts = np.array(wins, dtype=np.int64)
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
     if counts.shape != (len(NLI_CLASSES), len(NLI_CLASSES)):
@@ -119,9 +114,11 @@ def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ..
     stored = stored_order(files)
     if stored is None:
         pairs = check_pairs()
-        engine = Engine(create_session(ensure_onnx(files, "fp32")), tokenizer)
+        built = ensure_onnx(files, "fp32")
+        verify_model(built, files.build_dir)
+        engine = Engine(create_session(built), tokenizer)
         counts = count_wins(engine.logits([(p["premise"], p["hypothesis"]) for p in pairs]), pairs)
-        with atomic_path(_wins_file(files)) as tmp:
+        with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
             tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
         stored = stored_order(files)
     return stored[0] if stored else None

@@ -237,11 +237,10 @@ def _session_from_builds(files: ModelFiles, precision: str, threads: int | None)
     built = ensure_onnx(files, precision)
     ready = ensure_ready(built, files.build_dir)
     try:
-        verify_model(ready)
+        verify_model(ready, files.build_dir)
         return built, create_session(ready, threads)
     except DamagedModelError as err:  # the built model still serves; the ready copy is redone
         log.warning("%s; making it again", err)
         discard_ready(ready)
-        if built.parent == files.build_dir:
-            verify_model(built)
+        verify_model(built, files.build_dir)
         return built, create_session(built, threads)

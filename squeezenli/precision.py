@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from .atomic import atomic_path
-from .build import build_lock, built_path, ensure_onnx, log, verify_model
+from .build import build_lock, ensure_onnx, log, measurement_path, verify_model
 from .engine import Engine, Pair, create_session, softmax
 from .errors import InputError
 from .hub import ModelFiles
@@ -79,15 +79,9 @@ def compare(fp32: np.ndarray, int8: np.ndarray) -> Agreement:
     )
 
 
-def _agreement_file(files: ModelFiles) -> Path:
-    """Beside the int8 build, named by the same key: a new build is measured anew."""
-    built = built_path(files, "int8")
-    return built.with_name(built.name.removesuffix(".onnx") + ".agreement.json")
-
-
 def stored_agreement(files: ModelFiles) -> Agreement | None:
     """The measurement stored for these files, if any (nothing is built)."""
-    return _read(_agreement_file(files))
+    return _read(measurement_path(files, "int8", "agreement"))
 
 
 def _read(path: Path) -> Agreement | None:
@@ -98,29 +92,29 @@ def _read(path: Path) -> Agreement | None:
         return None
 
 
-def measure(files: ModelFiles, tokenizer: PairTokenizer) -> Agreement:
-    """Score the calibration pairs in fp32 and int8 once per build; the figures are stored."""
-    path = _agreement_file(files)
+def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, bool]:
+    """Score the calibration pairs in fp32 and int8 once per build; the figures are stored.
+    Also says whether this call made the measurement (else it was stored)."""
+    path = measurement_path(files, "int8", "agreement")
     found = _read(path)
     if found is not None:
-        return found
+        return found, False
     built = {precision: ensure_onnx(files, precision) for precision in ("fp32", "int8")}
     with build_lock(files.build_dir):  # not reentrant: builds are made before it is taken
         found = _read(path)
         if found is not None:
-            return found
+            return found, False
         pairs = calibration_pairs()
         log.info("measuring int8 against fp32 on %d calibration pairs (once)", len(pairs))
         probabilities = []
         for model in built.values():
-            if model.parent == files.build_dir:
-                verify_model(model)
+            verify_model(model, files.build_dir)
             engine = Engine(create_session(model), tokenizer)
             probabilities.append(softmax(engine.logits(pairs)))
         agreement = compare(*probabilities)
         with atomic_path(path) as tmp:
             tmp.write_bytes(orjson.dumps(agreement.as_dict()))
-    return agreement
+    return agreement, True
 
 
 def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
@@ -129,8 +123,7 @@ def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> Preci
         raise InputError(f"unknown precision {requested!r} (choose from {', '.join(CHOICES)})")
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", stored_agreement(files))
-    fresh = stored_agreement(files) is None
-    agreement = measure(files, tokenizer)
+    agreement, fresh = measure(files, tokenizer)
     if requested == "int8":
         if not agreement.passes:
             log.warning("%s: int8 may change answers; fp32 does not", agreement.describe())
