@@ -150,10 +150,67 @@ def _names(config: ModelConfig) -> dict[str, str]:
     }
 
 
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor the graph reads, with the shape the config implies for it."""
+    names = _names(config)
+    h, inner, n = config.hidden_size, config.intermediate_size, config.num_labels
+    conv = config.model_type == "squeezebert"
+
+    def linear(out: int, width: int, groups: int = 1) -> tuple[int, ...]:
+        return (out, width // groups, 1) if conv else (out, width)
+
+    emb = names["emb"]
+    shapes = {
+        emb + "word_embeddings.weight": (config.vocab_size, h),
+        emb + "position_embeddings.weight": (config.max_position_embeddings, h),
+        emb + "token_type_embeddings.weight": (config.type_vocab_size, h),
+        emb + "LayerNorm.weight": (h,),
+        emb + "LayerNorm.bias": (h,),
+        names["pooler"] + ".weight": (h, h),
+        names["pooler"] + ".bias": (h,),
+        "classifier.weight": (n, h),
+        "classifier.bias": (n,),
+    }
+    per_layer = {
+        "q": (linear(h, h, config.q_groups), h),
+        "k": (linear(h, h, config.k_groups), h),
+        "v": (linear(h, h, config.v_groups), h),
+        "attn_out": (linear(h, h, config.post_attention_groups), h),
+        "inter": (linear(inner, h, config.intermediate_groups), inner),
+        "out": (linear(h, inner, config.output_groups), h),
+    }
+    for i in range(config.num_hidden_layers):
+        for key, (weight, bias) in per_layer.items():
+            shapes[names[key].format(i=i) + ".weight"] = weight
+            shapes[names[key].format(i=i) + ".bias"] = (bias,)
+        for key in ("ln1", "ln2"):
+            shapes[names[key].format(i=i) + ".weight"] = (h,)
+            shapes[names[key].format(i=i) + ".bias"] = (h,)
+    return shapes
+
+
+def check_weights(config: ModelConfig, tensors: dict[str, np.ndarray]) -> None:
+    """Refuse weights that do not fit the config (a missing tensor, a wrong shape, a value
+    that is not a number) before a graph is built from them: a 10-row embedding table under
+    a 30522-word vocabulary would otherwise fail in the middle of a run, or read nonsense."""
+    for name, shape in expected_shapes(config).items():
+        if name not in tensors:
+            raise ModelError(f"weights are missing tensor '{name}'")
+        tensor = tensors[name]
+        if tuple(tensor.shape) != shape:
+            raise ModelError(
+                f"tensor '{name}' has shape {list(tensor.shape)}, but the config implies "
+                f"{list(shape)}: the weights and config.json do not belong together"
+            )
+        if tensor.dtype.kind not in "fiu":
+            raise ModelError(f"tensor '{name}' holds {tensor.dtype}, not numbers")
+
+
 def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     """The classifier as an onnx.ModelProto: (ids, mask, token types) -> logits."""
     from onnx import TensorProto, helper
 
+    check_weights(config, tensors)
     get = _tensor_getter(tensors)
     names = _names(config)
     g = _Graph()
@@ -269,13 +326,8 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     pooled = g.op(
         "Tanh", g.op("Gemm", first, pool_w, g.const("pool_b", get(pooler + ".bias")), transB=1)
     )
-    classifier_w = get("classifier.weight")
-    if classifier_w.shape[0] != config.num_labels:
-        raise ModelError(
-            f"classifier has {classifier_w.shape[0]} outputs "
-            f"but the config names {config.num_labels} labels"
-        )
-    classifier = [pooled, g.const("cls_w", classifier_w), g.const("cls_b", get("classifier.bias"))]
+    classifier_w = g.const("cls_w", get("classifier.weight"))
+    classifier = [pooled, classifier_w, g.const("cls_b", get("classifier.bias"))]
     g.nodes.append(helper.make_node("Gemm", classifier, [OUTPUT], transB=1))
 
     inputs = [

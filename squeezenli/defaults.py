@@ -8,6 +8,14 @@ engine to show them in --help)."""
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BATCH_TOKENS = 512
 DEFAULT_WINDOW = 1024
+# Upper bounds: a batch's activations grow with rows x length x width (x length, in
+# attention), and past these a raised --batch-tokens exhausts memory on long pairs (65536
+# tokens of a BERT-base width take ~0.8 GB per 3072-wide activation). Batches of this size
+# were never faster than the defaults here.
+MAX_BATCH_SIZE = 4096
+MAX_BATCH_TOKENS = 65536
+# ...and a batch's attention scores (rows x length^2 per head) stay under this many.
+MAX_ATTENTION = 1 << 22
 
 # auto: int8 where it is measured to agree with fp32 on the user's own weights (precision.py),
 # else fp32.

@@ -8,14 +8,22 @@ are put back in input order. The window keeps memory flat and lets results strea
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from .convert import INPUTS, OUTPUT
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_WINDOW
-from .errors import DamagedModelError, ModelError
+from .defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_WINDOW,
+    MAX_ATTENTION,
+    MAX_BATCH_SIZE,
+    MAX_BATCH_TOKENS,
+)
+from .errors import DamagedModelError, InputError, ModelError
 from .tokenize import PairTokenizer
 
 Pair = tuple[str, str]
@@ -52,6 +60,25 @@ def create_session(model_path: Path, threads: int | None = None):
     return session
 
 
+def reference_logits(model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str):
+    """Logits of fixed reference pairs (the label check, the calibration set) on a built
+    model: a pair it cannot score is the model's fault here, not the input's."""
+    engine = Engine(create_session(model_path), tokenizer)
+    try:
+        return engine.logits(pairs)
+    except InputError as err:
+        raise ModelError(f"{model_path}: cannot score {what}: {err}") from None
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """The logits of one window of pairs, in its order, and why some pairs have none
+    (their rows are NaN): row index -> reason."""
+
+    logits: np.ndarray
+    errors: dict[int, str]
+
+
 class Engine:
     """Scores pairs with one onnxruntime session; knows nothing of files or terminals."""
 
@@ -63,10 +90,19 @@ class Engine:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_tokens: int = DEFAULT_BATCH_TOKENS,
         window: int = DEFAULT_WINDOW,
+        classes: int | None = None,
     ) -> None:
-        if batch_size < 1 or max_tokens < 1 or window < 1:
-            raise ValueError("batch_size, max_tokens and window must be positive")
+        for name, value, top in (
+            ("batch_size", batch_size, MAX_BATCH_SIZE),
+            ("batch_tokens", max_tokens, MAX_BATCH_TOKENS),
+            ("window", window, MAX_BATCH_SIZE),
+        ):
+            if not 1 <= value <= top:
+                raise InputError(f"{name} must be from 1 to {top}, got {value}")
         self.session = session
+        # The model's outputs: as the caller knows them (its labels), else as the graph says.
+        width = session.get_outputs()[0].shape[-1]
+        self.classes = classes or (width if isinstance(width, int) else None)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -81,17 +117,23 @@ class Engine:
         """Logits [n, labels] for pairs, in input order."""
         chunks = list(self.iter_logits(pairs))
         if not chunks:
-            width = self.session.get_outputs()[0].shape[-1]
-            return np.zeros((0, width if isinstance(width, int) else 0), np.float32)
+            return np.zeros((0, self.classes or 0), np.float32)
         return np.concatenate(chunks)
 
     def iter_logits(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
-        """Logits window by window, each in input order: memory stays flat, results stream."""
+        """Logits window by window, each in input order: memory stays flat, results stream.
+        A pair that cannot be scored raises InputError naming its position."""
         it = iter(pairs)
-        yield from self.score_windows(iter(lambda: list(islice(it, self.window)), []))
+        start = 0
+        for window in self.score_windows(iter(lambda: list(islice(it, self.window)), [])):
+            if window.errors:
+                index, reason = min(window.errors.items())
+                raise InputError(f"pair {start + index}: {reason}")
+            start += len(window.logits)
+            yield window.logits
 
-    def score_windows(self, windows: Iterable[list[Pair]]) -> Iterator[np.ndarray]:
-        """Logits for each window of pairs the caller cut (empty windows are passed over)."""
+    def score_windows(self, windows: Iterable[list[Pair]]) -> Iterator[WindowScores]:
+        """Scores for each window of pairs the caller cut (empty windows are passed over)."""
         for window in windows:
             if window:
                 yield self._score_window(window)
@@ -99,28 +141,36 @@ class Engine:
     def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
         """Indices of a window in batches: sorted by length, each batch at most batch_size
         rows and, padded to its longest row, at most max_tokens tokens (a single row that is
-        longer still gets a batch of its own)."""
+        longer still gets a batch of its own), and with at most MAX_ATTENTION attention
+        scores per head, so no setting of the two runs out of memory on long pairs."""
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         batch: list[int] = []
         for i in order:
             rows = len(batch) + 1
-            if batch and (rows > self.batch_size or rows * lengths[i] > self.max_tokens):
+            too_many = rows > self.batch_size or rows * lengths[i] > self.max_tokens
+            if batch and (too_many or rows * lengths[i] ** 2 > MAX_ATTENTION):
                 yield batch
                 batch = []
             batch.append(i)
         if batch:
             yield batch
 
-    def _score_window(self, chunk: list[Pair]) -> np.ndarray:
+    def _score_window(self, chunk: list[Pair]) -> WindowScores:
         encodings = self.tokenizer.encode(chunk)
-        result: np.ndarray | None = None
-        for index in self.batches([len(e.ids) for e in encodings]):
+        errors = {i: e for i, e in enumerate(encodings) if isinstance(e, str)}
+        good = [i for i, e in enumerate(encodings) if not isinstance(e, str)]
+        result = np.full((len(chunk), self.classes or 0), np.nan, np.float32)
+        for batch in self.batches([len(encodings[i].ids) for i in good]):
+            index = [good[i] for i in batch]
             logits = self._run([encodings[i] for i in index])
-            if result is None:
-                result = np.empty((len(chunk), logits.shape[1]), np.float32)
+            if result.shape[1] != logits.shape[1]:  # the graph left its width open
+                self.classes = logits.shape[1]
+                result = np.full((len(chunk), self.classes), np.nan, np.float32)
             result[index] = logits
-        assert result is not None
-        return result
+        for i in good:
+            if not np.isfinite(result[i]).all():
+                errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
+        return WindowScores(result, errors)
 
     def _run(self, encodings: list) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
@@ -135,4 +185,21 @@ class Engine:
         self.real_tokens += int(mask.sum())
         self.padded_tokens += ids.size
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        return self.session.run([OUTPUT], {name: feeds[name] for name in self._inputs})[0]
+        try:
+            logits = self.session.run([OUTPUT], {n: feeds[n] for n in self._inputs})[0]
+        except Exception as err:  # onnxruntime's own error types: ids past a table, ...
+            first = str(err).strip().splitlines()
+            raise ModelError(
+                f"the model failed on a batch: {first[0] if first else type(err).__name__}"
+            ) from None
+        if logits.ndim != 2 or len(logits) != len(encodings) or not logits.shape[1]:
+            raise ModelError(
+                f"the model's '{OUTPUT}' has shape {list(logits.shape)} for "
+                f"{len(encodings)} pairs; expected [{len(encodings)}, classes]"
+            )
+        if self.classes and logits.shape[1] != self.classes:
+            raise ModelError(
+                f"the model gives {logits.shape[1]} logits per pair, "
+                f"but its config names {self.classes} labels"
+            )
+        return logits

@@ -14,7 +14,7 @@ def model_info(model: str | None, revision: str | None, label_order: str | None)
     """A JSON-ready description of a resolved model (downloads it if it is not cached)."""
     files = resolve(model, revision)
     raw = read_config(files.files[CONFIG])
-    names = id2label(raw)
+    names = id2label(raw, str(files.files[CONFIG]))
     measured = stored_order(files) if needs_measurement(names, label_order) else None
     labels = resolve_labels(names, files.source, label_order, measured[0] if measured else None)
     agreement = stored_agreement(files)

@@ -17,7 +17,7 @@ import orjson
 
 from .atomic import atomic_path
 from .build import ensure_onnx, measurement_path, verify_model
-from .engine import Engine, create_session
+from .engine import reference_logits
 from .errors import ModelError
 from .hub import ModelFiles
 from .labels import NLI_CLASSES, LabelMap
@@ -116,8 +116,8 @@ def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ..
         pairs = check_pairs()
         built = ensure_onnx(files, "fp32")
         verify_model(built, files.build_dir)
-        engine = Engine(create_session(built), tokenizer)
-        counts = count_wins(engine.logits([(p["premise"], p["hypothesis"]) for p in pairs]), pairs)
+        texts = [(p["premise"], p["hypothesis"]) for p in pairs]
+        counts = count_wins(reference_logits(built, tokenizer, texts, "the check pairs"), pairs)
         with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
             tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
         stored = stored_order(files)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .errors import InputError
+from .errors import InputError, ModelError
 
 NLI_CLASSES = ("entailment", "neutral", "contradiction")
 
@@ -102,7 +102,14 @@ def resolve_labels(
         return LabelMap(names, "--label-order")
     config_names = [id2label[i] for i in sorted(id2label)]
     if not _is_generic(config_names):
-        return LabelMap(tuple(normalize(n) for n in config_names), "the model's config (id2label)")
+        names = tuple(normalize(n) for n in config_names)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ModelError(
+                f"{model_id}: the config's id2label names {', '.join(twice)} more than once, so "
+                "one score would hide another: pass --label-order to name the outputs"
+            )
+        return LabelMap(names, "the model's config (id2label)")
     known = KNOWN_ORDERS.get(model_id)
     if measured is not None and len(measured) == count:
         if known is not None and known[0] != measured:

@@ -25,7 +25,7 @@ from .build import (
     log,
     verify_model,
 )
-from .config import id2label, parse_config, read_config
+from .config import id2label, max_positions, parse_config, read_config
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .engine import Engine, Pair, create_session, softmax
 from .errors import DamagedDownloadError, DamagedModelError, InputError
@@ -128,7 +128,13 @@ def load_model(
     def load(files: ModelFiles) -> NLIModel:
         labels, choice, tokenizer = _parts(files, precision, label_order, max_length)
         onnx_path, session = _open_session(files, choice.precision, threads)
-        engine = Engine(session, tokenizer, batch_size=batch_size, max_tokens=batch_tokens)
+        engine = Engine(
+            session,
+            tokenizer,
+            batch_size=batch_size,
+            max_tokens=batch_tokens,
+            classes=len(labels.names),
+        )
         return NLIModel(files, engine, labels, onnx_path, choice)
 
     return _fetched(model, revision, progress, load)
@@ -174,18 +180,19 @@ def _parts(
     """The label mapping, the precision and the tokenizer, with the options checked against
     the config. What is measured at build time (the label order, int8's agreement) is
     measured at the model's own length limit, whatever --max-length says."""
+    origin = str(files.files[CONFIG])
     raw_config = read_config(files.files[CONFIG])
     if is_export(files):
-        max_positions = int(raw_config.get("max_position_embeddings", 512))
+        positions = max_positions(raw_config, origin)
     else:
-        max_positions = parse_config(raw_config, str(files.files[CONFIG])).max_position_embeddings
-    if max_length is not None and max_length > max_positions:
-        raise InputError(f"--max-length {max_length} exceeds the model's {max_positions} positions")
+        positions = parse_config(raw_config, origin).max_position_embeddings
+    if max_length is not None and max_length > positions:
+        raise InputError(f"--max-length {max_length} exceeds the model's {positions} positions")
     override = label_order
     if label_order and not isinstance(label_order, str):
         override = tuple(label_order)
     tokenizer_config = files.path("tokenizer_config.json")
-    limit = model_max_length(tokenizer_config, max_positions)
+    limit = model_max_length(tokenizer_config, positions)
 
     def tokenizer(length: int) -> PairTokenizer:
         return PairTokenizer.from_files(
@@ -197,9 +204,11 @@ def _parts(
 
     user = tokenizer(max_length or limit)
     reference = user if user.max_length == limit else tokenizer(limit)
+    if not is_export(files):
+        user.check_fits(parse_config(raw_config, origin), origin)
 
     def measured() -> tuple[LabelMap, PrecisionChoice]:
-        labels = id2label(raw_config)
+        labels = id2label(raw_config, origin)
         order = None
         if needs_measurement(labels, override):
             from .labelcheck import measured_order

@@ -17,7 +17,7 @@ import orjson
 
 from .atomic import atomic_path
 from .build import build_lock, ensure_onnx, log, measurement_path, verify_model
-from .engine import Engine, Pair, create_session, softmax
+from .engine import Pair, reference_logits, softmax
 from .errors import InputError
 from .hub import ModelFiles
 from .tokenize import PairTokenizer
@@ -109,8 +109,8 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, boo
         probabilities = []
         for model in built.values():
             verify_model(model, files.build_dir)
-            engine = Engine(create_session(model), tokenizer)
-            probabilities.append(softmax(engine.logits(pairs)))
+            logits = reference_logits(model, tokenizer, pairs, "the calibration pairs")
+            probabilities.append(softmax(logits))
         agreement = compare(*probabilities)
         with atomic_path(path) as tmp:
             tmp.write_bytes(orjson.dumps(agreement.as_dict()))

@@ -112,11 +112,19 @@ def score_scored(
             pending.append(Scored(record, made))
             yield from made
 
+    failure: list[str] = []  # why a pair of the oldest pending record could not be scored
+
     def finished() -> Iterator[Scored]:
         # Errors, records with no pairs, and records whose pairs are all scored.
         while pending and (pending[0].error or len(rows) == len(pending[0].pairs)):
             done = pending.popleft()
-            if not done.error:
+            if failure:
+                rows.clear()
+                done.error = f"{done.record.where}: {failure.pop()}"
+                failure.clear()
+                if on_error == "fail":
+                    raise InputError(done.error)
+            elif not done.error:
                 done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
                 rows.clear()
             yield done
@@ -127,9 +135,11 @@ def score_scored(
     else:
         stream = pairs()
         windows = iter(lambda: list(islice(stream, size)), [])
-    for logits in nli.engine.score_windows(windows):
-        for row in logits:
+    for window in nli.engine.score_windows(windows):
+        for index, row in enumerate(window.logits):
             yield from finished()
+            if index in window.errors:
+                failure.append(window.errors[index])
             rows.append(row)
         yield from finished()
     yield from finished()

@@ -11,12 +11,15 @@ linearly with the input, and the ids equal transformers'.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from .config import ModelConfig, shown
 from .errors import InputError, ModelError
 
 MIN_LENGTH = 8  # room for the three special tokens and a little text
@@ -118,21 +121,87 @@ class PairTokenizer:
             raise ModelError("no tokenizer.json or vocab.txt")
         return cls(tokenizer, max_length)
 
-    def encode(self, pairs: Sequence[tuple[str, str]]) -> list[PairIds]:
-        """Ids and type ids for each pair, in order (module docstring)."""
-        sides = self._tokenizer.encode_batch(
-            [text for pair in pairs for text in pair], add_special_tokens=False
-        )
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> list[PairIds | str]:
+        """Ids and type ids for each pair, in order (module docstring); for a pair the
+        tokenizer fails on, the reason instead."""
+        texts = [text for pair in pairs for text in pair]
+        try:
+            sides = [e.ids for e in self._encode_batch(texts)]
+        except _TokenizerFailure:  # one text broke the batch: find it, keep the others
+            sides = [self._encode_one(text) for text in texts]
         budget = self.max_length - self._template.special_count
-        encoded = []
-        for i in range(0, len(sides), 2):
-            first, second = sides[i].ids, sides[i + 1].ids
+        encoded: list[PairIds | str] = []
+        for first, second in zip(sides[::2], sides[1::2]):
+            if isinstance(first, str) or isinstance(second, str):
+                encoded.append(first if isinstance(first, str) else str(second))
+                continue
             keep_first, keep_second = truncated_lengths(len(first), len(second), budget)
             encoded.append(self._template.apply(first[:keep_first], second[:keep_second]))
         return encoded
 
+    def _encode_batch(self, texts: list[str]) -> list:
+        try:
+            with _panic_messages_hidden():
+                return self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        except BaseException as err:  # a Rust panic arrives as pyo3's PanicException
+            if isinstance(err, (KeyboardInterrupt, SystemExit)) or not _is_tokenizer_error(err):
+                raise
+            raise _TokenizerFailure(err) from None
+
+    def _encode_one(self, text: str) -> list[int] | str:
+        try:
+            return self._encode_batch([text])[0].ids
+        except _TokenizerFailure as failure:
+            reason = str(failure.args[0]).strip().splitlines()
+            return f"the tokenizer failed on this text ({reason[0] if reason else 'no reason'})"
+
+    def check_fits(self, config: ModelConfig, origin: str) -> None:
+        """Refuse a tokenizer whose ids or token types the model's tables do not hold: the
+        run would otherwise stop at the first pair that uses one."""
+        top = max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+        if top >= config.vocab_size:
+            raise ModelError(
+                f"{origin}: the tokenizer has token id {top} but vocab_size is "
+                f"{config.vocab_size}: the tokenizer and the model do not belong together"
+            )
+        types = max(type_id for _, type_id in self._template.items)
+        if types >= config.type_vocab_size:
+            raise ModelError(
+                f"{origin}: pairs use token type {types} but type_vocab_size is "
+                f"{config.type_vocab_size}"
+            )
+
     def token_to_id(self, token: str) -> int | None:
         return self._tokenizer.token_to_id(token)
+
+
+@contextmanager
+def _panic_messages_hidden() -> Iterator[None]:
+    """A Rust panic in the tokenizers library prints its message (and, with RUST_BACKTRACE,
+    a backtrace) straight to fd 2 before Python sees it; the row's error says it in one
+    line instead, so fd 2 points at /dev/null while the library runs (~2 us a window)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to hide
+        yield
+        return
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(quiet, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
+
+
+class _TokenizerFailure(Exception):
+    """The tokenizer failed (a pre-tokenizer regex past its backtracking limit panics)."""
+
+
+def _is_tokenizer_error(err: BaseException) -> bool:
+    """An error of the tokenizers library: its exceptions, or a panic from its Rust code."""
+    return type(err).__name__ == "PanicException" or isinstance(err, Exception)
 
 
 def model_max_length(tokenizer_config: Path | None, max_positions: int) -> int:
@@ -150,7 +219,29 @@ def _read_options(path: Path | None) -> dict:
         data = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as err:
         raise ModelError(f"{path}: cannot read tokenizer config: {err}") from None
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: the tokenizer config is not a JSON object")
+    for key, kinds in _OPTION_TYPES.items():
+        if key in data and not isinstance(data[key], kinds):
+            raise ModelError(f"{path}: {key} has the wrong type ({shown(data[key])})")
+    for key in SPECIAL_TOKENS:
+        token = data.get(f"{key}_token")
+        if isinstance(token, dict):  # transformers writes an AddedToken as an object
+            token = token.get("content")
+        if token is not None and not isinstance(token, str):
+            raise ModelError(f"{path}: {key}_token must be text, got {shown(token)}")
+        if token is not None:
+            data[f"{key}_token"] = token
+    return data
+
+
+# The tokenizer_config.json fields read here, and the JSON types they may have.
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "do_lower_case": (bool,),
+    "strip_accents": (bool, type(None)),
+    "tokenize_chinese_chars": (bool,),
+    "model_max_length": (int, float),
+}
 
 
 def _wordpiece(vocab_path: Path, options: dict):

@@ -109,3 +109,115 @@ def test_a_one_megabyte_line_is_truncated_and_scored(nli):
     data = json.dumps({"premise": premise, "hypothesis": "Words."}).encode() + b"\n"
     assert len(data) > 1_000_000
     assert _account(nli, data) == (1, 0)
+
+
+# Hostile model files: whatever a config or a safetensors header says, the run ends with a
+# documented exit code and at most one error line, never an unhandled exception.
+CONFIG_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "q_groups",
+    "intermediate_groups",
+    "output_groups",
+    "num_labels",
+    "id2label",
+    "architectures",
+    "hidden_act",
+    "layer_norm_eps",
+    "model_type",
+    "embedding_size",
+)
+small_ints = st.integers(min_value=-3, max_value=70) | st.sampled_from([0, 10**9, 2**63])
+config_edits = st.lists(
+    st.tuples(st.sampled_from(CONFIG_KEYS), st.none() | small_ints | json_values),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _score_folder(folder) -> None:
+    result = runner.invoke(
+        app,
+        ["A man plays a guitar.", "Music.", "-m", str(folder), "--precision", "fp32"]
+        + ["--label-order", "e,n,c", "--quiet"],
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 2, 3), result.output
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == (result.exit_code != 0), result.stderr
+
+
+def _copy(folder, tmp_path_factory):
+    import shutil
+
+    target = tmp_path_factory.mktemp("mutant") / "model"
+    shutil.copytree(folder, target)
+    return target
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(config_edits)
+def test_any_config_edit_ends_cleanly(tiny_model, tmp_path_factory, edits):
+    folder = _copy(tiny_model, tmp_path_factory)
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in edits:
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    _score_folder(folder)
+
+
+header_edits = st.lists(
+    st.tuples(
+        st.sampled_from(["shape", "dtype", "data_offsets", "drop", "bytes"]),
+        st.integers(min_value=0, max_value=10**6),
+        st.lists(small_ints, max_size=3),
+        st.sampled_from(["F32", "F16", "I64", "BOOL", "U8", "XX", ""]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(header_edits)
+def test_any_safetensors_header_edit_ends_cleanly(tiny_model, tmp_path_factory, edits):
+    import struct
+
+    folder = _copy(tiny_model, tmp_path_factory)
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    body = data[8 + length :]
+    names = sorted(k for k in header if k != "__metadata__")
+    raw = None
+    for kind, pick, numbers, dtype in edits:
+        entry = header.get(names[pick % len(names)])
+        if entry is None:
+            continue
+        if kind == "shape":
+            entry["shape"] = numbers
+        elif kind == "dtype":
+            entry["dtype"] = dtype
+        elif kind == "data_offsets":
+            entry["data_offsets"] = (numbers + [pick, pick])[:2]
+        elif kind == "drop":
+            header.pop(names[pick % len(names)])
+        else:
+            encoded = bytearray(json.dumps(header).encode())
+            encoded[pick % len(encoded)] ^= 1 + pick % 255
+            raw = bytes(encoded)
+    encoded = raw if raw is not None else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + body)
+    _score_folder(folder)

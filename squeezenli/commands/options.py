@@ -13,7 +13,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
+from ..defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_PRECISION,
+    MAX_BATCH_SIZE,
+    MAX_BATCH_TOKENS,
+)
 from ..errors import InputError
 
 ModelOpt = Annotated[
@@ -59,10 +65,17 @@ MaxLengthOpt = Annotated[
 ThreadsOpt = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="CPU threads [default: physical cores].")
 ]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Most pairs in one batch.")]
+BatchSizeOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, max=MAX_BATCH_SIZE, help="Most pairs in one batch.")
+]
 BatchTokensOpt = Annotated[
     int,
-    typer.Option("--batch-tokens", min=1, help="Most tokens in one batch (pairs x padded length)."),
+    typer.Option(
+        "--batch-tokens",
+        min=1,
+        max=MAX_BATCH_TOKENS,
+        help="Most tokens in one batch (pairs x padded length).",
+    ),
 ]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
