@@ -1,23 +1,32 @@
-"""Write files so that a reader sees either nothing or the whole file, never a torn one."""
+"""Write files so that a reader sees either nothing or the whole file, never a torn one, and
+so that what a killed writer leaves behind is recognised and removed by the next run."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+# Temporary names carry the writer's process id: `.NAME.PID.RANDOM.tmp`, `.ready-PID-RANDOM`.
+_TEMP = re.compile(r"^\..*\.(\d+)\.[^.]+\.tmp$|^\.ready-(\d+)-")
 
 
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside dest; on success it is fsynced and renamed onto dest.
 
-    On any exception (Ctrl-C included) the temporary file is removed and dest is untouched.
+    On any exception (Ctrl-C included) the temporary file is removed and dest is untouched;
+    after kill -9, remove_dead_temps finds it by the process id in its name.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -28,3 +37,37 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def scratch_dir(parent: Path) -> Path:
+    """A temporary folder in parent, named so that remove_dead_temps knows its writer."""
+    return Path(tempfile.mkdtemp(prefix=f".ready-{os.getpid()}-", dir=parent))
+
+
+def remove_dead_temps(folder: Path) -> None:
+    """Remove temporary files and folders of writers that no longer run (killed mid-write);
+    those of live processes are left alone. (Process ids are this machine's: a cache shared
+    over a network filesystem keeps other machines' temporaries until they end.)"""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        found = _TEMP.match(entry.name)
+        if not found or _alive(int(found.group(1) or found.group(2))):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True

@@ -7,12 +7,17 @@ cached is used without any network round trip; the downloader is imported only w
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
+
+log = logging.getLogger("squeezenli")
 
 DEFAULT_MODEL = "squeezebert/squeezebert-mnli"
 # refs/pr/3 of the default repo: the only revision with model.safetensors (design.md).
@@ -26,6 +31,23 @@ OPTIONAL_FILES = ("tokenizer_config.json",)
 
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# What an ETag may be before it names a file in the cache's blobs folder (no path parts).
+_ETAG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+# A transfer that brings fewer bytes than this in HF_HUB_DOWNLOAD_TIMEOUT seconds is stalled
+# (a server that drips a byte a second never trips a read timeout).
+MIN_PROGRESS_BYTES = 64 << 10
+
+
+class HubUnreachable(ModelError):
+    """The Hub could not be asked: no connection, a timeout, a stalled transfer."""
+
+
+class _UnsafeAnswer(Exception):
+    """A Hub answer whose commit hash or ETag would name a path outside the cache."""
+
+
+class _Stalled(Exception):
+    """A Hub transfer that stopped making progress."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +131,8 @@ def _safe_name(name: str) -> bool:
 def resolve(
     model: str | None = None, revision: str | None = None, *, progress: bool = True
 ) -> ModelFiles:
-    """Local paths of a model's files, downloading them into the cache when needed."""
+    """Local paths of a model's files, downloading them into the cache when needed. When
+    the Hub cannot be reached, a cached snapshot of the revision is used, with a warning."""
     model = model or DEFAULT_MODEL
     if looks_local(model):
         return _resolve_local(model)
@@ -123,7 +146,14 @@ def resolve(
             f"{model}@{revision} is not in the cache ({hub_cache()}) and HF_HUB_OFFLINE is set: "
             f"run 'squeezenli model download --model {model}' while online, or unset HF_HUB_OFFLINE"
         )
-    return _download(model, revision, progress=progress)
+    try:
+        return _download(model, revision, progress=progress)
+    except HubUnreachable as err:
+        if cached is None:
+            raise
+        assert cached.revision is not None
+        log.warning("%s; using the cached snapshot %s", err, cached.revision[:12])
+        return cached
 
 
 def _resolve_local(model: str) -> ModelFiles:
@@ -183,18 +213,29 @@ def _resolve_cached(repo_id: str, revision: str) -> ModelFiles | None:
 def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
     """List the revision's files on the Hub, then fetch the chosen ones into the cache."""
     import httpx2
-    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub import HfApi, constants, hf_hub_download
     from huggingface_hub import errors as hf_errors
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
+    _guard_hub_answers()
     where = f"{repo_id}@{revision}"
     try:
-        info = HfApi().model_info(repo_id, revision=revision)
-        listed = [s.rfilename for s in (info.siblings or [])]
+        try:
+            info = HfApi().model_info(
+                repo_id, revision=revision, timeout=constants.HF_HUB_ETAG_TIMEOUT
+            )
+            listed = [s.rfilename for s in (info.siblings or [])]
+        except (hf_errors.HfHubHTTPError, httpx2.HTTPError, OSError, _Stalled, _UnsafeAnswer):
+            raise
+        except Exception as err:  # JSON that is not a model listing: whatever parsing raised
+            raise ModelError(f"the server's model listing is malformed ({err})") from None
+        if not all(isinstance(name, str) for name in listed):
+            raise ModelError("the server's model listing names files that are not text")
         unsafe = [name for name in listed if not _safe_name(name)]
         if unsafe:
-            raise ModelError(f"{where}: the server listed an unsafe file name: {unsafe[0]!r}")
+            raise ModelError(f"the server listed an unsafe file name: {unsafe[0]!r}")
         chosen = choose_files(set(listed))
+        _remove_dead_partials(repo_id)
         (disable_progress_bars if not progress else enable_progress_bars)()
         # The requested revision (not info.sha), so the cache records refs/<revision>
         # and a later offline run can find the snapshot by the same name.
@@ -215,11 +256,18 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
     except hf_errors.HfHubHTTPError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ModelError(f"{where}: download failed: {first}") from None
-    except (httpx2.HTTPError, OSError) as err:
+    except _UnsafeAnswer as err:
         raise ModelError(
-            f"cannot download {where} from {_endpoint()}: {err or type(err).__name__} "
-            "(offline? a cached model works with HF_HUB_OFFLINE=1)"
+            f"{where}: refused the server's answer: {err}; nothing was written"
         ) from None
+    except (httpx2.HTTPError, _Stalled) as err:
+        raise HubUnreachable(
+            f"cannot download {where} from {_endpoint()}: {err or type(err).__name__} "
+            "(offline? a cached model works with HF_HUB_OFFLINE=1; HF_HUB_ETAG_TIMEOUT and "
+            "HF_HUB_DOWNLOAD_TIMEOUT set the waits)"
+        ) from None
+    except OSError as err:
+        raise ModelError(f"{where}: {describe_os_error(err, hub_cache())}") from None
     except ModelError as err:
         raise ModelError(f"{where}: {err}") from None
     folder = paths[CONFIG].parent
@@ -231,6 +279,111 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
         files=paths,
         build_dir=repo_folder(repo_id) / "squeezenli",
     )
+
+
+def _remove_dead_partials(repo_id: str) -> None:
+    """huggingface_hub downloads into `blobs/<etag>.<random>.incomplete` and never resumes
+    another process's file, so each download killed mid-way leaves one for ever. Those of an
+    ETag that no process holds the download lock of are dead: removed before downloading,
+    with torn ref files."""
+    from filelock import FileLock, Timeout
+
+    # A ref is written to `refs/<name>.<random>.tmp` and renamed at once: one a second old
+    # was left by a failed write (a full disk).
+    for torn in (repo_folder(repo_id) / "refs").rglob("*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - torn.stat().st_mtime > 1:
+                torn.unlink()
+    locks = hub_cache() / ".locks" / repo_folder(repo_id).name
+    for partial in (repo_folder(repo_id) / "blobs").glob("*.incomplete"):
+        lock = FileLock(str(locks / f"{partial.name.split('.')[0]}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):  # being downloaded now, or no lock folder to check
+            if locks.is_dir():
+                continue
+            partial.unlink(missing_ok=True)
+            continue
+        try:
+            partial.unlink(missing_ok=True)
+        finally:
+            lock.release()
+
+
+def describe_os_error(err: OSError, folder: Path) -> str:
+    """A failed write into the cache as a user can act on it: which folder, and what to do."""
+    import errno
+
+    if err.errno is None:  # raised by a library, with its own words (first line only)
+        first = str(err).strip().splitlines()
+        text = first[0] if first else type(err).__name__
+        if "Consistency check failed" in text:
+            return f"{text.rstrip('.')}: the connection broke; run the command again"
+        return text
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device of {folder}: free some, or point HF_HOME elsewhere"
+    return (
+        f"cannot write to the cache folder {folder} ({err.strerror or err}): point HF_HOME "
+        "or HF_HUB_CACHE at a writable folder"
+    )
+
+
+_guarded: list[bool] = []
+
+
+def _guard_hub_answers() -> None:
+    """Have huggingface_hub's HTTP client check every answer before the library acts on it:
+    a commit hash or ETag that is not a plain name is refused (the library would make a
+    path of it), and a body that brings fewer than MIN_PROGRESS_BYTES per
+    HF_HUB_DOWNLOAD_TIMEOUT seconds is cut off. Installed once per process."""
+    if _guarded:
+        return
+    import httpx2
+    from huggingface_hub import constants, set_client_factory
+    from huggingface_hub.utils._http import default_client_factory
+
+    class ProgressGuard(httpx2.SyncByteStream):
+        """A response body that raises _Stalled when a window of `seconds` brings fewer than
+        MIN_PROGRESS_BYTES and the body has not ended."""
+
+        def __init__(self, inner, seconds: float) -> None:
+            self._inner = inner
+            self._seconds = seconds
+
+        def __iter__(self):
+            start, got = time.monotonic(), 0
+            for chunk in self._inner:
+                got += len(chunk)
+                now = time.monotonic()
+                if now - start > self._seconds:
+                    if got < MIN_PROGRESS_BYTES:
+                        raise _Stalled(f"the server sent {got} bytes in {now - start:.0f} s")
+                    start, got = now, 0
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+    def check(response) -> None:
+        commit = response.headers.get("X-Repo-Commit")
+        if commit is not None and not _COMMIT.match(commit):
+            raise _UnsafeAnswer(f"commit hash {commit[:80]!r} is not 40 hex digits")
+        for header in ("ETag", "X-Linked-Etag"):
+            etag = response.headers.get(header)
+            if etag is None:
+                continue
+            name = etag.removeprefix("W/").strip('"')
+            if not _ETAG.match(name) or ".." in name:
+                raise _UnsafeAnswer(f"{header} {etag[:80]!r} is not a plain name")
+        response.stream = ProgressGuard(response.stream, constants.HF_HUB_DOWNLOAD_TIMEOUT)
+
+    def factory():
+        client = default_client_factory()
+        client.event_hooks = {**client.event_hooks, "response": [check]}
+        return client
+
+    set_client_factory(factory)
+    _guarded.append(True)
 
 
 def _endpoint() -> str:

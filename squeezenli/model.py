@@ -23,6 +23,7 @@ from .build import (
     ensure_ready,
     is_export,
     log,
+    verify_downloads,
     verify_model,
 )
 from .config import id2label, max_positions, parse_config, read_config
@@ -165,6 +166,7 @@ def _fetched(model: str | None, revision: str | None, progress: bool, step: Call
     """step(files) on the resolved model; a download found damaged is fetched again, once."""
     files = resolve(model, revision, progress=progress)
     try:
+        verify_downloads(files)
         return step(files)
     except DamagedDownloadError as err:
         if files.revision is None:  # a local folder: nothing to fetch again

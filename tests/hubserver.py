@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,6 +59,10 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self.cut: dict[str, int] = {}  # file name -> how many more GETs to cut off halfway
+        # A server that lies or stalls: "commit" and "etag" replace those headers of file
+        # answers, "info" the body of the model listing; "stall" waits that many seconds
+        # before answering, "drip" sends bodies a byte at a time, that many seconds apart.
+        self.lies: dict[str, object] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -96,6 +101,8 @@ class HubServer:
             def _route(self, head: bool) -> None:
                 path = urlsplit(self.path).path
                 hub.requests.append((self.command, path))
+                if "stall" in hub.lies:
+                    time.sleep(float(hub.lies["stall"]))  # type: ignore[arg-type]
                 api = re.match(r"^/api/models/([^/]+/[^/]+)/(revision|tree)/([^/]+)(?:/.*)?$", path)
                 if api:
                     return self._api(api.group(1), api.group(2), unquote(api.group(3)))
@@ -132,7 +139,10 @@ class HubServer:
                     }
                 else:
                     body = [_tree_entry(name, data) for name, data in sorted(files.items())]
-                self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+                raw = json.dumps(body).encode()
+                if kind == "revision" and "info" in hub.lies:
+                    raw = hub.lies["info"]  # type: ignore[assignment]
+                self._send(200, raw, {"Content-Type": "application/json"})
 
             def _file(self, repo_id: str, revision: str, name: str, head: bool) -> None:
                 repo, sha = self._lookup(repo_id, revision)
@@ -143,8 +153,8 @@ class HubServer:
                     return self._error(404, "EntryNotFound", f"{name} does not exist", sha=sha)
                 data = files[name]
                 headers = {
-                    "X-Repo-Commit": sha,
-                    "ETag": f'"{_etag(name, data)}"',
+                    "X-Repo-Commit": str(hub.lies.get("commit", sha)),
+                    "ETag": f'"{hub.lies.get("etag", _etag(name, data))}"',
                     "Accept-Ranges": "bytes",
                 }
                 status, body = 200, data
@@ -168,7 +178,16 @@ class HubServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                self._write(body)
+
+            def _write(self, body: bytes) -> None:
+                if "drip" not in hub.lies:
+                    self.wfile.write(body)
+                    return
+                for i in range(len(body)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(float(hub.lies["drip"]))  # type: ignore[arg-type]
 
             def _error(self, status: int, code: str, message: str, sha: str | None = None) -> None:
                 headers = {
@@ -187,7 +206,7 @@ class HubServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(body)
+                    self._write(body)
 
         return Handler
 

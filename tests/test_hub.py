@@ -169,6 +169,6 @@ def test_a_damaged_cached_download_is_fetched_again(hub):
     shutil.rmtree(Path(hub.home) / "hub" / "models--acme--tiny-nli" / "squeezenli")
     again = squeezenli(*PAIR, "--json", "-m", "acme/tiny-nli", "--precision", "fp32", **env)
     assert again.returncode == 0, again.stderr
-    assert "does not match its sha256; downloading it again" in again.stderr
+    assert "does not match its hash; downloading it again" in again.stderr
     assert again.stdout == first.stdout
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
