@@ -122,7 +122,7 @@ def main() -> None:
 
     # Builds happen once, ahead of the timed runs (as `squeezenli model download` would).
     subprocess.run(
-        [sys.executable, "-m", "squeezenli.cli", "model", "download", "-m", str(model), "-q"]
+        [sys.executable, "-m", "squeezenli", "model", "download", "-m", str(model), "-q"]
         + ["--precision", "fp32", "--precision", "int8"],
         env=env,
         check=True,

@@ -8,6 +8,7 @@ download problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -18,7 +19,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .commands import batch, classify, evaluate, model, score, signals
-from .errors import EXIT_INTERRUPTED, SqueezenliError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SqueezenliError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; "
@@ -56,6 +57,12 @@ class DefaultGroup(TyperGroup):
             # stdout at /dev/null so the interpreter's final flush cannot fail again.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
+        except OSError as err:  # a full disk or a dead device under stdout
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            where = err.filename or "stdout"
+            typer.echo(f"squeezenli: error: cannot write to {where}: {err.strerror}", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
 
 
 app = typer.Typer(
@@ -94,8 +101,13 @@ app.add_typer(model.app, name="model")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the app with the stop signals handled and stdout checked; the console script
+    (entry.py) calls this once its own signal handlers are in place."""
     signals.install()
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        os.write(2, b"squeezenli: error: stdout is closed: send it somewhere (> FILE)\n")
+        os._exit(EXIT_USAGE)
+    _buffer_stdout()
     try:
         app(prog_name="squeezenli")
         code = 0
@@ -108,7 +120,23 @@ def main() -> None:
             stream.flush()
         except (BrokenPipeError, ValueError):
             pass
+        except OSError as err:
+            os.write(2, f"squeezenli: error: cannot write to stdout: {err.strerror}\n".encode())
+            code = code or EXIT_FAILED
     os._exit(code)
+
+
+def _buffer_stdout() -> None:
+    """With PYTHONUNBUFFERED=1 (common in containers) stdout's bytes go straight to the file,
+    and a write cut short by a signal is not completed: a torn last line. A buffered writer
+    finishes every write; lines are still flushed one by one (streams.py)."""
+    if not isinstance(sys.stdout.buffer, io.BufferedWriter):
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(sys.stdout.buffer),
+            encoding=sys.stdout.encoding,
+            errors=sys.stdout.errors,
+            line_buffering=True,
+        )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,37 @@ class Record:
         return f"{self.source}:{self.line}"
 
 
+# The longest input line read: longer ones are a row error, read past without being held
+# (a 100 MB line, or /dev/zero, would otherwise take all memory).
+MAX_LINE_BYTES = 16 << 20
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """The stream's lines, newline kept; None in place of a line longer than limit bytes,
+    whose rest is skipped only when the next line is asked for (so a caller that stops at
+    the error never reads on, into an endless line)."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        yield None
+        while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+
+
 def read_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
     """JSON objects, one per line; a UTF-8 BOM and CRLF are accepted, blank lines skipped."""
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(bounded_lines(stream), start=1):
+        if raw is None:
+            yield Record(source, number, None, _too_long())
+            continue
         record = parse_jsonl_line(raw, source, number)
         if record is not None:
             yield record
+
+
+def _too_long() -> str:
+    return f"line is longer than {MAX_LINE_BYTES >> 20} MiB, the most one row may take"
 
 
 def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
@@ -78,15 +103,22 @@ def detect_format(source: str, given: str | None) -> str:
 
 
 def read_records(stream: IO[bytes], source: str, fmt: str) -> Iterator[Record]:
+    """The records of one input; a read that fails (EIO, a vanished mount) is an InputError
+    naming the input."""
     if fmt == "jsonl":
-        return read_jsonl(stream, source)
-    return read_delimited(stream, source, "," if fmt == "csv" else "\t")
+        records = read_jsonl(stream, source)
+    else:
+        records = read_delimited(stream, source, "," if fmt == "csv" else "\t")
+    try:
+        yield from records
+    except OSError as err:
+        raise InputError(f"{source}: cannot read: {err.strerror or err}") from None
 
 
 def read_delimited(stream: IO[bytes], source: str, delimiter: str) -> Iterator[Record]:
     """CSV/TSV with a header row; quoted newlines and quotes as the csv module reads them."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
+    lines = _decoded_lines(stream, source)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader, None)
         if header is None:
@@ -109,9 +141,17 @@ def read_delimited(stream: IO[bytes], source: str, delimiter: str) -> Iterator[R
         raise InputError(f"{source}:{reader.line_num + 1}: invalid UTF-8 ({err.reason})") from None
     except csv.Error as err:
         raise InputError(f"{source}:{reader.line_num}: {err}") from None
-    finally:
-        if not text.closed:  # leave the caller's stream open; it closes it
-            text.detach()
+
+
+def _decoded_lines(stream: IO[bytes], source: str) -> Iterator[str]:
+    """Text lines for the csv module, each bounded (a line too long for one row ends the
+    read: inside a quoted field there is no telling where the next row starts)."""
+    for number, raw in enumerate(bounded_lines(stream), start=1):
+        if raw is None:
+            raise InputError(f"{source}:{number}: {_too_long()}")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        yield raw.decode("utf-8")
 
 
 class ColumnsError(InputError):

@@ -10,8 +10,17 @@ from .labels import NLI_CLASSES, LabelMap
 from .model import Prediction
 
 
+class _Console(Console):
+    """rich's Console, except that a reader that went away (`| head -1`) ends the run as
+    for every other output (exit 0, cli.py), not with rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console() -> Console:
-    return Console(highlight=False)
+    return _Console(highlight=False)
 
 
 def prediction_table(

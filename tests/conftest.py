@@ -68,7 +68,7 @@ def run_env(**extra: str) -> dict[str, str]:
 def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
     """Run squeezenli as a user's shell would, with extra environment variables."""
     return subprocess.run(
-        [sys.executable, "-m", "squeezenli.cli", *args],
+        [sys.executable, "-m", "squeezenli", *args],
         env=run_env(**env),
         capture_output=True,
         text=True,

@@ -21,7 +21,7 @@ ROWS = "".join(
 
 def test_four_processes_on_a_cold_cache_agree(hub):
     env = run_env(HF_HOME=hub.home, HF_ENDPOINT=hub.endpoint)
-    command = [sys.executable, "-m", "squeezenli.cli", "batch", "-m", "acme/tiny-nli", "-q"]
+    command = [sys.executable, "-m", "squeezenli", "batch", "-m", "acme/tiny-nli", "-q"]
     processes = [
         subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env

@@ -137,7 +137,7 @@ def test_several_files_in_order(tiny_nli_model, tmp_path):
 
 def test_a_slow_producer_gets_results_while_its_input_is_open(tiny_nli_model):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(tiny_nli_model), "-q"],
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(tiny_nli_model), "-q"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=run_env(),

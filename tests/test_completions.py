@@ -26,7 +26,7 @@ def test_bash_completion_answers_command_names():
         _SQUEEZENLI_COMPLETE="complete_bash", COMP_WORDS="squeezenli model ch", COMP_CWORD="2"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "squeezenli.cli"],
+        [sys.executable, "-m", "squeezenli"],
         env=env,
         capture_output=True,
         text=True,

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.mark.parametrize("source", ["file", "stdin"])
 def test_batch_matches_transformers_on_real_pairs(source):
     expected_path = FOLDER / "expected.jsonl"
-    args = [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(FOLDER), "--quiet"]
+    args = [sys.executable, "-m", "squeezenli", "batch", "-m", str(FOLDER), "--quiet"]
     args += ["--precision", "fp32"]
     if source == "file":
         result = subprocess.run(

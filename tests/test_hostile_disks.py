@@ -154,7 +154,7 @@ def test_a_process_waiting_for_another_builder_says_so(tiny_nli_model, tmp_path)
     lock = FileLock(str(build_dir / ".build.lock"))
     lock.acquire()
     child = subprocess.Popen(
-        [sys.executable, "-m", "squeezenli.cli", *PAIR, "-m", str(tiny_nli_model)]
+        [sys.executable, "-m", "squeezenli", *PAIR, "-m", str(tiny_nli_model)]
         + ["--precision", "fp32"],
         env=env,
         stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM mid-batch: output ends on a whole line, exit 130 or 143, cache intact."""
+"""Stop signals mid-batch: output ends on a whole line, exit 128 + the signal, cache intact;
+at start-up: one line, no traceback; with output blocked: an exit within seconds."""
 
 from __future__ import annotations
 
@@ -14,14 +15,23 @@ from conftest import run_env
 ROW = json.dumps({"premise": "A man plays a guitar on stage.", "hypothesis": "Music."}) + "\n"
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_batch_ends_on_a_whole_line(tiny_nli_model, signum, code):
+STOPS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT]
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["PYTHONUNBUFFERED", "buffered"])
+@pytest.mark.parametrize("signum", STOPS, ids=[s.name for s in STOPS])
+def test_a_signal_mid_batch_ends_on_a_whole_line(tiny_nli_model, signum, unbuffered):
+    code = 128 + signum
+    env = run_env()
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:  # many container images set it: stdout's bytes then go straight out
+        env["PYTHONUNBUFFERED"] = unbuffered
     process = subprocess.Popen(
-        [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(tiny_nli_model)],
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(tiny_nli_model)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=run_env(),
+        env=env,
     )
     process.stdin.write((ROW * 50).encode())
     process.stdin.flush()
@@ -45,9 +55,50 @@ def test_a_signal_mid_batch_ends_on_a_whole_line(tiny_nli_model, signum, code):
     assert b"Traceback" not in err
     # The cache still works: the same model loads and scores in a new process.
     again = subprocess.run(
-        [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(tiny_nli_model), "-q"],
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(tiny_nli_model), "-q"],
         input=ROW.encode(),
         capture_output=True,
         env=run_env(),
     )
     assert again.returncode == 0 and json.loads(again.stdout)["prediction"]
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.2, 0.35, 0.6])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_start_up_is_one_line(tiny_nli_model, signum, delay):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(tiny_nli_model)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=run_env(),
+    )
+    time.sleep(delay)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err.decode()
+    assert b"Traceback" not in err and b"Error" not in err, err.decode()
+    assert f"stopped by {signum.name}" in err.decode()
+    assert out == b""
+
+
+def test_sigterm_ends_a_run_whose_reader_stopped_reading(tiny_nli_model, tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text(ROW * 5000)  # far more output than a pipe holds
+    process = subprocess.Popen(
+        [sys.executable, "-m", "squeezenli", "batch", str(source), "-m", str(tiny_nli_model)],
+        stdout=subprocess.PIPE,  # never read: the run blocks writing
+        stderr=subprocess.PIPE,
+        env=run_env(),
+    )
+    time.sleep(3)
+    assert process.poll() is None  # blocked on its output
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("SIGTERM did not end a run blocked on its output")
+    err = process.stderr.read().decode()
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM (output blocked" in err

@@ -42,7 +42,7 @@ def _peak_mib(pid: int) -> float:
 def _stream(model, count: int, env) -> tuple[int, float, str]:
     """Feed count rows through `squeezenli batch`; lines out, peak MiB, sha256 of output."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "squeezenli.cli", "batch", "-m", str(model), "-q"],
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(model), "-q"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,
@@ -81,7 +81,7 @@ def test_four_processes_on_one_cold_cache_match_a_single_run(tiny_nli_model, tmp
     # not depend on timing.
     source = tmp_path / "rows.jsonl"
     source.write_text("".join(_rows(20_000)))
-    command = [sys.executable, "-m", "squeezenli.cli", "batch", str(source), "-m"]
+    command = [sys.executable, "-m", "squeezenli", "batch", str(source), "-m"]
     command += [str(tiny_nli_model), "-q"]
     single = subprocess.run(
         command, capture_output=True, env=run_env(HF_HOME=str(tmp_path / "alone"))

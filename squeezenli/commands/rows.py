@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from .progress import RowProgress
+from .signals import rows_pass
 from .streams import ErrorLog, Inputs, Source, summary
 
 
@@ -36,6 +37,7 @@ class RowRun:
             done_bytes=inputs.consumed,
         )
         self._started = time.perf_counter()
+        self._pass = rows_pass()
 
     def outcomes(self, score: Callable[..., Iterable]) -> Iterator:
         """`score(records, timely=...)` for each input; its good outcomes, in order."""
@@ -50,9 +52,11 @@ class RowRun:
                 yield outcome
 
     def __enter__(self) -> RowRun:
+        self._pass.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        self._pass.__exit__(*exc)
         self._progress.close()
         self._errors.close()
         elapsed = time.perf_counter() - self._started

@@ -1,11 +1,24 @@
-"""Ctrl-C and SIGTERM end a run between output lines, never inside one: a signal that
-arrives while a line is being written takes effect once the line is out."""
+"""Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) end a run between output lines, never
+inside one: a signal that arrives while a line is being written takes effect once the line
+is out. A line that cannot get out (a reader that stopped reading) is given GRACE_S
+seconds, then the run ends anyway: a supervisor's SIGTERM is never ignored.
+
+Outside a pass over rows (starting up, loading, building) the process stops at once: an
+exception raised there could land inside a C extension's import and surface as its
+ImportError, and nothing has been written that could tear (builds are written atomically,
+and what a killed builder leaves is removed by the next run). Within a pass, the signal is
+raised as Interrupted, so the pass ends with its summary and closed files."""
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+STOPPING = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+GRACE_S = 3.0
 
 
 class Interrupted(BaseException):
@@ -16,20 +29,43 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signum
 
 
-_state: dict = {"writing": False, "pending": None}
+_state: dict = {"writing": False, "pending": None, "timer": None, "armed": False}
 
 
 def _handle(signum: int, frame) -> None:
-    if _state["writing"]:
-        _state["pending"] = signum
-        return
-    raise Interrupted(signum)
+    if not _state["writing"]:
+        if not _state["armed"]:
+            _stop_at_once(signum, "")
+        raise Interrupted(signum)
+    if _state["pending"] is not None:  # a second signal while the line is stuck: go now
+        _stop_at_once(signum, "signalled twice")
+    _state["pending"] = signum
+    timer = threading.Timer(GRACE_S, _stop_at_once, (signum, f"output blocked {GRACE_S:.0f} s"))
+    timer.daemon = True
+    timer.start()
+    _state["timer"] = timer
+
+
+def _stop_at_once(signum: int, why: str) -> None:
+    name = signal.Signals(signum).name
+    os.write(2, f"squeezenli: stopped by {name}{f' ({why})' if why else ''}\n".encode())
+    os._exit(128 + signum)
 
 
 def install() -> None:
-    """Route SIGINT and SIGTERM through the line-keeping handler (main thread only)."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _handle)
+    """Route the stop signals through the line-keeping handler (main thread only)."""
+    for name in STOPPING:
+        signal.signal(getattr(signal, name), _handle)
+
+
+@contextmanager
+def rows_pass() -> Iterator[None]:
+    """A pass over rows: a stop signal inside it is raised as Interrupted (module docstring)."""
+    _state["armed"] = True
+    try:
+        yield
+    finally:
+        _state["armed"] = False
 
 
 @contextmanager
@@ -41,5 +77,8 @@ def whole_line() -> Iterator[None]:
     finally:
         _state["writing"] = False
         pending, _state["pending"] = _state["pending"], None
+        if _state["timer"] is not None:
+            _state["timer"].cancel()
+            _state["timer"] = None
         if pending is not None:
             raise Interrupted(pending)

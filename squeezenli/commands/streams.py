@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, SqueezenliError
 from ..io import Record, detect_format, read_records
 
 
@@ -121,6 +121,8 @@ class JsonLinesFile:
     """The JSON-lines file an option names (--errors); writing to no file does nothing."""
 
     def __init__(self, path: Path | None, option: str) -> None:
+        self._path = path
+        self._option = option
         try:
             self._file = open(path, "wb") if path is not None else None
         except OSError as err:
@@ -134,11 +136,22 @@ class JsonLinesFile:
         if self._file is not None:
             from ..io import write_jsonl
 
-            write_jsonl(self._file, row)
+            with self._reporting():
+                write_jsonl(self._file, row)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with self._reporting():
+                self._file.close()
+
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:  # a full disk under the file
+            raise SqueezenliError(
+                f"cannot write {self._option} {self._path}: {err.strerror or err}"
+            ) from None
 
 
 class ErrorLog:
