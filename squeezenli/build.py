@@ -103,7 +103,7 @@ def verify_blob(path: Path, name: str) -> None:
     """A cached download is named by its hash: a large file's blob by the sha256 of its
     bytes, a small file's by git's sha1 of a header and its bytes. Check the content still
     matches, so a torn or rotten download is fetched again instead of used. Large files are
-    checked once per build (~0.5 s for 200 MB), small ones at each load (~1 ms)."""
+    checked once per build, small ones (read at each load anyway) at each load."""
     blob = _cached_blob(path)
     if blob is None:
         return

@@ -3,7 +3,7 @@
 The commands live in squeezenli/commands/; this module wires them into one Typer app.
 
 Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; 3 model or
-download problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+download problem; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SqueezenliError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; "
-    "3 model or download problem; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
+    "3 model or download problem; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM)."
 )
 
 

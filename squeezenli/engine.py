@@ -158,16 +158,17 @@ class Engine:
     def _score_window(self, chunk: list[Pair]) -> WindowScores:
         encodings = self.tokenizer.encode(chunk)
         errors = {i: e for i, e in enumerate(encodings) if isinstance(e, str)}
-        good = [i for i, e in enumerate(encodings) if not isinstance(e, str)]
+        good = {i: e for i, e in enumerate(encodings) if not isinstance(e, str)}
+        rows = list(good)
         result = np.full((len(chunk), self.classes or 0), np.nan, np.float32)
-        for batch in self.batches([len(encodings[i].ids) for i in good]):
-            index = [good[i] for i in batch]
-            logits = self._run([encodings[i] for i in index])
+        for batch in self.batches([len(e.ids) for e in good.values()]):
+            index = [rows[i] for i in batch]
+            logits = self._run([good[i] for i in index])
             if result.shape[1] != logits.shape[1]:  # the graph left its width open
                 self.classes = logits.shape[1]
                 result = np.full((len(chunk), self.classes), np.nan, np.float32)
             result[index] = logits
-        for i in good:
+        for i in rows:
             if not np.isfinite(result[i]).all():
                 errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
         return WindowScores(result, errors)

@@ -78,6 +78,7 @@ class ZeroShotScorer:
 
     def __call__(self, text: str, logits: np.ndarray) -> ZeroShot:
         if self.multi_label:
+            assert self.contradiction is not None  # checked in __init__
             pairs = logits[:, [self.contradiction, self.entailment]]
             scores = softmax(pairs)[:, 1]
         else:

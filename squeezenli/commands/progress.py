@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -38,7 +40,7 @@ class RowProgress:
         self._started = time.perf_counter()
         self._progress: Progress | None = None
         self._console = console
-        self._task = None
+        self._task: TaskID | None = None
 
     @classmethod
     def for_terminal(cls, quiet: bool, **kwargs) -> RowProgress:
@@ -52,7 +54,7 @@ class RowProgress:
             if time.perf_counter() - self._started < SHOW_AFTER:
                 return
             self._start()
-        assert self._progress is not None
+        assert self._progress is not None and self._task is not None
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         self._progress.update(
             self._task,
@@ -62,7 +64,7 @@ class RowProgress:
         )
 
     def _start(self) -> None:
-        columns = [
+        columns: list[ProgressColumn] = [
             TextColumn("{task.fields[rows]:,} rows"),
             TextColumn("{task.fields[rate]:.1f} rows/s"),
         ]

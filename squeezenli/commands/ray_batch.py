@@ -71,6 +71,7 @@ def run_on_ray(
             for row in bad.iter_rows():
                 _fail(error_log, row, on_error, lines)
         else:
+            assert sink is not None
             for batch in scored.iter_batches(batch_format="pandas"):
                 for row in batch.to_dict("records"):
                     if row[ERROR] is not None:
@@ -107,7 +108,7 @@ def _start(address: str | None, quiet: bool):
         address=address,
         include_dashboard=False,
         log_to_driver=False,
-        logging_level="ERROR",
+        logging_level=logging.ERROR,
         ignore_reinit_error=True,
     )
     context = ray.data.DataContext.get_current()
@@ -202,7 +203,8 @@ def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:
 
     message = row[ERROR]
     if lines:
-        record = parse_jsonl_line(row["text"], row["source"], int(row["number"]))
+        parsed = parse_jsonl_line(row["text"], row["source"], int(row["number"]))
+        record = parsed or Record(row["source"], int(row["number"]), None)
     else:
         record = Record("<ray>", 0, _row_data(row))
     if on_error == "fail":

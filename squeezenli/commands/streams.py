@@ -32,7 +32,7 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        read = getattr(self._raw, "readinto1", self._raw.readinto)
+        read = getattr(self._raw, "readinto1", None) or self._raw.readinto  # type: ignore[attr-defined]
         n = read(buffer) or 0
         self.consumed += n
         return n
