@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -19,21 +20,34 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Record:
-    """One input row: its data, or the reason it could not be read."""
+    """One input row: its data, or the reason it could not be read (and then its raw text,
+    when there is a line to keep, so a rejects file loses nothing)."""
 
     source: str  # file name, or <stdin>
     line: int  # 1-based line number of the row's start
     data: dict[str, Any] | None
     error: str | None = None
+    raw: str | None = None
+    tabular: bool = False  # a CSV/TSV row: every row of its source has the same columns
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.line}"
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read delimited and encoded inputs (JSON lines are UTF-8 unless told)."""
+
+    encoding: str = "utf-8"
+    delimiter: str | None = None  # CSV only; TSV is tab-separated by definition
+    header: bool = True  # CSV/TSV: the first row names the columns (else col1, col2, ...)
+
+
 # The longest input line read: longer ones are a row error, read past without being held
-# (a 100 MB line, or /dev/zero, would otherwise take all memory).
+# (a 100 MB line, or /dev/zero, would otherwise take all memory). CSV fields may be as long.
 MAX_LINE_BYTES = 16 << 20
+csv.field_size_limit(MAX_LINE_BYTES)
 
 
 def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
@@ -49,34 +63,71 @@ def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[by
             pass
 
 
-def read_jsonl(stream: IO[bytes], source: str) -> Iterator[Record]:
+def _too_long() -> str:
+    return f"line is longer than {MAX_LINE_BYTES >> 20} MiB, the most one row may take"
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    """A line as text, or a UnicodeDecodeError whose message suggests --encoding."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        hint = "latin-1" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else "utf-8"
+        raise _BadText(
+            f"not valid {encoding} at byte {err.start + 1} of the line "
+            f"({raw[err.start : err.start + 1]!r}); if the file is in another encoding, "
+            f"pass it, e.g. --encoding {hint}"
+        ) from None
+
+
+class _BadText(ValueError):
+    """A line that does not decode in the input's encoding."""
+
+
+def read_jsonl(stream: IO[bytes], source: str, encoding: str = "utf-8") -> Iterator[Record]:
     """JSON objects, one per line; a UTF-8 BOM and CRLF are accepted, blank lines skipped."""
     for number, raw in enumerate(bounded_lines(stream), start=1):
         if raw is None:
             yield Record(source, number, None, _too_long())
             continue
+        if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+            try:
+                raw = _decode(raw, encoding).encode("utf-8")
+            except _BadText as err:
+                yield Record(source, number, None, str(err), raw.decode("utf-8", "replace"))
+                continue
         record = parse_jsonl_line(raw, source, number)
         if record is not None:
             yield record
 
 
-def _too_long() -> str:
-    return f"line is longer than {MAX_LINE_BYTES >> 20} MiB, the most one row may take"
-
-
 def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
-    """The record on line `number` of a JSON-lines file, or None for a blank line."""
+    """The record on line `number` of a JSON-lines file, or None for a blank line. Integers
+    wider than 64 bits keep their exact value (orjson would make them floats)."""
     if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not raw.strip():
         return None
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        return Record(source, number, None, f"invalid JSON: {err}")
+        value = _BIG_INT.search(raw) and _exact_json(raw) or orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as err:
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Record(source, number, None, f"invalid JSON: {err}", text)
     if not isinstance(value, dict):
-        return Record(source, number, None, f"expected a JSON object, got {_kind(value)}")
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Record(source, number, None, f"expected a JSON object, got {_kind(value)}", text)
     return Record(source, number, value)
+
+
+# A run of 19 or more digits: an integer that may not fit in 64 bits.
+_BIG_INT = re.compile(rb"\d{19,}")
+
+
+def _exact_json(raw: bytes) -> Any:
+    """JSON parsed by the standard library, which keeps integers of any width."""
+    import json
+
+    return json.loads(raw)
 
 
 FORMATS = ("jsonl", "csv", "tsv")
@@ -93,65 +144,150 @@ PAIR_FIELDS = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("text", "
 
 
 def detect_format(source: str, given: str | None) -> str:
-    """The input format: as given, else from the file extension; stdin defaults to JSONL."""
+    """The input format: as given, else from the file extension (under a .gz); stdin
+    defaults to JSONL."""
     if given:
         return given
+    name = source.lower().removesuffix(".gz")
     for extension, fmt in _EXTENSIONS.items():
-        if source.lower().endswith(extension):
+        if name.endswith(extension):
             return fmt
     return "jsonl"
 
 
-def read_records(stream: IO[bytes], source: str, fmt: str) -> Iterator[Record]:
+def read_records(
+    stream: IO[bytes], source: str, fmt: str, options: ReadOptions | None = None
+) -> Iterator[Record]:
     """The records of one input; a read that fails (EIO, a vanished mount) is an InputError
     naming the input."""
+    options = options or ReadOptions()
     if fmt == "jsonl":
-        records = read_jsonl(stream, source)
+        records = read_jsonl(stream, source, options.encoding)
+    elif fmt == "tsv":
+        records = read_tsv(stream, source, options)
     else:
-        records = read_delimited(stream, source, "," if fmt == "csv" else "\t")
+        records = read_csv(stream, source, options)
     try:
         yield from records
     except OSError as err:
         raise InputError(f"{source}: cannot read: {err.strerror or err}") from None
 
 
-def read_delimited(stream: IO[bytes], source: str, delimiter: str) -> Iterator[Record]:
-    """CSV/TSV with a header row; quoted newlines and quotes as the csv module reads them."""
-    lines = _decoded_lines(stream, source)
-    reader = csv.reader(lines, delimiter=delimiter)
-    try:
-        header = next(reader, None)
-        if header is None:
+def read_csv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[Record]:
+    """CSV with quoted fields (newlines and quotes inside them, as the csv module reads
+    them). Each record is numbered by the line it starts on. A line that does not decode is
+    that row's error; a quote left open is an error at the line that opened it, which ends
+    the file: everything after it was read as part of that field."""
+    lines = _CountedLines(stream, source, options.encoding)
+    reader = csv.reader(lines, delimiter=options.delimiter or ",", strict=True)
+    columns: list[str] | None = None
+    while True:
+        start = lines.count + 1
+        try:
+            row = next(reader)
+        except StopIteration:
             return
-        duplicates = sorted({h for h in header if header.count(h) > 1})
-        if duplicates:
-            raise InputError(f"{source}:1: duplicate column names: {', '.join(duplicates)}")
-        start = reader.line_num + 1
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                start = reader.line_num + 1
+        except _BadText as err:
+            yield Record(source, lines.count, None, str(err), lines.last_text)
+            continue
+        except csv.Error as err:
+            if "unexpected end of data" in str(err):
+                raise InputError(
+                    f"{source}:{start}: a quote opened on this line is never closed "
+                    "(the rest of the file would be one field)"
+                ) from None
+            yield Record(source, start, None, f"malformed CSV: {err}", lines.last_text)
+            continue
+        if columns is None:
+            columns = _header(row, source) if options.header else _numbered(row)
+            if options.header:
                 continue
-            if len(row) != len(header):
-                error = f"expected {len(header)} fields, found {len(row)}"
-                yield Record(source, start, None, error)
-            else:
-                yield Record(source, start, dict(zip(header, row)))
-            start = reader.line_num + 1
-    except UnicodeDecodeError as err:
-        raise InputError(f"{source}:{reader.line_num + 1}: invalid UTF-8 ({err.reason})") from None
-    except csv.Error as err:
-        raise InputError(f"{source}:{reader.line_num}: {err}") from None
+        record = _row_record(row, columns, source, start)
+        if record is not None:
+            yield record
 
 
-def _decoded_lines(stream: IO[bytes], source: str) -> Iterator[str]:
-    """Text lines for the csv module, each bounded (a line too long for one row ends the
-    read: inside a quoted field there is no telling where the next row starts)."""
+def read_tsv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[Record]:
+    """Tab-separated values as GLUE and most tools write them: one record per line, no
+    quoting (a quote is just a character), and the escapes \\t, \\n, \\r and \\\\ inside fields."""
+    columns: list[str] | None = None
     for number, raw in enumerate(bounded_lines(stream), start=1):
         if raw is None:
-            raise InputError(f"{source}:{number}: {_too_long()}")
+            yield Record(source, number, None, _too_long())
+            continue
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        yield raw.decode("utf-8")
+        try:
+            text = _decode(raw, options.encoding).rstrip("\r\n")
+        except _BadText as err:
+            yield Record(source, number, None, str(err), raw.decode("utf-8", "replace"))
+            continue
+        row = [_unescape(cell) for cell in text.split("\t")]
+        if columns is None:
+            columns = _header(row, source) if options.header else _numbered(row)
+            if options.header:
+                continue
+        record = _row_record(row, columns, source, number, text)
+        if record is not None:
+            yield record
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
+def _unescape(cell: str) -> str:
+    if "\\" not in cell:
+        return cell
+    return re.sub(r"\\([tnr\\])", lambda m: _ESCAPES[m.group(1)], cell)
+
+
+def _header(row: list[str], source: str) -> list[str]:
+    duplicates = sorted({h for h in row if row.count(h) > 1})
+    if duplicates:
+        raise InputError(f"{source}:1: duplicate column names: {', '.join(duplicates)}")
+    return row
+
+
+def _numbered(row: list[str]) -> list[str]:
+    """Column names for a file without a header row: col1, col2, ..."""
+    return [f"col{i}" for i in range(1, len(row) + 1)]
+
+
+def _row_record(
+    row: list[str], columns: list[str], source: str, line: int, text: str | None = None
+) -> Record | None:
+    if not any(cell.strip() for cell in row):
+        return None  # a blank line
+    if len(row) != len(columns):
+        raw = text if text is not None else ",".join(row)
+        return Record(source, line, None, f"expected {len(columns)} fields, found {len(row)}", raw)
+    return Record(source, line, dict(zip(columns, row)), tabular=True)
+
+
+class _CountedLines:
+    """Decoded lines for the csv module, counted (csv's own line_num counts records' lines
+    only after a record is complete), each bounded: a line too long for one row ends the
+    file, since inside a quoted field there is no telling where the next row starts."""
+
+    def __init__(self, stream: IO[bytes], source: str, encoding: str) -> None:
+        self._lines = bounded_lines(stream)
+        self._source = source
+        self._encoding = encoding
+        self.count = 0
+        self.last_text: str | None = None
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._lines)
+        self.count += 1
+        if raw is None:
+            raise InputError(f"{self._source}:{self.count}: {_too_long()}")
+        if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        self.last_text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return _decode(raw, self._encoding)
 
 
 class ColumnsError(InputError):
@@ -159,11 +295,24 @@ class ColumnsError(InputError):
 
 
 def choose_pair_fields(
-    columns: list[str], premise: str | None, hypothesis: str | None, where: str
+    columns: list[str],
+    premise: str | None,
+    hypothesis: str | None,
+    where: str,
+    fixed: bool = False,
 ) -> tuple[str, str]:
-    """The premise/hypothesis fields: as given, else the first known pair present."""
+    """The premise/hypothesis fields: as given, else the first known pair present. Given
+    names absent from columns that every row shares (fixed: a CSV/TSV header) fail the
+    source; in JSON lines each row may differ, and a row without them is its own error."""
     if premise or hypothesis:
-        return premise or "premise", hypothesis or "hypothesis"
+        chosen = (premise or "premise", hypothesis or "hypothesis")
+        for name in chosen if fixed else ():
+            if name not in columns:
+                raise ColumnsError(
+                    f"{where}: no field '{name}'{_did_you_mean(name, columns)}; columns "
+                    f"present: {', '.join(columns) or 'none'}"
+                )
+        return chosen
     for pair in PAIR_FIELDS:
         if all(name in columns for name in pair):
             return pair
@@ -183,7 +332,16 @@ def text_field(record: Record, field: str) -> str:
     value = record.data[field]
     if not isinstance(value, str):
         raise InputError(f"{record.where}: field '{field}' must be text, got {_kind(value)}")
+    if not value.strip():
+        raise InputError(f"{record.where}: field '{field}' is empty")
     return value
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _kind(value: Any) -> str:
@@ -200,7 +358,25 @@ def _kind(value: Any) -> str:
 
 
 def write_jsonl(stream: IO[bytes], row: dict[str, Any]) -> None:
-    stream.write(orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+    stream.write(dump_json(row) + b"\n")
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact JSON; integers wider than 64 bits (which orjson refuses) written exactly."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        import json
+
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_plain)
+        return text.encode()
+
+
+def _plain(value: Any) -> Any:
+    """numpy values as JSON knows them (for the standard library's encoder)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class DelimitedWriter:
@@ -226,5 +402,5 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
+        return dump_json(value).decode()
     return str(value)

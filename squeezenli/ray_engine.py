@@ -20,8 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from .io import Record, choose_pair_fields
 
@@ -57,7 +55,7 @@ class PairScorer:
         line's `source`, `number` and `text` (the raw line, kept for rows that failed)."""
         import pandas
 
-        from .io import parse_jsonl_line
+        from .io import dump_json, parse_jsonl_line
         from .scoring import score_records
 
         records = []
@@ -73,7 +71,7 @@ class PairScorer:
                 texts.append(text)
             else:
                 row = {**outcome.record.data, **outcome.prediction.fields()}
-                out.append(orjson.dumps(row).decode())
+                out.append(dump_json(row).decode())
                 texts.append(None)
             errors.append(outcome.error)
         sources = [r.source for r, _ in records]

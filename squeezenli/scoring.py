@@ -18,7 +18,7 @@ from itertools import islice
 import numpy as np
 
 from .engine import Pair, softmax
-from .errors import InputError
+from .errors import InputError, SqueezenliError
 from .io import ColumnsError, Record, choose_pair_fields, text_field
 from .model import NLIModel, Prediction
 
@@ -98,19 +98,24 @@ def score_scored(
     pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
     rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
 
+    stop: list[SqueezenliError] = []  # what ended the input early, raised once all before it is out
+
     def pairs() -> Iterator[Pair]:
-        for record in records:
-            try:
-                if record.error:
-                    raise InputError(f"{record.where}: {record.error}")
-                made = pairs_of(record)
-            except InputError as err:
-                if on_error == "fail" or isinstance(err, ColumnsError):
-                    raise
-                pending.append(Scored(record, [], error=str(err)))
-                continue
-            pending.append(Scored(record, made))
-            yield from made
+        try:
+            for record in records:
+                try:
+                    if record.error:
+                        raise InputError(f"{record.where}: {record.error}")
+                    made = pairs_of(record)
+                except InputError as err:
+                    if on_error == "fail" or isinstance(err, ColumnsError):
+                        raise
+                    pending.append(Scored(record, [], error=str(err)))
+                    continue
+                pending.append(Scored(record, made))
+                yield from made
+        except SqueezenliError as err:  # the rows read before it are still scored and written
+            stop.append(err)
 
     failure: list[str] = []  # why a pair of the oldest pending record could not be scored
 
@@ -143,6 +148,8 @@ def score_scored(
             rows.append(row)
         yield from finished()
     yield from finished()
+    if stop:
+        raise stop[0]
 
 
 class PairFields:
@@ -158,7 +165,7 @@ class PairFields:
         assert record.data is not None
         if self.fields is None:
             self.fields = choose_pair_fields(
-                list(record.data), self.premise, self.hypothesis, record.where
+                list(record.data), self.premise, self.hypothesis, record.where, record.tabular
             )
         return [(text_field(record, self.fields[0]), text_field(record, self.fields[1]))]
 

@@ -26,7 +26,7 @@ ROWS = [
         "premise": "The dog runs in the park and the cat sits on the red car.",
         "hypothesis": "No.",
     },
-    {"id": 3, "premise": "", "hypothesis": "An empty premise."},
+    {"id": 3, "premise": "A premise.", "hypothesis": "Another one."},
     {
         "id": 4,
         "premise": "Some people were eating food today.",
@@ -62,6 +62,16 @@ def test_file_argument_bom_crlf_and_blank_lines(tiny_nli_model, tmp_path):
     result = runner.invoke(app, ["batch", str(path), "-m", str(tiny_nli_model)])
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [1, 2]
+
+
+def test_an_empty_or_blank_text_is_that_rows_error(tiny_nli_model):
+    rows = [ROWS[0], {"premise": "", "hypothesis": "x"}, {"premise": "x", "hypothesis": " \t"}]
+    args = ["batch", "-m", str(tiny_nli_model), "--precision", "fp32", "--on-error", "skip"]
+    result = runner.invoke(app, args, input=_jsonl(rows))
+    assert result.exit_code == 1, result.output
+    assert len(result.stdout.splitlines()) == 1
+    assert "<stdin>:2: field 'premise' is empty" in result.stderr
+    assert "<stdin>:3: field 'hypothesis' is empty" in result.stderr
 
 
 def test_custom_field_names(tiny_nli_model):

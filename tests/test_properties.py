@@ -85,6 +85,8 @@ def test_random_json_values_are_all_accounted_for(nli, values):
         if isinstance(v, dict)
         and isinstance(v.get("premise"), str)
         and isinstance(v.get("hypothesis"), str)
+        and v["premise"].strip()
+        and v["hypothesis"].strip()
     )
     assert scored == good
 

@@ -29,7 +29,11 @@ def local_ray():
 
 def _lines() -> list[str]:
     rows = [
-        {"id": i, "premise": f"A man plays a guitar {i} times.", "hypothesis": "Music." * (i % 3)}
+        {
+            "id": i,
+            "premise": f"A man plays a guitar {i} times.",
+            "hypothesis": "Music." * (1 + i % 3),
+        }
         for i in range(40)
     ]
     lines = [json.dumps(r) for r in rows]

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InputError
-from ..io import FORMATS
+from ..io import FORMATS, ReadOptions
 from .options import (
     ErrorsOpt,
     FilesArg,
@@ -21,12 +21,14 @@ from .options import (
     PremiseFieldOpt,
     check_choice,
     model_options,
+    reading_options,
 )
 
 OUTPUTS = ("jsonl", "csv", "tsv", "table")
 
 
 @model_options()
+@reading_options()
 def batch(
     files: FilesArg = None,
     fmt: FormatOpt = None,
@@ -53,6 +55,7 @@ def batch(
     ] = None,
     *,
     opts: ModelOptions,
+    reading: ReadOptions,
 ) -> None:
     """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
     input field kept, `prediction` and `scores` added.
@@ -88,6 +91,8 @@ def batch(
         return
     if output_path is not None:
         raise InputError("--output-path goes with --engine ray")
+    inputs = Inputs(files, fmt, reading)
+    error_log = ErrorLog(errors, inputs)
     nli = opts.load()
     sink = ResultSink(output, nli.labels)
 
@@ -100,7 +105,7 @@ def batch(
     )
 
     try:
-        with RowRun("scored", Inputs(files, fmt), ErrorLog(errors), quiet=opts.quiet) as run:
+        with RowRun("scored", inputs, error_log, quiet=opts.quiet) as run:
             for outcome in run.outcomes(score):
                 sink.write(outcome.record.data, outcome.pair, outcome.prediction)
     finally:

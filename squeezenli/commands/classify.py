@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..io import FORMATS
+from ..io import FORMATS, ReadOptions
 from ..labels import DEFAULT_TEMPLATE
 from .options import (
     ErrorsOpt,
@@ -17,10 +17,12 @@ from .options import (
     OnErrorOpt,
     check_choice,
     model_options,
+    reading_options,
 )
 
 
 @model_options()
+@reading_options()
 def classify(
     texts: Annotated[
         Optional[list[str]],
@@ -51,6 +53,7 @@ def classify(
     on_error: OnErrorOpt = "fail",
     errors: ErrorsOpt = None,
     opts: ModelOptions,
+    reading: ReadOptions,
 ) -> None:
     """Zero-shot classification: which labels does each text entail? Output per text, highest
     score first: {"text", "labels", "scores"} plus the input's fields, as transformers'
@@ -69,6 +72,8 @@ def classify(
     if texts and inputs:
         raise typer.BadParameter("give texts as arguments or --input files, not both")
     hypotheses(parse_labels(labels), template)  # usage errors before the model loads
+    files = Inputs(inputs, fmt, reading)
+    error_log = ErrorLog(errors, files)
     nli = opts.load()
     table = bool(texts) and not json_out and sys.stdout.isatty()
     sources = None
@@ -90,9 +95,7 @@ def classify(
         )
 
     results = []
-    run = RowRun(
-        "classified", Inputs(inputs, fmt), ErrorLog(errors), quiet=opts.quiet, sources=sources
-    )
+    run = RowRun("classified", files, error_log, quiet=opts.quiet, sources=sources)
     with run:
         for outcome in run.outcomes(score):
             if table:

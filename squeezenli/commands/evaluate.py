@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..io import FORMATS
+from ..io import FORMATS, ReadOptions
 from .options import (
     FilesArg,
     FormatOpt,
@@ -20,10 +20,12 @@ from .options import (
     PremiseFieldOpt,
     check_choice,
     model_options,
+    reading_options,
 )
 
 
 @model_options()
+@reading_options()
 def evaluate(
     files: FilesArg = None,
     fmt: FormatOpt = None,
@@ -40,6 +42,7 @@ def evaluate(
     ] = None,
     *,
     opts: ModelOptions,
+    reading: ReadOptions,
 ) -> None:
     """Evaluate the model on labelled pairs. Gold labels: entailment, neutral, contradiction
     (any case); data labelled entailment/not_entailment is scored with neutral and
@@ -53,9 +56,10 @@ def evaluate(
 
     check_choice("--format", fmt, FORMATS)
     check_choice("--on-error", on_error, ("fail", "skip"))
+    inputs = Inputs(files, fmt, reading)
+    misclassified = JsonLinesFile(errors, "--errors", inputs)
     nli = opts.load()
     report = Report()
-    misclassified = JsonLinesFile(errors, "--errors")
 
     judge = partial(
         judge_records,
@@ -67,7 +71,7 @@ def evaluate(
     )
 
     try:
-        with RowRun("evaluated", Inputs(files, fmt), ErrorLog(None), quiet=opts.quiet) as run:
+        with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
             for judged in run.outcomes(judge):
                 report.add(judged.gold, judged.prediction.label)
                 if not judged.correct:

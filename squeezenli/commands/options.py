@@ -90,6 +90,16 @@ FormatOpt = Annotated[
         help="Input format: jsonl, csv or tsv [default: from the extension; stdin: jsonl].",
     ),
 ]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Text encoding of the input files (e.g. latin-1).")
+]
+DelimiterOpt = Annotated[
+    Optional[str], typer.Option("--delimiter", help="CSV field separator [default: ,].")
+]
+NoHeaderOpt = Annotated[
+    bool,
+    typer.Option("--no-header", help="CSV/TSV without a header row: columns are col1, col2, ..."),
+]
 FilesArg = Annotated[
     Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
 ]
@@ -191,26 +201,47 @@ def model_options(*names: str):
     """Give a command the named model options (all when none are named); the command
     receives them as `opts: ModelOptions`."""
     chosen = names or ALL
+    return _bundle("opts", {n: (_ANNOTATIONS[n], _DEFAULTS[n]) for n in chosen}, ModelOptions)
+
+
+_READING = {
+    "encoding": (EncodingOpt, "utf-8"),
+    "delimiter": (DelimiterOpt, None),
+    "no_header": (NoHeaderOpt, False),
+}
+
+
+def reading_options():
+    """Give a command the options that say how to read its input files; the command receives
+    them as `reading: ReadOptions`."""
+    from ..io import ReadOptions
+
+    def build(encoding: str, delimiter: str | None, no_header: bool) -> ReadOptions:
+        return ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header)
+
+    return _bundle("reading", _READING, build)
+
+
+def _bundle(param: str, options: dict, build):
+    """A decorator that adds options (name -> (annotation, default)) to a command's
+    signature, as Typer reads it, and hands the command `param=build(**those options)`."""
 
     def decorate(command):
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.name != "opts"]
+        own = [p for p in signature.parameters.values() if p.name != param]
         added = [
             inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=_DEFAULTS[name],
-                annotation=_ANNOTATIONS[name],
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
             )
-            for name in chosen
+            for name, (annotation, default) in options.items()
         ]
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            opts = ModelOptions(**{name: kwargs.pop(name) for name in chosen})
-            return command(opts=opts, **kwargs)
+            bundle = build(**{name: kwargs.pop(name) for name in options})
+            return command(**{param: bundle}, **kwargs)
 
-        wrapper.__signature__ = signature.replace(parameters=own + added)
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
         return wrapper
 

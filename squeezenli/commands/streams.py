@@ -16,7 +16,7 @@ from typing import IO, Any
 import typer
 
 from ..errors import InputError, SqueezenliError
-from ..io import Record, detect_format, read_records
+from ..io import ReadOptions, Record, detect_format, read_records
 
 
 class CountingReader(io.RawIOBase):
@@ -48,12 +48,35 @@ class Source:
 
 
 class Inputs:
-    """The input files of a command ('-' or none: stdin), read one after the other."""
+    """The input files of a command ('-' or none: stdin), read one after the other. Each
+    is checked to exist and be readable when the command starts, before any model loads."""
 
-    def __init__(self, names: list[str] | None, fmt: str | None) -> None:
+    def __init__(
+        self, names: list[str] | None, fmt: str | None, options: ReadOptions | None = None
+    ) -> None:
         self.names = names or ["-"]
         self.fmt = fmt
+        self.options = options or ReadOptions()
         self._readers: list[CountingReader] = []  # one per input opened so far
+        if self.options.delimiter is not None and len(self.options.delimiter) != 1:
+            raise InputError(f"--delimiter must be one character, got {self.options.delimiter!r}")
+        try:
+            "".encode(self.options.encoding)
+        except LookupError:
+            raise InputError(f"--encoding: unknown encoding {self.options.encoding!r}") from None
+        for name in self.names:
+            if name != "-" and not os.access(name, os.R_OK):
+                why = "no such file" if not os.path.exists(name) else "not readable"
+                raise InputError(f"cannot open {name}: {why}")
+            if name != "-" and os.path.isdir(name):
+                raise InputError(f"cannot open {name}: it is a folder")
+
+    def includes(self, path: Path) -> bool:
+        """Whether path is one of the input files (writing it would destroy the input)."""
+        for name in self.names:
+            if name != "-" and os.path.exists(path) and os.path.samefile(name, path):
+                return True
+        return False
 
     @property
     def total_bytes(self) -> int | None:
@@ -75,7 +98,8 @@ class Inputs:
                 counter = CountingReader(raw)
                 self._readers.append(counter)
                 stream = io.BufferedReader(counter)
-                records = read_records(stream, source, detect_format(source, self.fmt))
+                fmt = detect_format(source, self.fmt)
+                records = read_records(stream, source, fmt, self.options)
                 yield Source(records, live=_is_live(raw))
 
 
@@ -97,7 +121,35 @@ def _open(name: str):
     except OSError as err:
         raise InputError(f"cannot open {name}: {err.strerror}") from None
     with handle:
+        if name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(fileobj=handle) as unzipped:
+                yield _GzipErrors(unzipped, name), name
+            return
         yield handle, name
+
+
+class _GzipErrors(io.RawIOBase):
+    """A gzip stream whose damage (a truncated or corrupt file) is an OSError naming it,
+    which the reader reports as a read error of that input."""
+
+    def __init__(self, inner, name: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        import gzip
+        import zlib
+
+        try:
+            return self._inner.readinto(buffer)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise OSError(f"{self._name}: damaged gzip data ({err})") from None
 
 
 def write_json_line(row: dict[str, Any]) -> None:
@@ -120,9 +172,11 @@ def print_json(document: Any) -> None:
 class JsonLinesFile:
     """The JSON-lines file an option names (--errors); writing to no file does nothing."""
 
-    def __init__(self, path: Path | None, option: str) -> None:
+    def __init__(self, path: Path | None, option: str, inputs: Inputs | None = None) -> None:
         self._path = path
         self._option = option
+        if path is not None and inputs is not None and inputs.includes(path):
+            raise InputError(f"{option} {path} is one of the input files: it would be overwritten")
         try:
             self._file = open(path, "wb") if path is not None else None
         except OSError as err:
@@ -155,16 +209,19 @@ class JsonLinesFile:
 
 
 class ErrorLog:
-    """Skipped rows: one line each on stderr, or JSON lines in a file."""
+    """Skipped rows: one line each on stderr, or JSON lines in a file (with the row, or the
+    raw text of a line that could not be parsed)."""
 
-    def __init__(self, path: Path | None) -> None:
-        self._file = JsonLinesFile(path, "--errors")
+    def __init__(self, path: Path | None, inputs: Inputs | None = None) -> None:
+        self._file = JsonLinesFile(path, "--errors", inputs)
 
     def write(self, record: Record, error: str) -> None:
         if not self._file.opened:
             typer.echo(f"squeezenli: skipped {error}", err=True)
             return
         row = {"source": record.source, "line": record.line, "error": error, "row": record.data}
+        if record.data is None and record.raw is not None:
+            row["raw"] = record.raw
         self._file.write(row)
 
     def close(self) -> None:
