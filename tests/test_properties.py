@@ -223,3 +223,43 @@ def test_any_safetensors_header_edit_ends_cleanly(tiny_model, tmp_path_factory, 
     encoded = raw if raw is not None else json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + body)
     _score_folder(folder)
+
+
+# CSV/TSV output: every field of every row appears, or the run refuses before writing.
+field_names = st.sampled_from(["id", "a", "b c", "x,y", 'q"t', "tab\tin", "prediction", "é"])
+extra_fields = st.dictionaries(field_names, st.text(max_size=8) | st.integers(), max_size=3)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(extra_fields, min_size=1, max_size=6), st.sampled_from(["csv", "tsv"]))
+def test_delimited_output_keeps_every_field_or_refuses(
+    tiny_nli_model, tmp_path_factory, extras, fmt
+):
+    import csv
+
+    path = tmp_path_factory.mktemp("rows") / "rows.jsonl"
+    rows = [{"premise": "A man plays.", "hypothesis": "Music.", **extra} for extra in extras]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(
+        app, ["batch", str(path), "-m", str(tiny_nli_model), "--output", fmt, "--quiet"]
+    )
+    if any("prediction" in r for r in rows):
+        assert result.exit_code == 2 and result.stdout == "", result.output
+        return
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        table = list(csv.DictReader(io.StringIO(result.stdout)))
+    else:
+        header, *lines = result.stdout.rstrip("\n").split("\n")  # not splitlines: \x1e
+        names = [_unescape(h) for h in header.split("\t")]
+        table = [dict(zip(names, (_unescape(c) for c in line.split("\t")))) for line in lines]
+    assert len(table) == len(rows)
+    for row, out in zip(rows, table):
+        for name, value in row.items():
+            assert out[name] == str(value), (name, out)
+
+
+def _unescape(cell: str) -> str:
+    import re
+
+    return re.sub(r"\\([tnr\\])", lambda m: {"t": "\t", "n": "\n", "r": "\r"}.get(m[1], "\\"), cell)

@@ -46,6 +46,12 @@ def batch(
         Optional[str],
         typer.Option("--address", help="Ray cluster to join [default: start a local one]."),
     ] = None,
+    prefix: Annotated[
+        str,
+        typer.Option(
+            "--prefix", help="Put this before the result's field names (prediction, scores)."
+        ),
+    ] = "",
     output_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -84,7 +90,7 @@ def batch(
             on_error=on_error,
             errors=errors,
             opts=opts,
-            make_sink=lambda labels: ResultSink(output, labels),
+            make_sink=lambda labels: ResultSink(output, labels, prefix),
         )
         if failed:
             raise typer.Exit(1)
@@ -94,7 +100,8 @@ def batch(
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
     nli = opts.load()
-    sink = ResultSink(output, nli.labels)
+    columns = inputs.columns() if output in ("csv", "tsv") else None
+    sink = ResultSink(output, nli.labels, prefix, columns)
 
     score = partial(
         score_records,
@@ -107,7 +114,9 @@ def batch(
     try:
         with RowRun("scored", inputs, error_log, quiet=opts.quiet) as run:
             for outcome in run.outcomes(score):
-                sink.write(outcome.record.data, outcome.pair, outcome.prediction)
+                sink.write(
+                    outcome.record.data, outcome.pair, outcome.prediction, outcome.record.where
+                )
     finally:
         sink.close()
     if run.failed:
@@ -115,27 +124,51 @@ def batch(
 
 
 class ResultSink:
-    """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table."""
+    """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table. The
+    result's fields (prediction, scores, or a column per class in CSV/TSV; each after
+    `prefix`) never overwrite an input field: a row that has one is refused, naming it.
+    `columns`: every input field, when known before the first row (CSV/TSV header)."""
 
-    def __init__(self, output: str, labels) -> None:
+    def __init__(
+        self, output: str, labels, prefix: str = "", columns: list[str] | None = None
+    ) -> None:
         self.output = output
         self.labels = labels
+        self.prefix = prefix
         self._rows: list = []
         self._delimited = None
         if output in ("csv", "tsv"):
             from ..io import DelimitedWriter
 
-            self._delimited = DelimitedWriter(sys.stdout.buffer, "," if output == "csv" else "\t")
+            self._classes = [labels.names[i] for i in labels.ordered()]
+            self.fields = [prefix + "prediction", *(prefix + n for n in self._classes)]
+            header = None if columns is None else [*columns, *self.fields]
+            if columns is not None:
+                self._refuse_collisions(columns, "the input")
+            self._delimited = DelimitedWriter(sys.stdout.buffer, output, header)
+        else:
+            self.fields = [prefix + "prediction", prefix + "scores"]
 
-    def write(self, data: dict, pair: tuple[str, str], prediction) -> None:
+    def _refuse_collisions(self, names, where: str) -> None:
+        taken = [name for name in self.fields if name in names]
+        if taken:
+            raise InputError(
+                f"{where}: input field '{taken[0]}' would be overwritten by the result; pass "
+                "--prefix (e.g. --prefix new_) to name the result's fields apart"
+            )
+
+    def write(self, data: dict, pair: tuple[str, str] | None, prediction, where: str = "") -> None:
+        self._refuse_collisions(data, where or "a row")
         if self.output == "jsonl":
             from .streams import write_json_line
 
-            write_json_line({**data, **prediction.fields()})
+            result = {self.fields[0]: prediction.label, self.fields[1]: prediction.rounded_scores()}
+            write_json_line({**data, **result})
         elif self._delimited is not None:
             from .signals import whole_line
 
-            row = {**data, "prediction": prediction.label, **prediction.rounded_scores()}
+            scores = [prediction.rounded_scores()[name] for name in self._classes]
+            row = {**data, **dict(zip(self.fields, [prediction.label, *scores]))}
             with whole_line():
                 self._delimited.write(row)
         else:

@@ -88,6 +88,21 @@ class Inputs:
         except OSError:
             return None
 
+    def columns(self) -> list[str] | None:
+        """Every field the inputs hold, in first-seen order, read before scoring (for an
+        output whose header comes first); None when an input is stdin (read once only)."""
+        if "-" in self.names:
+            return None
+        from ..io import scan_columns
+
+        names: dict[str, None] = {}
+        for name in self.names:
+            with _open(name) as (raw, source):
+                stream = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
+                fmt = detect_format(source, self.fmt)
+                names.update(dict.fromkeys(scan_columns(stream, source, fmt, self.options)))
+        return list(names)
+
     def consumed(self) -> int:
         return sum(r.consumed for r in self._readers)
 
