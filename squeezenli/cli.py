@@ -8,6 +8,7 @@ download problem; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM)
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import sys
@@ -28,15 +29,32 @@ EXIT_CODES_HELP = (
 
 
 class DefaultGroup(TyperGroup):
-    """Routes a first argument that is not a command name to `score`, and turns
-    SqueezenliError into a one-line message and its exit code."""
+    """Routes arguments that do not start with a command name to `score` (options included:
+    `squeezenli --json P H`, and `squeezenli -- -P H`), refuses a close misspelling of a
+    command instead of scoring it as a premise, and turns SqueezenliError into a one-line
+    message and its exit code."""
 
     default_command = "score"
+    # The group's own options, which come before a command and take no value.
+    own_options = ("--debug", "--version", "--help", "-h")
 
-    def resolve_command(self, ctx, args: list[str]):
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            args = [self.default_command, *args]
-        return super().resolve_command(ctx, args)
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        at = 0
+        while at < len(args) and args[at] in self.own_options:
+            at += 1
+        if at < len(args) and args[at] not in self.commands and not _completing():
+            first = args[at]
+            if not first.startswith("-") and not any(c.isspace() for c in first):
+                close = difflib.get_close_matches(first, list(self.commands), n=1, cutoff=0.75)
+                if close:
+                    typer.echo(
+                        f"squeezenli: error: no command '{first}' (did you mean '{close[0]}'?); "
+                        f"to score it as a premise, write: squeezenli score {first} ...",
+                        err=True,
+                    )
+                    raise typer.Exit(EXIT_USAGE)
+            args = [*args[:at], self.default_command, *args[at:]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
@@ -65,6 +83,11 @@ class DefaultGroup(TyperGroup):
             raise typer.Exit(EXIT_FAILED) from None
 
 
+def _completing() -> bool:
+    """Shell completion is running (it passes partial words that must not be routed)."""
+    return any(name.endswith("_COMPLETE") for name in os.environ)
+
+
 app = typer.Typer(
     cls=DefaultGroup,
     help="Natural language inference with SqueezeBERT-MNLI on onnxruntime.\n\n"
@@ -73,6 +96,7 @@ app = typer.Typer(
     add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 

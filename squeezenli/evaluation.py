@@ -74,8 +74,21 @@ class Report:
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
     failed: int = 0
+    # Where the first gold label of each kind was seen: 3-class (neutral, contradiction) and
+    # 2-class (not_entailment) labels in one run would silently make it 2-class.
+    kinds: dict[str, str] = field(default_factory=dict)
 
-    def add(self, gold: str, predicted: str) -> None:
+    def add(self, gold: str, predicted: str, where: str = "") -> None:
+        """Count a judged pair; a gold label of the other kind than those before is refused."""
+        if gold != "entailment":
+            kind = "2-class" if gold == NOT_ENTAILMENT else "3-class"
+            other = "3-class" if kind == "2-class" else "2-class"
+            if other in self.kinds:
+                raise InputError(
+                    f"{where}: gold label '{gold}' is {kind}, but {self.kinds[other]} had a "
+                    f"{other} one: evaluate the two kinds of data separately"
+                )
+            self.kinds.setdefault(kind, where or "an earlier row")
         self.pairs.append((gold, predicted))
 
     @property
@@ -182,5 +195,5 @@ def evaluate(
             report.failed += 1
         else:
             assert judged.gold is not None and judged.prediction is not None
-            report.add(judged.gold, judged.prediction.label)
+            report.add(judged.gold, judged.prediction.label, judged.record.where)
     return report

@@ -81,6 +81,21 @@ def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[l
         yield window
 
 
+FIRST_WINDOW = 16
+
+
+def growing_windows(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of FIRST_WINDOW items, then twice as many each time up to `size`: the first
+    results of a file come out at once (`| head -1` answers in a moment), later windows are
+    large enough to sort by length. The cuts depend only on the positions, so the same
+    input always makes the same windows."""
+    it = iter(items)
+    length = min(FIRST_WINDOW, size)
+    while window := list(islice(it, length)):
+        yield window
+        length = min(length * 2, size)
+
+
 def score_scored(
     nli: NLIModel,
     records: Iterable[Record],
@@ -138,8 +153,7 @@ def score_scored(
     if timely:
         windows = timely_windows(pairs(), size)
     else:
-        stream = pairs()
-        windows = iter(lambda: list(islice(stream, size)), [])
+        windows = growing_windows(pairs(), size)
     for window in nli.engine.score_windows(windows):
         for index, row in enumerate(window.logits):
             yield from finished()

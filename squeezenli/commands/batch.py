@@ -21,6 +21,7 @@ from .options import (
     PremiseFieldOpt,
     check_choice,
     model_options,
+    on_error_mode,
     reading_options,
 )
 
@@ -37,7 +38,7 @@ def batch(
     output: Annotated[
         str, typer.Option("--output", "-o", help="jsonl, csv, tsv or table.")
     ] = "jsonl",
-    on_error: OnErrorOpt = "fail",
+    on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
     engine: Annotated[
         str, typer.Option("--engine", help="local, or ray (pip install 'squeezenli[ray]').")
@@ -72,10 +73,10 @@ def batch(
     from .rows import RowRun
     from .streams import ErrorLog, Inputs
 
-    check_choice("--format", fmt, (*FORMATS, "parquet") if engine == "ray" else FORMATS)
-    check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
-    check_choice("--on-error", on_error, ("fail", "skip"))
-    check_choice("--engine", engine, ("local", "ray"))
+    fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if engine == "ray" else FORMATS)
+    output = check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
+    on_error = on_error_mode(on_error, errors)
+    engine = check_choice("--engine", engine, ("local", "ray"))
     if engine == "ray":
         from .ray_batch import run_on_ray
 

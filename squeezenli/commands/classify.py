@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
 import typer
 
+from ..errors import InputError
 from ..io import FORMATS, ReadOptions
 from ..labels import DEFAULT_TEMPLATE
 from .options import (
@@ -17,6 +19,7 @@ from .options import (
     OnErrorOpt,
     check_choice,
     model_options,
+    on_error_mode,
     reading_options,
 )
 
@@ -30,7 +33,10 @@ def classify(
     ] = None,
     *,
     labels: Annotated[
-        str, typer.Option("--labels", "-l", help="Candidate labels, comma-separated.")
+        list[str],
+        typer.Option(
+            "--labels", "-l", help="Candidate labels, comma-separated; repeatable (-l a -l b)."
+        ),
     ],
     template: Annotated[
         str, typer.Option("--template", "-t", help="Hypothesis for each label; {} is the label.")
@@ -50,7 +56,7 @@ def classify(
         str, typer.Option("--text-field", help="The field holding the text.")
     ] = "text",
     json_out: JsonOpt = False,
-    on_error: OnErrorOpt = "fail",
+    on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -67,11 +73,18 @@ def classify(
     from .rows import RowRun
     from .streams import ErrorLog, Inputs, Source, write_json_line
 
-    check_choice("--format", fmt, FORMATS)
-    check_choice("--on-error", on_error, ("fail", "skip"))
+    fmt = check_choice("--format", fmt, FORMATS)
+    on_error = on_error_mode(on_error, errors)
     if texts and inputs:
         raise typer.BadParameter("give texts as arguments or --input files, not both")
-    hypotheses(parse_labels(labels), template)  # usage errors before the model loads
+    candidates = parse_labels([name for item in labels for name in item.split(",")])
+    hypotheses(candidates, template)  # usage errors before the model loads
+    files_named = [text for text in texts or [] if os.path.isfile(text)]
+    if files_named:
+        raise InputError(
+            f"'{files_named[0]}' is a file: to classify the texts in it, pass --input "
+            f"{files_named[0]} (arguments are classified as they are)"
+        )
     files = Inputs(inputs, fmt, reading)
     error_log = ErrorLog(errors, files)
     nli = opts.load()
@@ -86,7 +99,7 @@ def classify(
         return classify_records(
             nli,
             records,
-            labels,
+            candidates,
             text_field_name=text_field,
             template=template,
             multi_label=multi_label,

@@ -20,6 +20,7 @@ from .options import (
     PremiseFieldOpt,
     check_choice,
     model_options,
+    on_error_mode,
     reading_options,
 )
 
@@ -35,7 +36,7 @@ def evaluate(
     premise_field: PremiseFieldOpt = None,
     hypothesis_field: HypothesisFieldOpt = None,
     json_out: JsonOpt = False,
-    on_error: OnErrorOpt = "fail",
+    on_error: OnErrorOpt = None,
     errors: Annotated[
         Optional[Path],
         typer.Option("--errors", help="Write misclassified rows here as JSON lines."),
@@ -54,8 +55,8 @@ def evaluate(
     from .rows import RowRun
     from .streams import ErrorLog, Inputs, JsonLinesFile, print_json
 
-    check_choice("--format", fmt, FORMATS)
-    check_choice("--on-error", on_error, ("fail", "skip"))
+    fmt = check_choice("--format", fmt, FORMATS)
+    on_error = on_error_mode(on_error, None)
     inputs = Inputs(files, fmt, reading)
     misclassified = JsonLinesFile(errors, "--errors", inputs)
     nli = opts.load()
@@ -73,7 +74,7 @@ def evaluate(
     try:
         with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
             for judged in run.outcomes(judge):
-                report.add(judged.gold, judged.prediction.label)
+                report.add(judged.gold, judged.prediction.label, judged.record.where)
                 if not judged.correct:
                     misclassified.write(_misclassified_row(judged))
     finally:

@@ -7,9 +7,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, overload
 
 import typer
 
@@ -104,8 +105,12 @@ FilesArg = Annotated[
     Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
 ]
 OnErrorOpt = Annotated[
-    str,
-    typer.Option("--on-error", help="fail: stop at the first bad row; skip: report it and go on."),
+    Optional[str],
+    typer.Option(
+        "--on-error",
+        help="fail: stop at the first bad row; skip: report it and go on "
+        "[default: skip with --errors, else fail].",
+    ),
 ]
 PremiseFieldOpt = Annotated[
     Optional[str],
@@ -134,6 +139,17 @@ class ModelOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_tokens: int = DEFAULT_BATCH_TOKENS
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", self.precision.lower())
+        available = cpus_available()
+        if self.threads is not None and self.threads > available:
+            typer.echo(
+                f"squeezenli: --threads {self.threads} is more than the {available} CPUs "
+                f"available; using {available}",
+                err=True,
+            )
+            object.__setattr__(self, "threads", available)
 
     def load(self):
         """The model, opened for scoring here."""
@@ -165,6 +181,14 @@ class ModelOptions:
             max_length=self.max_length,
             progress=not self.quiet,
         )
+
+
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def announce_builds(enabled: bool) -> None:
@@ -248,7 +272,24 @@ def _bundle(param: str, options: dict, build):
     return decorate
 
 
-def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> None:
-    """Refuse a value outside `choices` as a usage error naming the option."""
-    if value is not None and value not in choices:
+def on_error_mode(on_error: str | None, errors: Path | None) -> str:
+    """fail or skip: as given, else skip when --errors names where skipped rows go (an
+    --errors file with fail would stay empty: refused)."""
+    on_error = check_choice("--on-error", on_error, ("fail", "skip"))
+    if on_error == "fail" and errors is not None:
+        raise InputError("--errors collects skipped rows: it goes with --on-error skip")
+    return on_error or ("skip" if errors is not None else "fail")
+
+
+@overload
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str: ...
+@overload
+def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None: ...
+def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    """The value in lower case if it is one of `choices` (any case), else a usage error
+    naming the option."""
+    if value is None:
+        return None
+    if value.lower() not in choices:
         raise InputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value.lower()
