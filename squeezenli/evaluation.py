@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .engine import softmax
 from .errors import InputError, ModelError
-from .io import ColumnsError, Record
+from .io import ColumnsError, Record, RowError, RowFailure
 from .labels import NLI_CLASSES, LabelMap
 from .model import NLIModel
 from .scoring import Outcome, PairFields, score_scored
@@ -36,17 +36,21 @@ def gold_label(record: Record, field_name: str) -> str:
     """The normalised gold class of a record, or an InputError naming file, line and field."""
     assert record.data is not None
     value = record.data.get(field_name)
+
+    def failure(message: str) -> RowFailure:
+        return RowFailure(RowError.of(record, message, field_name))
+
     if field_name not in record.data:
-        raise InputError(f"{record.where}: missing field '{field_name}'")
+        raise failure(f"missing field '{field_name}'")
     if not isinstance(value, str):
-        raise InputError(
-            f"{record.where}: field '{field_name}' must be a class name "
+        raise failure(
+            f"field '{field_name}' must be a class name "
             f"(entailment, neutral, contradiction or not_entailment), got {value!r}"
         )
     key = value.strip().lower().replace("-", "_").replace(" ", "_")
     if key not in _GOLD_NAMES:
-        raise InputError(
-            f"{record.where}: field '{field_name}': unknown label {value!r} (expected "
+        raise failure(
+            f"field '{field_name}': unknown label {value!r} (expected "
             "entailment, neutral, contradiction or not_entailment)"
         )
     return _GOLD_NAMES[key]

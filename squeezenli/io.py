@@ -36,6 +36,33 @@ class Record:
 
 
 @dataclass(frozen=True)
+class RowError:
+    """Why one row has no result: where it is (source, line), the field at fault if one
+    is, and the problem. Data, so a rejects file or Ray carries its parts, not a string."""
+
+    source: str
+    line: int
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+    @classmethod
+    def of(cls, record: Record, message: str, field: str | None = None) -> RowError:
+        return cls(record.source, record.line, message, field)
+
+
+class RowFailure(InputError):
+    """An InputError about one row, carrying its RowError: a run that skips bad rows
+    reports it and goes on; a run that fails on them stops with its message."""
+
+    def __init__(self, error: RowError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
 class ReadOptions:
     """How to read delimited and encoded inputs (JSON lines are UTF-8 unless told)."""
 
@@ -328,12 +355,13 @@ def text_field(record: Record, field: str) -> str:
     """A text field of a record, or an InputError naming the file, line and field."""
     assert record.data is not None
     if field not in record.data:
-        raise InputError(f"{record.where}: missing field '{field}'")
+        raise RowFailure(RowError.of(record, f"missing field '{field}'", field))
     value = record.data[field]
     if not isinstance(value, str):
-        raise InputError(f"{record.where}: field '{field}' must be text, got {_kind(value)}")
+        message = f"field '{field}' must be text, got {_kind(value)}"
+        raise RowFailure(RowError.of(record, message, field))
     if not value.strip():
-        raise InputError(f"{record.where}: field '{field}' is empty")
+        raise RowFailure(RowError.of(record, f"field '{field}' is empty", field))
     return value
 
 

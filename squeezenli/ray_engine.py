@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
-from .io import Record, choose_pair_fields
+from .io import Record, RowError, choose_pair_fields
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
@@ -73,7 +73,7 @@ class PairScorer:
                 row = {**outcome.record.data, **outcome.prediction.fields()}
                 out.append(dump_json(row).decode())
                 texts.append(None)
-            errors.append(outcome.error)
+            errors.append(error_struct(outcome.error) if outcome.error else None)
         sources = [r.source for r, _ in records]
         numbers = [r.line for r, _ in records]
         columns = dict(zip(LINE_COLUMNS, (sources, numbers, texts)))
@@ -90,7 +90,7 @@ class PairScorer:
             if outcome.error:
                 predictions.append(None)
                 scores.append(None)
-                errors.append(outcome.error.split(": ", 1)[-1])  # without "<ray>:N"
+                errors.append(error_struct(outcome.error))
             else:
                 predictions.append(outcome.prediction.label)
                 scores.append(outcome.prediction.rounded_scores())
@@ -100,6 +100,12 @@ class PairScorer:
         batch["scores"] = scores
         batch[ERROR] = errors
         return batch
+
+
+def error_struct(error: RowError) -> dict:
+    """A RowError as the `error` column holds it: {message, field} (where it is: the row's
+    own position, or `source` and `number` for JSON lines)."""
+    return {"message": error.message, "field": error.field}
 
 
 def _plain(row: dict) -> dict:
@@ -158,10 +164,11 @@ def score_dataset(
     json_lines: bool = False,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
-    field per class) and `error` (null for scored rows; see split_errors). Every row comes
+    field per class) and `error` (null for scored rows, else {message, field}; see
+    split_errors). Every row comes
     out: none is dropped. With json_lines, the Dataset holds numbered lines as read_pairs
-    reads them, and the result holds `json` (the output line) and `error` (with the file and
-    line, as the local path writes it) beside `source`, `number` and `text`.
+    reads them, and the result holds `json` (the output line) and `error` (the problem; the
+    file and line are `source` and `number`) beside `text`.
 
     Each actor runs cpus_per_actor onnxruntime threads (default: the cores of the smallest
     node, so one actor per node where nodes are alike), and as many actors start as the

@@ -18,8 +18,8 @@ from itertools import islice
 import numpy as np
 
 from .engine import Pair, softmax
-from .errors import InputError, SqueezenliError
-from .io import ColumnsError, Record, choose_pair_fields, text_field
+from .errors import SqueezenliError
+from .io import Record, RowError, RowFailure, choose_pair_fields, text_field
 from .model import NLIModel, Prediction
 
 _END = object()
@@ -33,7 +33,7 @@ class Scored:
     record: Record
     pairs: list[Pair]
     logits: np.ndarray | None = None
-    error: str | None = None
+    error: RowError | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Outcome:
 
     record: Record
     prediction: Prediction | None = None
-    error: str | None = None
+    error: RowError | None = None
     pair: Pair | None = None
 
 
@@ -120,12 +120,12 @@ def score_scored(
             for record in records:
                 try:
                     if record.error:
-                        raise InputError(f"{record.where}: {record.error}")
+                        raise RowFailure(RowError.of(record, record.error))
                     made = pairs_of(record)
-                except InputError as err:
-                    if on_error == "fail" or isinstance(err, ColumnsError):
+                except RowFailure as err:
+                    if on_error == "fail":
                         raise
-                    pending.append(Scored(record, [], error=str(err)))
+                    pending.append(Scored(record, [], error=err.error))
                     continue
                 pending.append(Scored(record, made))
                 yield from made
@@ -140,10 +140,10 @@ def score_scored(
             done = pending.popleft()
             if failure:
                 rows.clear()
-                done.error = f"{done.record.where}: {failure.pop()}"
+                done.error = RowError.of(done.record, failure.pop())
                 failure.clear()
                 if on_error == "fail":
-                    raise InputError(done.error)
+                    raise RowFailure(done.error)
             elif not done.error:
                 done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
                 rows.clear()

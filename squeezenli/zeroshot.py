@@ -15,7 +15,7 @@ import numpy as np
 
 from .engine import Pair, softmax
 from .errors import InputError, ModelError
-from .io import ColumnsError, Record, text_field
+from .io import ColumnsError, Record, RowError, text_field
 from .labels import DEFAULT_TEMPLATE, LabelMap
 from .model import NLIModel
 from .scoring import score_scored
@@ -36,7 +36,7 @@ class ZeroShotOutcome:
 
     record: Record
     result: ZeroShot | None = None
-    error: str | None = None
+    error: RowError | None = None
 
 
 def parse_labels(labels: str | Sequence[str]) -> list[str]:

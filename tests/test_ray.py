@@ -213,7 +213,8 @@ def test_the_python_api_keeps_every_row(tiny_nli_model):
     good, bad = split_errors(scored.materialize())
     assert good.count() == 10 and bad.count() == 1
     [error] = bad.take_all()
-    assert "field 'hypothesis' must be text" in error["error"]
+    assert error["error"]["message"] == "field 'hypothesis' must be text, got null"
+    assert error["error"]["field"] == "hypothesis"
 
 
 def test_stdin_is_refused_with_a_clear_error(tiny_nli_model):

@@ -155,8 +155,23 @@ def test_the_rejects_file_keeps_a_bad_lines_raw_text(tiny_nli_model, tmp_path):
     result = _batch(tiny_nli_model, "--on-error", "skip", "--errors", str(rejects), input=data)
     assert result.exit_code == 1
     (rejected,) = [json.loads(line) for line in rejects.read_text().splitlines()]
-    assert rejected["line"] == 2 and rejected["row"] is None
+    assert rejected["line"] == 2 and rejected["row"] is None and rejected["field"] is None
     assert rejected["raw"] == '{"premise": oops}'
+    assert rejected["error"].startswith("invalid JSON")
+
+
+def test_a_rejected_row_is_data_source_line_field_and_message(tiny_nli_model, tmp_path):
+    rejects = tmp_path / "rejects.jsonl"
+    data = b'{"premise": "A", "hypothesis": 7}\n'
+    _batch(tiny_nli_model, "--errors", str(rejects), input=data)
+    rejected = json.loads(rejects.read_text())
+    assert rejected == {
+        "source": "<stdin>",
+        "line": 1,
+        "field": "hypothesis",
+        "error": "field 'hypothesis' must be text, got a number",
+        "row": {"premise": "A", "hypothesis": 7},
+    }
 
 
 def test_integers_of_any_width_pass_through_unchanged(tiny_nli_model):

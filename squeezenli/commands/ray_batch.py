@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from ..errors import InputError, SqueezenliError
-from ..io import Record
+from ..io import Record, RowError, RowFailure
 from ..labels import LabelMap
 from ..model import Prediction
 from .options import ModelOptions
@@ -201,15 +201,16 @@ def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:
     from ..io import parse_jsonl_line
     from ..ray_engine import ERROR
 
-    message = row[ERROR]
+    problem = row[ERROR]
     if lines:
         parsed = parse_jsonl_line(row["text"], row["source"], int(row["number"]))
         record = parsed or Record(row["source"], int(row["number"]), None)
     else:
         record = Record("<ray>", 0, _row_data(row))
+    error = RowError.of(record, problem["message"], problem["field"])
     if on_error == "fail":
-        raise InputError(message if lines else f"a row could not be scored: {message}")
-    error_log.write(record, message)
+        raise RowFailure(error)
+    error_log.write(record, error)
 
 
 def _write(ds, output: str, path: Path, lines: bool) -> None:

@@ -16,7 +16,7 @@ from typing import IO, Any
 import typer
 
 from ..errors import InputError, SqueezenliError
-from ..io import ReadOptions, Record, detect_format, read_records
+from ..io import ReadOptions, Record, RowError, detect_format, read_records
 
 
 class CountingReader(io.RawIOBase):
@@ -230,11 +230,17 @@ class ErrorLog:
     def __init__(self, path: Path | None, inputs: Inputs | None = None) -> None:
         self._file = JsonLinesFile(path, "--errors", inputs)
 
-    def write(self, record: Record, error: str) -> None:
+    def write(self, record: Record, error: RowError) -> None:
         if not self._file.opened:
             typer.echo(f"squeezenli: skipped {error}", err=True)
             return
-        row = {"source": record.source, "line": record.line, "error": error, "row": record.data}
+        row = {
+            "source": error.source,
+            "line": error.line,
+            "field": error.field,
+            "error": error.message,
+            "row": record.data,
+        }
         if record.data is None and record.raw is not None:
             row["raw"] = record.raw
         self._file.write(row)
