@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from squeezenli.build import ensure_onnx
-from squeezenli.engine import Engine, create_session, softmax
-from squeezenli.hub import resolve
-from squeezenli.model import load_model
+from squeezenli.models.build import ensure_onnx
+from squeezenli.models.hub import resolve
+from squeezenli.runtime.engine import Engine, create_session, softmax
+from squeezenli.runtime.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = ROOT.parent / "shared" / "data" / "mnli_dev_mismatched_sample.jsonl"

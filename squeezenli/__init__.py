@@ -13,16 +13,18 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it; imported on first use.
 _EXPORTS = {
-    "load_model": "model",
-    "prepare_model": "model",
-    "NLIModel": "model",
-    "Prediction": "model",
-    "classify": "zeroshot",
-    "ZeroShot": "zeroshot",
-    "evaluate": "evaluation",
-    "Report": "evaluation",
-    "read_records": "io",
-    "score_records": "scoring",
+    "load_model": "runtime.model",
+    "prepare_model": "runtime.model",
+    "NLIModel": "runtime.model",
+    "Prediction": "runtime.model",
+    "classify": "tasks.zeroshot",
+    "ZeroShot": "tasks.zeroshot",
+    "evaluate": "tasks.evaluation",
+    "Report": "tasks.evaluation",
+    "read_records": "records.readers",
+    "Record": "records.readers",
+    "RowError": "records.readers",
+    "score_records": "tasks.scoring",
     "SqueezenliError": "errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -1,5 +1,5 @@
 """`python -m squeezenli`: the same entry as the console script."""
 
-from squeezenli.entry import main
+from squeezenli.cli.entry import main
 
 main()

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
-from .io import Record, RowError, choose_pair_fields
+from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
+from squeezenli.records.readers import Record, RowError, choose_pair_fields
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
@@ -39,7 +39,7 @@ class PairScorer:
     def __init__(
         self, model_options: dict[str, Any], fields: dict[str, str | None], lines: bool = False
     ) -> None:
-        from .model import load_model
+        from squeezenli.runtime.model import load_model
 
         self.nli = load_model(progress=False, **model_options)
         self.fields = fields
@@ -55,8 +55,9 @@ class PairScorer:
         line's `source`, `number` and `text` (the raw line, kept for rows that failed)."""
         import pandas
 
-        from .io import dump_json, parse_jsonl_line
-        from .scoring import score_records
+        from squeezenli.records.readers import parse_jsonl_line
+        from squeezenli.records.writers import dump_json
+        from squeezenli.tasks.scoring import score_records
 
         records = []
         for source, number, text in zip(batch["source"], batch["number"], batch["text"]):
@@ -81,7 +82,7 @@ class PairScorer:
 
     def _score_rows(self, batch):
         """A pandas batch in, the same rows out with prediction, scores and error added."""
-        from .scoring import score_records
+        from squeezenli.tasks.scoring import score_records
 
         rows = batch.to_dict("records")
         records = [Record("<ray>", i + 1, _plain(row)) for i, row in enumerate(rows)]
@@ -126,7 +127,7 @@ def check_versions(ray_version: str, pandas_version: str) -> None:
     """Refuse the one pairing known to lose rows without a word: Ray Data before 2.56 with
     pandas 3. The extra installs a good pair; this catches ones installed by hand (a cluster
     pinned to an older Ray works with pandas 2)."""
-    from .errors import InputError
+    from squeezenli.errors import InputError
 
     ray_at, pandas_at = _major_minor(ray_version), _major_minor(pandas_version)
     if ray_at is None or pandas_at is None:  # a build we cannot read: let it run
@@ -273,7 +274,7 @@ def _numbered_lines(file: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _kind_of(path: str) -> str:
-    from .io import detect_format
+    from squeezenli.records.readers import detect_format
 
     if path.rstrip("/").lower().endswith(".parquet"):
         return "parquet"

@@ -43,10 +43,10 @@ def test_readme_example(tiny_nli_model, tmp_path):
 
 def test_prepare_model_builds_and_checks_without_opening_a_session(tmp_path, monkeypatch):
     """What the Ray driver runs before its actors start: everything but the session."""
-    from squeezenli import model
-    from squeezenli.build import built_path, ready_path
     from squeezenli.errors import InputError
-    from squeezenli.hub import resolve
+    from squeezenli.models.build import built_path, ready_path
+    from squeezenli.models.hub import resolve
+    from squeezenli.runtime import model
 
     folder = write_tiny_model(tmp_path / "fresh", seed=7)  # weights no other test has built
     opened = []

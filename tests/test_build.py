@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime
 
-from squeezenli.build import ensure_onnx, ensure_ready, ready_path
-from squeezenli.hub import resolve
-from squeezenli.model import load_model
+from squeezenli.models.build import ensure_onnx, ensure_ready, ready_path
+from squeezenli.models.hub import resolve
+from squeezenli.runtime.model import load_model
 
 PAIRS = [("A man plays a guitar.", "A person makes music."), ("a", "b c d e")]
 

@@ -9,8 +9,8 @@ import sys
 from conftest import run_env
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
-from squeezenli.model import load_model
+from squeezenli.cli.app import app
+from squeezenli.runtime.model import load_model
 
 runner = CliRunner()
 
@@ -119,7 +119,7 @@ def test_empty_input_gives_no_output(tiny_nli_model):
 def test_a_real_pipeline(tiny_nli_model, tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text(_jsonl(ROWS * 50))
-    cmd = f"cat {path} | {sys.executable} -m squeezenli.cli batch -m {tiny_nli_model} | head -1"
+    cmd = f"cat {path} | {sys.executable} -m squeezenli batch -m {tiny_nli_model} | head -1"
     result = subprocess.run(
         cmd, shell=True, capture_output=True, text=True, env=run_env(), timeout=120
     )

@@ -12,7 +12,7 @@ import time
 from conftest import run_env
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
+from squeezenli.cli.app import app
 
 runner = CliRunner()
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
-from squeezenli.model import load_model
-from squeezenli.zeroshot import classify
+from squeezenli.cli.app import app
+from squeezenli.runtime.model import load_model
+from squeezenli.tasks.zeroshot import classify
 
 runner = CliRunner()
 TOLERANCE = 1e-4

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
-from squeezenli.evaluation import Report
-from squeezenli.model import load_model
+from squeezenli.cli.app import app
+from squeezenli.runtime.model import load_model
+from squeezenli.tasks.evaluation import Report
 
 runner = CliRunner()
 

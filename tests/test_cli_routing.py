@@ -9,7 +9,7 @@ import json
 from conftest import squeezenli
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
+from squeezenli.cli.app import app
 
 runner = CliRunner()
 FP32 = ("--precision", "fp32")
@@ -62,7 +62,7 @@ def test_repeated_labels_accumulate(tiny_nli_model):
 
 
 def test_threads_are_capped_at_the_cpus_available(tiny_nli_model):
-    from squeezenli.commands.options import cpus_available
+    from squeezenli.cli.options import cpus_available
 
     result = runner.invoke(
         app, ["A man.", "Music.", "--threads", "1000", "--json", "-m", str(tiny_nli_model), *FP32]
@@ -111,7 +111,7 @@ def test_eval_refuses_mixed_two_and_three_class_gold_labels(tiny_nli_model):
 
 
 def test_windows_start_small_and_grow():
-    from squeezenli.scoring import growing_windows
+    from squeezenli.tasks.scoring import growing_windows
 
     sizes = [len(w) for w in growing_windows(range(3000), 1024)]
     assert sizes[:7] == [16, 32, 64, 128, 256, 512, 1024]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
-from squeezenli.model import load_model
+from squeezenli.cli.app import app
+from squeezenli.runtime.model import load_model
 
 runner = CliRunner()
 PAIR = ["A man plays a guitar on stage.", "A person is making music."]

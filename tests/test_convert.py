@@ -8,12 +8,12 @@ import shutil
 import pytest
 from tinymodel import random_tensors, tiny_config
 
-from squeezenli.build import built_path, ensure_onnx
-from squeezenli.config import parse_config
-from squeezenli.convert import build_model
 from squeezenli.errors import ModelError
-from squeezenli.hub import resolve
-from squeezenli.model import load_model
+from squeezenli.models.build import built_path, ensure_onnx
+from squeezenli.models.config import parse_config
+from squeezenli.models.convert import build_model
+from squeezenli.models.hub import resolve
+from squeezenli.runtime.model import load_model
 
 
 def test_a_missing_tensor_is_named():

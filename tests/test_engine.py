@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from squeezenli import load_model
-from squeezenli.engine import softmax
+from squeezenli.runtime.engine import softmax
 
 PAIRS = [
     ("A man plays a guitar on stage.", "A person is making music."),

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from tinymodel import random_tensors, tiny_config, vocabulary, write_tiny_model
 
-from squeezenli.build import build_key, ensure_onnx, ready_path
-from squeezenli.hub import ModelFiles, resolve
-from squeezenli.labelcheck import check_pairs
-from squeezenli.labels import KNOWN_ORDERS, MEASURED, resolve_labels
-from squeezenli.model import load_model
-from squeezenli.tokenize import PairTokenizer
+from squeezenli.models.build import build_key, ensure_onnx, ready_path
+from squeezenli.models.hub import ModelFiles, resolve
+from squeezenli.models.labelcheck import check_pairs
+from squeezenli.models.labels import KNOWN_ORDERS, MEASURED, resolve_labels
+from squeezenli.runtime.model import load_model
+from squeezenli.runtime.tokenizer import PairTokenizer
 
 PAIRS = [
     ("A man plays a guitar on stage.", "A person is making music."),
@@ -79,7 +79,7 @@ def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog):
 
 
 def test_model_info_shows_the_measurements(tmp_path):
-    from squeezenli.info import model_info
+    from squeezenli.models.info import model_info
 
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
     assert model_info(str(folder), None, None)["int8_agreement"] is None
@@ -136,7 +136,7 @@ def test_the_label_order_is_measured_when_the_config_names_none(tmp_path):
 
 
 def test_an_inconclusive_measurement_is_ignored(tiny_model):
-    from squeezenli.info import model_info
+    from squeezenli.models.info import model_info
 
     nli = load_model(str(tiny_model), precision="fp32")
     assert model_info(str(tiny_model), None, None)["label_check"]["observed_order"] is None
@@ -287,7 +287,7 @@ def test_int8_of_any_opset_scores_close_to_fp32(tiny_model, tmp_path, opset):
     import onnx
     import onnxruntime
 
-    from squeezenli.quantize import quantize_model
+    from squeezenli.models.quantize import quantize_model
 
     fp32 = onnx.load(str(ensure_onnx(resolve(str(tiny_model)), "fp32")))
     fp32.opset_import[0].version = opset

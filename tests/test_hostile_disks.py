@@ -144,7 +144,7 @@ def test_what_killed_writers_left_is_removed_by_the_next_run(hub, tmp_path):
 def test_a_process_waiting_for_another_builder_says_so(tiny_nli_model, tmp_path):
     from filelock import FileLock
 
-    from squeezenli.hub import _resolve_local
+    from squeezenli.models.hub import _resolve_local
 
     env = run_env(HF_HOME=str(tmp_path / "hf"))
     # Named by the model folder's path, whatever the cache: ask the library which it is.
@@ -193,7 +193,7 @@ def test_a_damaged_small_file_in_the_cache_is_fetched_again(hub, tmp_path):
 
 
 def test_a_size_mismatch_does_not_tell_a_cli_user_to_pass_force_download(tmp_path):
-    from squeezenli.hub import describe_os_error
+    from squeezenli.models.hub import describe_os_error
 
     err = OSError(
         "Consistency check failed: file should be of size 10 but has size 5 (x).\n"

@@ -246,7 +246,7 @@ def _backtracking_tokenizer(folder: Path) -> None:
     a run of a's that ends without a b: the library panics on such a text."""
     from tokenizers import Regex, pre_tokenizers
 
-    from squeezenli.tokenize import _read_options, _wordpiece
+    from squeezenli.runtime.tokenizer import _read_options, _wordpiece
 
     tokenizer = _wordpiece(folder / "vocab.txt", _read_options(folder / "tokenizer_config.json"))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(

@@ -130,7 +130,7 @@ def test_batch_settings_past_their_bounds_are_refused(tiny_nli_model):
 
 def test_batches_of_long_pairs_keep_attention_bounded():
     from squeezenli.defaults import MAX_ATTENTION, MAX_BATCH_SIZE, MAX_BATCH_TOKENS
-    from squeezenli.engine import Engine
+    from squeezenli.runtime.engine import Engine
 
     engine = Engine.__new__(Engine)
     engine.batch_size, engine.max_tokens = MAX_BATCH_SIZE, MAX_BATCH_TOKENS

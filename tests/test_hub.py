@@ -15,7 +15,7 @@ import pytest
 from conftest import squeezenli
 from hubserver import folder_files
 
-from squeezenli.hub import DEFAULT_MODEL
+from squeezenli.models.hub import DEFAULT_MODEL
 
 PAIR = ["A man plays a guitar.", "A person makes music."]
 
@@ -68,7 +68,7 @@ def test_a_pr_revision_is_fetched_url_encoded_and_cached_by_name(hub):
 
 
 def test_the_default_model_uses_the_pinned_revision(hub, tiny_model):
-    from squeezenli.hub import DEFAULT_REVISION
+    from squeezenli.models.hub import DEFAULT_REVISION
 
     repo = hub.repos.setdefault(DEFAULT_MODEL, type(hub.repos["acme/tiny-nli"])())
     repo.commits[DEFAULT_REVISION] = folder_files(tiny_model)

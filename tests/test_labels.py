@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
+from squeezenli.cli.app import app
 from squeezenli.errors import InputError
-from squeezenli.labelcheck import LabelCheck, check_pairs
-from squeezenli.labels import LabelMap, resolve_labels
+from squeezenli.models.labelcheck import LabelCheck, check_pairs
+from squeezenli.models.labels import LabelMap, resolve_labels
 
 GENERIC = {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
 

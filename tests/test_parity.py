@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES
 from tinymodel import tiny_config, weights_digest
 
-from squeezenli.model import load_model
+from squeezenli.runtime.model import load_model
 
 TOLERANCE = 1e-4
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from squeezenli.commands import progress as progress_module
-from squeezenli.commands.progress import RowProgress
+from squeezenli.cli import progress as progress_module
+from squeezenli.cli.progress import RowProgress
 
 
 def _console(buffer: io.StringIO) -> Console:

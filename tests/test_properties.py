@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
-from squeezenli.io import read_records
-from squeezenli.model import load_model
-from squeezenli.scoring import score_records
+from squeezenli.cli.app import app
+from squeezenli.records.readers import read_records
+from squeezenli.runtime.model import load_model
+from squeezenli.tasks.scoring import score_records
 
 runner = CliRunner()
 SETTINGS = settings(

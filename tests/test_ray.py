@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
+from squeezenli.cli.app import app
 from squeezenli.errors import InputError
 
 ray = pytest.importorskip("ray")
@@ -192,7 +192,7 @@ def test_parquet_in_parquet_out(tiny_nli_model, tmp_path):
     )
     assert done.exit_code == 0, done.output
     written = pq.read_table(out).to_pylist()
-    from squeezenli.model import load_model
+    from squeezenli.runtime.model import load_model
 
     expected = list(load_model(str(tiny_nli_model), precision="fp32").predict(pairs))
     by_premise = {row["premise"]: row for row in written}

@@ -9,7 +9,7 @@ import json
 
 from typer.testing import CliRunner
 
-from squeezenli.cli import app
+from squeezenli.cli.app import app
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ import pytest
 from hubserver import HubServer, Repo, folder_files
 
 from squeezenli import load_model
-from squeezenli.hub import DEFAULT_MODEL, DEFAULT_REVISION
-from squeezenli.labels import KNOWN_ORDERS
+from squeezenli.models.hub import DEFAULT_MODEL, DEFAULT_REVISION
+from squeezenli.models.labels import KNOWN_ORDERS
 
 pytest.importorskip("pyspark")
 pytest.importorskip("pyarrow")

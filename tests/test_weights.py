@@ -13,7 +13,7 @@ from conftest import FIXTURES
 from tinymodel import random_tensors, tiny_config
 
 from squeezenli.errors import ModelError, UnsafeModelFileError
-from squeezenli.weights import load_weights
+from squeezenli.models.weights import load_weights
 
 
 def test_torch_zip_gives_the_same_tensors_as_safetensors(tiny_model):

@@ -1,0 +1,184 @@
+"""`squeezenli batch [FILE ...]`: score pairs from JSONL/CSV/TSV, one output row per input."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from squeezenli.cli.options import (
+    ErrorsOpt,
+    FilesArg,
+    FormatOpt,
+    HypothesisFieldOpt,
+    ModelOptions,
+    OnErrorOpt,
+    PremiseFieldOpt,
+    check_choice,
+    model_options,
+    on_error_mode,
+    reading_options,
+)
+from squeezenli.errors import InputError
+from squeezenli.records.readers import FORMATS, ReadOptions
+
+OUTPUTS = ("jsonl", "csv", "tsv", "table")
+
+
+@model_options()
+@reading_options()
+def batch(
+    files: FilesArg = None,
+    fmt: FormatOpt = None,
+    premise_field: PremiseFieldOpt = None,
+    hypothesis_field: HypothesisFieldOpt = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="jsonl, csv, tsv or table.")
+    ] = "jsonl",
+    on_error: OnErrorOpt = None,
+    errors: ErrorsOpt = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or ray (pip install 'squeezenli[ray]').")
+    ] = "local",
+    address: Annotated[
+        Optional[str],
+        typer.Option("--address", help="Ray cluster to join [default: start a local one]."),
+    ] = None,
+    prefix: Annotated[
+        str,
+        typer.Option(
+            "--prefix", help="Put this before the result's field names (prediction, scores)."
+        ),
+    ] = "",
+    output_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output-path",
+            help="With --engine ray: write files here (--output parquet, jsonl or csv).",
+        ),
+    ] = None,
+    *,
+    opts: ModelOptions,
+    reading: ReadOptions,
+) -> None:
+    """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
+    input field kept, `prediction` and `scores` added.
+
+    Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
+    """
+    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.streams import ErrorLog, Inputs
+    from squeezenli.tasks.scoring import score_records
+
+    fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if engine == "ray" else FORMATS)
+    output = check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
+    on_error = on_error_mode(on_error, errors)
+    engine = check_choice("--engine", engine, ("local", "ray"))
+    if engine == "ray":
+        from squeezenli.cli.ray_batch import run_on_ray
+
+        failed = run_on_ray(
+            files or [],
+            fmt,
+            address=address,
+            output=output,
+            output_path=output_path,
+            premise_field=premise_field,
+            hypothesis_field=hypothesis_field,
+            on_error=on_error,
+            errors=errors,
+            opts=opts,
+            make_sink=lambda labels: ResultSink(output, labels, prefix),
+        )
+        if failed:
+            raise typer.Exit(1)
+        return
+    if output_path is not None:
+        raise InputError("--output-path goes with --engine ray")
+    inputs = Inputs(files, fmt, reading)
+    error_log = ErrorLog(errors, inputs)
+    nli = opts.load()
+    columns = inputs.columns() if output in ("csv", "tsv") else None
+    sink = ResultSink(output, nli.labels, prefix, columns)
+
+    score = partial(
+        score_records,
+        nli,
+        premise_field=premise_field,
+        hypothesis_field=hypothesis_field,
+        on_error=on_error,
+    )
+
+    try:
+        with RowRun("scored", inputs, error_log, quiet=opts.quiet) as run:
+            for outcome in run.outcomes(score):
+                sink.write(
+                    outcome.record.data, outcome.pair, outcome.prediction, outcome.record.where
+                )
+    finally:
+        sink.close()
+    if run.failed:
+        raise typer.Exit(1)
+
+
+class ResultSink:
+    """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table. The
+    result's fields (prediction, scores, or a column per class in CSV/TSV; each after
+    `prefix`) never overwrite an input field: a row that has one is refused, naming it.
+    `columns`: every input field, when known before the first row (CSV/TSV header)."""
+
+    def __init__(
+        self, output: str, labels, prefix: str = "", columns: list[str] | None = None
+    ) -> None:
+        self.output = output
+        self.labels = labels
+        self.prefix = prefix
+        self._rows: list = []
+        self._delimited = None
+        if output in ("csv", "tsv"):
+            from squeezenli.records.writers import DelimitedWriter
+
+            self._classes = [labels.names[i] for i in labels.ordered()]
+            self.fields = [prefix + "prediction", *(prefix + n for n in self._classes)]
+            header = None if columns is None else [*columns, *self.fields]
+            if columns is not None:
+                self._refuse_collisions(columns, "the input")
+            self._delimited = DelimitedWriter(sys.stdout.buffer, output, header)
+        else:
+            self.fields = [prefix + "prediction", prefix + "scores"]
+
+    def _refuse_collisions(self, names, where: str) -> None:
+        taken = [name for name in self.fields if name in names]
+        if taken:
+            raise InputError(
+                f"{where}: input field '{taken[0]}' would be overwritten by the result; pass "
+                "--prefix (e.g. --prefix new_) to name the result's fields apart"
+            )
+
+    def write(self, data: dict, pair: tuple[str, str] | None, prediction, where: str = "") -> None:
+        self._refuse_collisions(data, where or "a row")
+        if self.output == "jsonl":
+            from squeezenli.cli.streams import write_json_line
+
+            result = {self.fields[0]: prediction.label, self.fields[1]: prediction.rounded_scores()}
+            write_json_line({**data, **result})
+        elif self._delimited is not None:
+            from squeezenli.cli.signals import whole_line
+
+            scores = [prediction.rounded_scores()[name] for name in self._classes]
+            row = {**data, **dict(zip(self.fields, [prediction.label, *scores]))}
+            with whole_line():
+                self._delimited.write(row)
+        else:
+            self._rows.append((pair, prediction))
+
+    def close(self) -> None:
+        if self._delimited is not None:
+            self._delimited.close()
+        if self._rows:
+            from squeezenli.cli.render import batch_table
+
+            batch_table(self._rows, self.labels)

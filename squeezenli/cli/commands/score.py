@@ -1,0 +1,34 @@
+"""`squeezenli score PREMISE HYPOTHESIS` (also `squeezenli PREMISE HYPOTHESIS`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from squeezenli.cli.options import JsonOpt, ModelOptions, model_options
+
+
+@model_options("model", "revision", "precision", "label_order", "max_length", "threads", "quiet")
+def score(
+    premise: Annotated[str, typer.Argument(help="The premise text.")],
+    hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
+    json_out: JsonOpt = False,
+    *,
+    opts: ModelOptions,
+) -> None:
+    """Score one premise/hypothesis pair.
+
+    Example: squeezenli score "A man plays a guitar." "A person makes music." --json
+    """
+    nli = replace(opts, batch_size=1).load()
+    prediction = next(nli.predict([(premise, hypothesis)]))
+    if json_out:
+        from squeezenli.cli.streams import write_json_line
+
+        write_json_line({"premise": premise, "hypothesis": hypothesis, **prediction.fields()})
+        return
+    from squeezenli.cli.render import prediction_table
+
+    prediction_table(premise, hypothesis, prediction, nli.labels)

@@ -1,0 +1,295 @@
+"""Options shared by several commands, and the bundle of model options every scoring
+command takes (Typer has no option groups: a decorator adds the parameters to a command's
+signature and hands them over as one ModelOptions)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Optional, overload
+
+import typer
+
+from squeezenli.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_PRECISION,
+    MAX_BATCH_SIZE,
+    MAX_BATCH_TOKENS,
+)
+from squeezenli.errors import InputError
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="SQUEEZENLI_MODEL",
+        help="Hub repo id or local folder [default: squeezebert/squeezebert-mnli].",
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--revision",
+        help="Hub branch, tag or commit [default: pinned for the default model, else main].",
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (int8 where measured to agree with fp32 on these weights, else fp32), "
+        "int8 or fp32 (exact).",
+    ),
+]
+LabelOrderOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--label-order",
+        envvar="SQUEEZENLI_LABEL_ORDER",
+        help="Label names in the model's output order, e.g. contradiction,entailment,neutral.",
+    ),
+]
+MaxLengthOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-length",
+        min=3,
+        help="Truncate pairs to this many tokens [default: the model's maximum].",
+    ),
+]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="CPU threads [default: physical cores].")
+]
+BatchSizeOpt = Annotated[
+    int, typer.Option("--batch-size", min=1, max=MAX_BATCH_SIZE, help="Most pairs in one batch.")
+]
+BatchTokensOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-tokens",
+        min=1,
+        max=MAX_BATCH_TOKENS,
+        help="Most tokens in one batch (pairs x padded length).",
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
+
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--format",
+        "-f",
+        help="Input format: jsonl, csv or tsv [default: from the extension; stdin: jsonl].",
+    ),
+]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Text encoding of the input files (e.g. latin-1).")
+]
+DelimiterOpt = Annotated[
+    Optional[str], typer.Option("--delimiter", help="CSV field separator [default: ,].")
+]
+NoHeaderOpt = Annotated[
+    bool,
+    typer.Option("--no-header", help="CSV/TSV without a header row: columns are col1, col2, ..."),
+]
+FilesArg = Annotated[
+    Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
+]
+OnErrorOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--on-error",
+        help="fail: stop at the first bad row; skip: report it and go on "
+        "[default: skip with --errors, else fail].",
+    ),
+]
+PremiseFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--premise-field", help="[default: premise, or sentence1, text]"),
+]
+HypothesisFieldOpt = Annotated[
+    Optional[str],
+    typer.Option("--hypothesis-field", help="[default: hypothesis, or sentence2, text_pair]"),
+]
+ErrorsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),
+]
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a command needs to load its model, as the user gave it."""
+
+    model: Optional[str] = None
+    revision: Optional[str] = None
+    precision: str = DEFAULT_PRECISION
+    label_order: Optional[str] = None
+    max_length: Optional[int] = None
+    threads: Optional[int] = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", self.precision.lower())
+        available = cpus_available()
+        if self.threads is not None and self.threads > available:
+            typer.echo(
+                f"squeezenli: --threads {self.threads} is more than the {available} CPUs "
+                f"available; using {available}",
+                err=True,
+            )
+            object.__setattr__(self, "threads", available)
+
+    def load(self):
+        """The model, opened for scoring here."""
+        from squeezenli.runtime.model import load_model
+
+        announce_builds(not self.quiet)
+        return load_model(
+            self.model,
+            self.revision,
+            precision=self.precision,
+            label_order=self.label_order,
+            max_length=self.max_length,
+            threads=self.threads,
+            batch_size=self.batch_size,
+            batch_tokens=self.batch_tokens,
+            progress=not self.quiet,
+        )
+
+    def prepare(self):
+        """The model downloaded and built for workers that open it themselves; its labels."""
+        from squeezenli.runtime.model import prepare_model
+
+        announce_builds(not self.quiet)
+        return prepare_model(
+            self.model,
+            self.revision,
+            precision=self.precision,
+            label_order=self.label_order,
+            max_length=self.max_length,
+            progress=not self.quiet,
+        )
+
+
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def announce_builds(enabled: bool) -> None:
+    """Say on stderr when a model is being built (the first run pauses for it)."""
+    log = logging.getLogger("squeezenli")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(logging.INFO if enabled else logging.WARNING)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (the test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"squeezenli: {record.getMessage()}", err=True)
+
+
+_ANNOTATIONS = {
+    "model": ModelOpt,
+    "revision": RevisionOpt,
+    "precision": PrecisionOpt,
+    "label_order": LabelOrderOpt,
+    "max_length": MaxLengthOpt,
+    "threads": ThreadsOpt,
+    "batch_size": BatchSizeOpt,
+    "batch_tokens": BatchTokensOpt,
+    "quiet": QuietOpt,
+}
+ALL = tuple(_ANNOTATIONS)
+_DEFAULTS = {f.name: f.default for f in fields(ModelOptions)}
+
+
+def model_options(*names: str):
+    """Give a command the named model options (all when none are named); the command
+    receives them as `opts: ModelOptions`."""
+    chosen = names or ALL
+    return _bundle("opts", {n: (_ANNOTATIONS[n], _DEFAULTS[n]) for n in chosen}, ModelOptions)
+
+
+_READING = {
+    "encoding": (EncodingOpt, "utf-8"),
+    "delimiter": (DelimiterOpt, None),
+    "no_header": (NoHeaderOpt, False),
+}
+
+
+def reading_options():
+    """Give a command the options that say how to read its input files; the command receives
+    them as `reading: ReadOptions`."""
+    from squeezenli.records.readers import ReadOptions
+
+    def build(encoding: str, delimiter: str | None, no_header: bool) -> ReadOptions:
+        return ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header)
+
+    return _bundle("reading", _READING, build)
+
+
+def _bundle(param: str, options: dict, build):
+    """A decorator that adds options (name -> (annotation, default)) to a command's
+    signature, as Typer reads it, and hands the command `param=build(**those options)`."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != param]
+        added = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+            for name, (annotation, default) in options.items()
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            bundle = build(**{name: kwargs.pop(name) for name in options})
+            return command(**{param: bundle}, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + added}
+        return wrapper
+
+    return decorate
+
+
+def on_error_mode(on_error: str | None, errors: Path | None) -> str:
+    """fail or skip: as given, else skip when --errors names where skipped rows go (an
+    --errors file with fail would stay empty: refused)."""
+    on_error = check_choice("--on-error", on_error, ("fail", "skip"))
+    if on_error == "fail" and errors is not None:
+        raise InputError("--errors collects skipped rows: it goes with --on-error skip")
+    return on_error or ("skip" if errors is not None else "fail")
+
+
+@overload
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str: ...
+@overload
+def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None: ...
+def check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    """The value in lower case if it is one of `choices` (any case), else a usage error
+    naming the option."""
+    if value is None:
+        return None
+    if value.lower() not in choices:
+        raise InputError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value.lower()

@@ -1,0 +1,222 @@
+"""`squeezenli batch --engine ray`: the same inputs, fields and scores, computed by Ray actors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import orjson
+
+from squeezenli.cli.options import ModelOptions
+from squeezenli.cli.streams import ErrorLog, summary
+from squeezenli.errors import InputError, SqueezenliError
+from squeezenli.models.labels import LabelMap
+from squeezenli.records.readers import Record, RowError, RowFailure
+from squeezenli.runtime.model import Prediction
+
+
+def run_on_ray(
+    files: list[str],
+    fmt: str | None,
+    *,
+    address: str | None,
+    output: str,
+    output_path: Path | None,
+    premise_field: str | None,
+    hypothesis_field: str | None,
+    on_error: str,
+    errors: Path | None,
+    opts: ModelOptions,
+    make_sink,
+) -> int:
+    """Score on Ray; rows go to stdout in input order (a sink from make_sink(labels)), or to
+    files under output_path. Returns the number of rows that failed."""
+    if not files or "-" in files:
+        raise InputError("--engine ray reads files, directories, globs or URLs, not stdin")
+    files = _expand(files)
+    started = time.perf_counter()
+    ray = _start(address, opts.quiet)
+    from squeezenli.ray_engine import ERROR, read_pairs, score_dataset, split_errors
+
+    try:
+        ds, lines = read_pairs(files, fmt)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read {', '.join(files)}: {err}") from None
+    # Fetch and build once here, before the actors start (each node does the same once).
+    labels = opts.prepare().labels
+    sink = None if output_path is not None else make_sink(labels)
+    error_log = ErrorLog(errors)
+    done = failed = 0
+    try:
+        scored = score_dataset(
+            ds,
+            model=opts.model,
+            revision=opts.revision,
+            precision=opts.precision,
+            label_order=opts.label_order,
+            max_length=opts.max_length,
+            premise_field=premise_field,
+            hypothesis_field=hypothesis_field,
+            batch_size=opts.batch_size,
+            batch_tokens=opts.batch_tokens,
+            cpus_per_actor=opts.threads,
+            json_lines=lines,
+        )
+        if output_path is not None:
+            scored = scored.materialize()
+            good, bad = split_errors(scored, lines)
+            _write(good, output, output_path, lines)
+            done, failed = good.count(), bad.count()
+            for row in bad.iter_rows():
+                _fail(error_log, row, on_error, lines)
+        else:
+            assert sink is not None
+            for batch in scored.iter_batches(batch_format="pandas"):
+                for row in batch.to_dict("records"):
+                    if row[ERROR] is not None:
+                        failed += 1
+                        _fail(error_log, row, on_error, lines)
+                        continue
+                    done += 1
+                    sink.write(*_scored(row, lines, labels))
+    except ray.exceptions.RayError as err:
+        raise _failure(err) from err
+    finally:
+        if sink is not None:
+            sink.close()
+        error_log.close()
+        summary("scored", done, failed, time.perf_counter() - started, opts.quiet)
+    return failed
+
+
+def _start(address: str | None, quiet: bool):
+    """Ray, started locally or joined at `address`; Ray Data keeps input order, and its
+    progress (and its log lines) show unless --quiet."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--engine ray needs Ray: pip install 'squeezenli[ray]'") from None
+    import pandas
+
+    from squeezenli.ray_engine import check_versions
+
+    check_versions(ray.__version__, pandas.__version__)  # before a cluster is started or joined
+    if address:
+        _check_reachable(address)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        ignore_reinit_error=True,
+    )
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = not quiet
+    # Ray Data logs a failure's whole traceback on stderr; ours is one line (the traceback
+    # stays in Ray's session logs, and --debug shows it). --quiet leaves nothing of it.
+    data_log = logging.getLogger("ray.data")
+    data_log.setLevel(logging.ERROR if quiet else logging.INFO)
+    for handler in data_log.handlers:
+        if isinstance(handler, logging.StreamHandler) and _below_error not in handler.filters:
+            handler.addFilter(_below_error)
+    return ray
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once on a cluster address nothing answers at: ray.init would retry for
+    minutes. "auto", "local" and addresses without a port are left to Ray."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise SqueezenliError(f"no Ray cluster answers at --address {address}: {err}") from None
+
+
+def _failure(err: BaseException) -> SqueezenliError:
+    """Ray's error as one line: our own error from inside a task as it was raised there,
+    anything else as the first line of its innermost cause (--debug shows the rest)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, SqueezenliError):
+            return seen
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if inner is None:
+            break
+        seen = inner
+    lines = [line.strip() for line in str(seen).splitlines() if line.strip()]
+    return SqueezenliError(f"Ray failed: {lines[0] if lines else type(seen).__name__}")
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Local globs expanded here, in order, and local paths checked (URLs go to Ray as
+    they are)."""
+    import glob
+
+    expanded: list[str] = []
+    for path in paths:
+        if "://" in path:
+            expanded.append(path)
+        elif glob.has_magic(path):
+            matches = sorted(glob.glob(path))
+            if not matches:
+                raise InputError(f"no files match {path}")
+            expanded.extend(matches)
+        elif not Path(path).exists():
+            raise InputError(f"{path}: no such file or directory")
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Prediction]:
+    """A scored row as the local sinks take it: (input fields, no pair, prediction). Scores
+    are put back in label order: older pyarrow sorts a struct's fields by name."""
+    if lines:
+        data = orjson.loads(row["json"])
+        return data, None, Prediction(data.pop("prediction"), data.pop("scores"))
+    scores = {labels.names[i]: row["scores"][labels.names[i]] for i in labels.ordered()}
+    return _row_data(row), None, Prediction(row["prediction"], scores)
+
+
+def _row_data(row: dict) -> dict:
+    """A typed row as the input gave it, without the columns scoring added."""
+    from squeezenli.ray_engine import ERROR, _plain
+
+    return _plain({k: v for k, v in row.items() if k not in (ERROR, "prediction", "scores")})
+
+
+def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:
+    """A row Ray could not score: stop (--on-error fail) or log it, as the local path does.
+    JSON lines carry their file and line; typed rows (CSV, Parquet) have no line number."""
+    from squeezenli.ray_engine import ERROR
+    from squeezenli.records.readers import parse_jsonl_line
+
+    problem = row[ERROR]
+    if lines:
+        parsed = parse_jsonl_line(row["text"], row["source"], int(row["number"]))
+        record = parsed or Record(row["source"], int(row["number"]), None)
+    else:
+        record = Record("<ray>", 0, _row_data(row))
+    error = RowError.of(record, problem["message"], problem["field"])
+    if on_error == "fail":
+        raise RowFailure(error)
+    error_log.write(record, error)
+
+
+def _write(ds, output: str, path: Path, lines: bool) -> None:
+    if lines:  # the output documents, as columns
+        ds = ds.map(lambda row: orjson.loads(row["json"]))
+    writers = {"parquet": ds.write_parquet, "jsonl": ds.write_json, "csv": ds.write_csv}
+    if output not in writers:
+        raise InputError(f"--output-path writes parquet, jsonl or csv, not {output}")
+    writers[output](str(path))

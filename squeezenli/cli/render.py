@@ -1,0 +1,187 @@
+"""Rich tables for people; every function prints to stdout, the results stream."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from squeezenli.models.labelcheck import LabelCheck
+from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.runtime.model import Prediction
+
+
+class _Console(Console):
+    """rich's Console, except that a reader that went away (`| head -1`) ends the run as
+    for every other output (exit 0, cli.py), not with rich's exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def _console() -> Console:
+    return _Console(highlight=False)
+
+
+def prediction_table(
+    premise: str, hypothesis: str, prediction: Prediction, labels: LabelMap
+) -> None:
+    table = Table(title=f"prediction: [bold]{prediction.label}[/bold]", title_justify="left")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    table.add_column("")
+    for name, value in prediction.scores.items():
+        style = "bold" if name == prediction.label else ""
+        table.add_row(name, f"{value:.4f}", "█" * round(value * 30), style=style)
+    console = _console()
+    console.print(f"[dim]premise:[/dim]    {premise}", markup=True)
+    console.print(f"[dim]hypothesis:[/dim] {hypothesis}", markup=True)
+    console.print(table)
+    if labels.source != "the model's config (id2label)":
+        console.print(f"[dim]label order from {labels.source.split(':')[0]}[/dim]")
+
+
+def info_tables(info: dict) -> None:
+    console = _console()
+    console.print(f"[bold]{info['model']}[/bold] @ {info['revision'] or 'local folder'}")
+    console.print(f"folder: {info['folder']}")
+    files = Table(title="files", title_justify="left")
+    files.add_column("file")
+    files.add_column("bytes", justify="right")
+    for name, size in info["files"].items():
+        files.add_row(name, f"{size:,}")
+    for precision, path in info["built"].items():
+        files.add_row(f"built ONNX ({precision})", path)
+    console.print(files)
+    labels = Table(title="label mapping", title_justify="left")
+    labels.add_column("index", justify="right")
+    labels.add_column("label")
+    for index, name in info["labels"].items():
+        labels.add_row(index, name)
+    console.print(labels)
+    console.print(f"source: {info['label_source']}")
+    check = info["label_check"]
+    if check is not None:
+        order = ",".join(check["observed_order"]) if check["observed_order"] else "inconclusive"
+        console.print(f"measured at build: {order} (wins per class: {check['wins']})")
+    agreement = info["int8_agreement"]
+    if agreement is None:
+        console.print("int8 agreement: not measured yet (built on the first int8 or auto run)")
+    else:
+        verdict = "passes" if agreement["passes"] else "fails"
+        console.print(
+            f"int8 agreement with fp32 on {agreement['pairs']} calibration pairs: "
+            f"labels {agreement['label_agreement']:.2%}, largest probability difference "
+            f"{agreement['max_difference']:.4f}, mean {agreement['mean_difference']:.4f} "
+            f"({verdict} auto's check)"
+        )
+
+
+def label_check_table(result: LabelCheck) -> None:
+    table = Table(title="check-labels: which output wins for each class", title_justify="left")
+    table.add_column("pairs whose answer is")
+    for index, name in enumerate(result.mapping.names):
+        table.add_column(f"output {index} ({name})", justify="right")
+    for c, gold in enumerate(NLI_CLASSES):
+        table.add_row(gold, *(str(int(n)) for n in result.counts[c]))
+    console = _console()
+    console.print(table)
+    if result.agrees:
+        console.print("the model agrees with the mapping in use: " + ",".join(result.mapping.names))
+    elif result.conclusive:
+        console.print(
+            "[bold]the model disagrees with the mapping in use[/bold] "
+            f"({','.join(result.mapping.names)}); it behaves as "
+            f"--label-order {','.join(result.observed_order or ())}"
+        )
+    else:
+        console.print("inconclusive: no clear output per class (random or non-NLI weights?)")
+
+
+def batch_table(rows: list, labels: LabelMap) -> None:
+    """Scored rows for people: the pair, the prediction and each class's probability."""
+    table = Table()
+    table.add_column("premise", overflow="fold")
+    table.add_column("hypothesis", overflow="fold")
+    table.add_column("prediction")
+    names = [labels.names[i] for i in labels.ordered()]
+    for name in names:
+        table.add_column(name, justify="right")
+    for (premise, hypothesis), prediction in rows:
+        scores = [f"{prediction.scores[n]:.3f}" for n in names]
+        table.add_row(premise, hypothesis, prediction.label, *scores)
+    _console().print(table)
+
+
+def zero_shot_table(results: list, multi_label: bool) -> None:
+    """Each text with its labels, highest score first."""
+    table = Table(title="multi-label: each label on its own" if multi_label else None)
+    table.add_column("text", overflow="fold")
+    table.add_column("label")
+    table.add_column("score", justify="right")
+    table.add_column("")
+    for result in results:
+        for rank, (label, value) in enumerate(zip(result.labels, result.scores)):
+            text = result.text if rank == 0 else ""
+            style = "bold" if rank == 0 else ""
+            bar = "█" * round(value * 20)
+            table.add_row(text, label, f"{value:.4f}", bar, style=style, end_section=False)
+        table.add_section()
+    _console().print(table)
+
+
+def evaluation_tables(report: dict) -> None:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix of an eval run."""
+    console = _console()
+    counts = report["counts"]
+    console.print(
+        f"accuracy [bold]{report['accuracy']:.4f}[/bold] ({counts['correct']}/{counts['scored']}"
+        f" rows), macro F1 {report['macro_f1']:.4f}"
+        + (f", {counts['failed']} rows failed" if counts["failed"] else "")
+    )
+    per_class = Table(title="per class", title_justify="left")
+    for column in ("class", "precision", "recall", "F1", "support", "predicted"):
+        per_class.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in report["per_class"].items():
+        per_class.add_row(
+            name,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(row["support"]),
+            str(row["predicted"]),
+        )
+    console.print(per_class)
+    confusion = Table(title="confusion (rows: gold, columns: predicted)", title_justify="left")
+    confusion.add_column("gold \\ predicted")
+    for name in report["classes"]:
+        confusion.add_column(name, justify="right")
+    for gold, row in report["confusion"].items():
+        confusion.add_row(gold, *(str(row[p]) for p in report["classes"]))
+    console.print(confusion)
+
+
+def cached_models_table(models: list, local_builds: list, cache) -> None:
+    """Models in the cache, their revisions, download and build sizes."""
+    table = Table(title=f"cache: {cache}", title_justify="left")
+    table.add_column("model")
+    table.add_column("revisions")
+    table.add_column("downloaded", justify="right")
+    table.add_column("built")
+    table.add_column("built size", justify="right")
+    for model in models:
+        table.add_row(
+            model.repo_id,
+            ", ".join(r[:10] for r in model.revisions) or "-",
+            _mib(model.downloaded_bytes),
+            ", ".join(p.name.rsplit("-", 1)[-1].removesuffix(".onnx") for p in model.built) or "-",
+            _mib(model.built_bytes),
+        )
+    if local_builds:
+        size = sum(p.stat().st_size for p in local_builds)
+        table.add_row("(local folders)", "-", "-", f"{len(local_builds)} built", _mib(size))
+    _console().print(table)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"

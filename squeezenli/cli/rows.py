@@ -1,0 +1,63 @@
+"""One pass of a row command over its inputs: progress on stderr, bad rows reported and
+counted, and the summary line at the end, however the pass ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from squeezenli.cli.progress import RowProgress
+from squeezenli.cli.signals import rows_pass
+from squeezenli.cli.streams import ErrorLog, Inputs, Source, summary
+
+
+class RowRun:
+    """Feeds each input's records to a scoring function and yields the good outcomes; an
+    outcome with an `error` is written to the error log and counted as failed."""
+
+    def __init__(
+        self,
+        what: str,
+        inputs: Inputs,
+        error_log: ErrorLog,
+        *,
+        quiet: bool,
+        sources: Iterable[Source] | None = None,
+    ) -> None:
+        self.what = what
+        self.done = 0
+        self.failed = 0
+        self._inputs = inputs
+        self._sources = sources
+        self._errors = error_log
+        self._quiet = quiet
+        self._progress = RowProgress.for_terminal(
+            quiet or sources is not None,
+            total_bytes=inputs.total_bytes,
+            done_bytes=inputs.consumed,
+        )
+        self._started = time.perf_counter()
+        self._pass = rows_pass()
+
+    def outcomes(self, score: Callable[..., Iterable]) -> Iterator:
+        """`score(records, timely=...)` for each input; its good outcomes, in order."""
+        for source in self._sources if self._sources is not None else self._inputs.sources():
+            for outcome in score(source.records, timely=source.live):
+                self._progress.advance()
+                if outcome.error:
+                    self.failed += 1
+                    self._errors.write(outcome.record, outcome.error)
+                    continue
+                self.done += 1
+                yield outcome
+
+    def __enter__(self) -> RowRun:
+        self._pass.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pass.__exit__(*exc)
+        self._progress.close()
+        self._errors.close()
+        elapsed = time.perf_counter() - self._started
+        summary(self.what, self.done, self.failed, elapsed, self._quiet)

@@ -1,0 +1,255 @@
+"""Where commands read rows from and write results to: input files or stdin, result rows as
+JSON lines, CSV/TSV or a table on stdout, skipped rows on stderr or in an errors file."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+
+from squeezenli.errors import InputError, SqueezenliError
+from squeezenli.records.readers import ReadOptions, Record, RowError, detect_format, read_records
+
+
+class CountingReader(io.RawIOBase):
+    """A binary stream that counts the bytes read through it (for progress and ETA). Each
+    read takes what one read of the source gives, so a slow producer's lines still stream."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__()
+        self._raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        read = getattr(self._raw, "readinto1", None) or self._raw.readinto  # type: ignore[attr-defined]
+        n = read(buffer) or 0
+        self.consumed += n
+        return n
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input's records; live when it is a pipe or a terminal, whose pauses should
+    release the rows read so far (a regular file is read in fixed windows instead)."""
+
+    records: Iterator[Record]
+    live: bool
+
+
+class Inputs:
+    """The input files of a command ('-' or none: stdin), read one after the other. Each
+    is checked to exist and be readable when the command starts, before any model loads."""
+
+    def __init__(
+        self, names: list[str] | None, fmt: str | None, options: ReadOptions | None = None
+    ) -> None:
+        self.names = names or ["-"]
+        self.fmt = fmt
+        self.options = options or ReadOptions()
+        self._readers: list[CountingReader] = []  # one per input opened so far
+        if self.options.delimiter is not None and len(self.options.delimiter) != 1:
+            raise InputError(f"--delimiter must be one character, got {self.options.delimiter!r}")
+        try:
+            "".encode(self.options.encoding)
+        except LookupError:
+            raise InputError(f"--encoding: unknown encoding {self.options.encoding!r}") from None
+        for name in self.names:
+            if name != "-" and not os.access(name, os.R_OK):
+                why = "no such file" if not os.path.exists(name) else "not readable"
+                raise InputError(f"cannot open {name}: {why}")
+            if name != "-" and os.path.isdir(name):
+                raise InputError(f"cannot open {name}: it is a folder")
+
+    def includes(self, path: Path) -> bool:
+        """Whether path is one of the input files (writing it would destroy the input)."""
+        for name in self.names:
+            if name != "-" and os.path.exists(path) and os.path.samefile(name, path):
+                return True
+        return False
+
+    @property
+    def total_bytes(self) -> int | None:
+        """The size of all inputs, when all are regular files."""
+        if "-" in self.names:
+            return None
+        try:
+            return sum(os.stat(name).st_size for name in self.names)
+        except OSError:
+            return None
+
+    def columns(self) -> list[str] | None:
+        """Every field the inputs hold, in first-seen order, read before scoring (for an
+        output whose header comes first); None when an input is stdin (read once only)."""
+        if "-" in self.names:
+            return None
+        from squeezenli.records.readers import scan_columns
+
+        names: dict[str, None] = {}
+        for name in self.names:
+            with _open(name) as (raw, source):
+                stream = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
+                fmt = detect_format(source, self.fmt)
+                names.update(dict.fromkeys(scan_columns(stream, source, fmt, self.options)))
+        return list(names)
+
+    def consumed(self) -> int:
+        return sum(r.consumed for r in self._readers)
+
+    def sources(self) -> Iterator[Source]:
+        """The records of each input in turn; a file is open while its records are read."""
+        for name in self.names:
+            with _open(name) as (raw, source):
+                counter = CountingReader(raw)
+                self._readers.append(counter)
+                stream = io.BufferedReader(counter)
+                fmt = detect_format(source, self.fmt)
+                records = read_records(stream, source, fmt, self.options)
+                yield Source(records, live=_is_live(raw))
+
+
+def _is_live(raw: IO[bytes]) -> bool:
+    """A pipe or terminal (its pauses matter); False for regular files and in-memory input."""
+    try:
+        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+@contextmanager
+def _open(name: str):
+    if name == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        handle = open(name, "rb")
+    except OSError as err:
+        raise InputError(f"cannot open {name}: {err.strerror}") from None
+    with handle:
+        if name.lower().endswith(".gz"):
+            import gzip
+
+            with gzip.GzipFile(fileobj=handle) as unzipped:
+                yield _GzipErrors(unzipped, name), name
+            return
+        yield handle, name
+
+
+class _GzipErrors(io.RawIOBase):
+    """A gzip stream whose damage (a truncated or corrupt file) is an OSError naming it,
+    which the reader reports as a read error of that input."""
+
+    def __init__(self, inner, name: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        import gzip
+        import zlib
+
+        try:
+            return self._inner.readinto(buffer)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise OSError(f"{self._name}: damaged gzip data ({err})") from None
+
+
+def write_json_line(row: dict[str, Any]) -> None:
+    """One JSON line on stdout, flushed: results stream to the next command at once."""
+    from squeezenli.cli.signals import whole_line
+    from squeezenli.records.writers import write_jsonl
+
+    with whole_line():
+        write_jsonl(sys.stdout.buffer, row)
+        sys.stdout.buffer.flush()
+
+
+def print_json(document: Any) -> None:
+    """One indented JSON document on stdout (reports, model info)."""
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+class JsonLinesFile:
+    """The JSON-lines file an option names (--errors); writing to no file does nothing."""
+
+    def __init__(self, path: Path | None, option: str, inputs: Inputs | None = None) -> None:
+        self._path = path
+        self._option = option
+        if path is not None and inputs is not None and inputs.includes(path):
+            raise InputError(f"{option} {path} is one of the input files: it would be overwritten")
+        try:
+            self._file = open(path, "wb") if path is not None else None
+        except OSError as err:
+            raise InputError(f"cannot write {option} {path}: {err.strerror}") from None
+
+    @property
+    def opened(self) -> bool:
+        return self._file is not None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._file is not None:
+            from squeezenli.records.writers import write_jsonl
+
+            with self._reporting():
+                write_jsonl(self._file, row)
+
+    def close(self) -> None:
+        if self._file is not None:
+            with self._reporting():
+                self._file.close()
+
+    @contextmanager
+    def _reporting(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:  # a full disk under the file
+            raise SqueezenliError(
+                f"cannot write {self._option} {self._path}: {err.strerror or err}"
+            ) from None
+
+
+class ErrorLog:
+    """Skipped rows: one line each on stderr, or JSON lines in a file (with the row, or the
+    raw text of a line that could not be parsed)."""
+
+    def __init__(self, path: Path | None, inputs: Inputs | None = None) -> None:
+        self._file = JsonLinesFile(path, "--errors", inputs)
+
+    def write(self, record: Record, error: RowError) -> None:
+        if not self._file.opened:
+            typer.echo(f"squeezenli: skipped {error}", err=True)
+            return
+        row = {
+            "source": error.source,
+            "line": error.line,
+            "field": error.field,
+            "error": error.message,
+            "row": record.data,
+        }
+        if record.data is None and record.raw is not None:
+            row["raw"] = record.raw
+        self._file.write(row)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def summary(what: str, done: int, failed: int, seconds: float, quiet: bool) -> None:
+    """The closing line of a run on stderr: rows done, rows failed, time."""
+    if not quiet:
+        typer.echo(f"squeezenli: {done} rows {what}, {failed} failed, {seconds:.1f} s", err=True)

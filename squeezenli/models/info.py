@@ -1,0 +1,41 @@
+"""What a model is and where its parts live: the facts behind `squeezenli model info`."""
+
+from __future__ import annotations
+
+from squeezenli.models.build import PRECISIONS, built_path, is_export
+from squeezenli.models.config import id2label, read_config
+from squeezenli.models.hub import CONFIG, resolve
+from squeezenli.models.labelcheck import stored_order
+from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_labels
+from squeezenli.models.precision import stored_agreement
+
+
+def model_info(model: str | None, revision: str | None, label_order: str | None) -> dict:
+    """A JSON-ready description of a resolved model (downloads it if it is not cached)."""
+    files = resolve(model, revision)
+    raw = read_config(files.files[CONFIG])
+    names = id2label(raw, str(files.files[CONFIG]))
+    measured = stored_order(files) if needs_measurement(names, label_order) else None
+    labels = resolve_labels(names, files.source, label_order, measured[0] if measured else None)
+    agreement = stored_agreement(files)
+    built = {p: str(built_path(files, p)) for p in PRECISIONS if built_path(files, p).exists()}
+    if is_export(files):
+        built["fp32"] = str(files.files[files.weights_name])
+    return {
+        "model": files.source,
+        "revision": files.revision,
+        "folder": str(files.folder),
+        "model_type": raw.get("model_type"),
+        "files": {name: path.stat().st_size for name, path in files.files.items()},
+        "weights": files.weights_name,
+        "built": built,
+        "labels": {str(i): name for i, name in enumerate(labels.names)},
+        "label_source": labels.source,
+        "label_check": None
+        if measured is None
+        else {
+            "observed_order": list(measured[0]) if measured[0] else None,
+            "wins": {gold: row.tolist() for gold, row in zip(NLI_CLASSES, measured[1])},
+        },
+        "int8_agreement": agreement.as_dict() if agreement else None,
+    }

@@ -1,0 +1,124 @@
+"""Test a model's label mapping on NLI pairs whose answer is not in doubt.
+
+The pairs (squeezenli/data/label_check.jsonl, written for this project) are ten per class.
+For each gold class we find the output index that wins most often; when the three classes
+win on three distinct indices, each in at least 8 of its 10 pairs, that is the order the
+model behaves in. For a model whose config names only LABEL_k, this runs once at build time
+(on the fp32 build) and the order found is used when it is conclusive (labels.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import orjson
+
+from squeezenli.errors import ModelError
+from squeezenli.models.atomic import atomic_path
+from squeezenli.models.build import ensure_onnx, measurement_path, verify_model
+from squeezenli.models.hub import ModelFiles
+from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.runtime.engine import reference_logits
+from squeezenli.runtime.tokenizer import PairTokenizer
+
+# A class "wins" on an index when that index wins at least this share of the class's pairs.
+CONCLUSIVE_SHARE = 0.8
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """How each output index behaved on the check pairs, against the mapping in use."""
+
+    mapping: LabelMap
+    counts: np.ndarray  # [gold class (NLI_CLASSES order), output index] -> wins
+    behaves_as: dict[int, str]  # output index -> class, for classes won by a clear majority
+
+    @classmethod
+    def from_counts(cls, mapping: LabelMap, counts: np.ndarray) -> LabelCheck:
+        """Each class behaves as the index it wins on, if in 8 of 10 pairs and not taken."""
+        behaves_as: dict[int, str] = {}
+        for c, name in enumerate(NLI_CLASSES):
+            index = int(counts[c].argmax())
+            if counts[c, index] >= CONCLUSIVE_SHARE * counts[c].sum() and index not in behaves_as:
+                behaves_as[index] = name
+        return cls(mapping, counts, behaves_as)
+
+    @property
+    def conclusive(self) -> bool:
+        return len(self.behaves_as) == len(NLI_CLASSES)
+
+    @property
+    def agrees(self) -> bool:
+        names = self.mapping.names
+        return self.conclusive and all(names[i] == c for i, c in self.behaves_as.items())
+
+    @property
+    def observed_order(self) -> tuple[str, ...] | None:
+        if not self.conclusive:
+            return None
+        return tuple(self.behaves_as[i] for i in range(len(NLI_CLASSES)))
+
+    def as_dict(self) -> dict:
+        return {
+            "labels": list(self.mapping.names),
+            "label_source": self.mapping.source,
+            "wins": {gold: [int(n) for n in self.counts[c]] for c, gold in enumerate(NLI_CLASSES)},
+            "observed_order": list(self.observed_order) if self.observed_order else None,
+            "conclusive": self.conclusive,
+            "agrees": self.agrees,
+        }
+
+
+def check_pairs() -> list[dict]:
+    text = resources.files("squeezenli").joinpath("data/label_check.jsonl").read_bytes()
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def count_wins(logits: np.ndarray, pairs: list[dict]) -> np.ndarray:
+    """[gold class, output index] -> how many of the class's pairs that index won."""
+    counts = np.zeros((len(NLI_CLASSES), logits.shape[1]), dtype=np.int64)
+    for pair, winner in zip(pairs, logits.argmax(axis=1)):
+        counts[NLI_CLASSES.index(pair["label"]), winner] += 1
+    return counts
+
+
+def check_labels(model) -> LabelCheck:
+    """The check pairs through a loaded NLIModel, against the mapping it uses."""
+    n_outputs = len(model.labels.names)
+    if n_outputs != len(NLI_CLASSES):
+        raise ModelError(f"check-labels needs a 3-way NLI model; this one has {n_outputs} outputs")
+    pairs = check_pairs()
+    logits = model.logits([(p["premise"], p["hypothesis"]) for p in pairs])
+    return LabelCheck.from_counts(model.labels, count_wins(logits, pairs))
+
+
+def stored_order(files: ModelFiles) -> tuple[tuple[str, ...] | None, np.ndarray] | None:
+    """The order measured at build time (None if inconclusive) and the wins behind it, if
+    the build has been measured; nothing is built."""
+    try:
+        wins = orjson.loads(measurement_path(files, "fp32", "labels").read_bytes())["wins"]
+        counts = np.array(wins, dtype=np.int64)
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    if counts.shape != (len(NLI_CLASSES), len(NLI_CLASSES)):
+        return None
+    generic = LabelMap(tuple(f"LABEL_{i}" for i in range(len(NLI_CLASSES))), "measured")
+    return LabelCheck.from_counts(generic, counts).observed_order, counts
+
+
+def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ...] | None:
+    """The order the fp32 build behaves in on the check pairs, if conclusive; measured once
+    per build and stored beside it."""
+    stored = stored_order(files)
+    if stored is None:
+        pairs = check_pairs()
+        built = ensure_onnx(files, "fp32")
+        verify_model(built, files.build_dir)
+        texts = [(p["premise"], p["hypothesis"]) for p in pairs]
+        counts = count_wins(reference_logits(built, tokenizer, texts, "the check pairs"), pairs)
+        with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
+            tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
+        stored = stored_order(files)
+    return stored[0] if stored else None

@@ -1,0 +1,134 @@
+"""Which precision answers: int8 only where it is measured to agree with fp32 on these weights.
+
+Random weights cannot say how a real model quantizes, and neither can a user beforehand, so
+when an int8 model is built, the calibration pairs shipped in the package (512 MultiNLI
+dev-mismatched pairs, data/README.md) are scored in fp32 and int8 and the agreement is stored
+beside the build. `auto` then runs int8 only when it passed; otherwise fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from squeezenli.errors import InputError
+from squeezenli.models.atomic import atomic_path
+from squeezenli.models.build import build_lock, ensure_onnx, log, measurement_path, verify_model
+from squeezenli.models.hub import ModelFiles
+from squeezenli.runtime.engine import Pair, reference_logits, softmax
+from squeezenli.runtime.tokenizer import PairTokenizer
+
+CHOICES = ("auto", "fp32", "int8")
+# auto runs int8 only at or above this label agreement and at or below this largest
+# probability difference, on the calibration pairs.
+MIN_AGREEMENT = 0.995
+MAX_DIFFERENCE = 0.05
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """int8 against fp32 on the calibration pairs."""
+
+    pairs: int
+    label_agreement: float  # share of pairs whose label is the same
+    max_difference: float  # largest absolute probability difference, over pairs and labels
+    mean_difference: float  # mean over pairs of each pair's largest difference
+
+    @property
+    def passes(self) -> bool:
+        return self.label_agreement >= MIN_AGREEMENT and self.max_difference <= MAX_DIFFERENCE
+
+    def describe(self) -> str:
+        return (
+            f"int8 agrees with fp32 on {self.label_agreement:.1%} of {self.pairs} calibration "
+            f"labels, largest probability difference {self.max_difference:.3f} (auto needs "
+            f"{MIN_AGREEMENT:.1%} and {MAX_DIFFERENCE})"
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "passes": self.passes}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a model runs in, and the measurement behind it (None when not measured)."""
+
+    requested: str
+    precision: str
+    agreement: Agreement | None
+
+
+def calibration_pairs() -> list[Pair]:
+    text = resources.files("squeezenli").joinpath("data/calibration.jsonl").read_bytes()
+    rows = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    return [(r["premise"], r["hypothesis"]) for r in rows]
+
+
+def compare(fp32: np.ndarray, int8: np.ndarray) -> Agreement:
+    """Agreement of two [pairs, labels] probability arrays."""
+    differences = np.abs(fp32 - int8).max(axis=1)
+    return Agreement(
+        pairs=len(fp32),
+        label_agreement=float((fp32.argmax(axis=1) == int8.argmax(axis=1)).mean()),
+        max_difference=float(differences.max()),
+        mean_difference=float(differences.mean()),
+    )
+
+
+def stored_agreement(files: ModelFiles) -> Agreement | None:
+    """The measurement stored for these files, if any (nothing is built)."""
+    return _read(measurement_path(files, "int8", "agreement"))
+
+
+def _read(path: Path) -> Agreement | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+        return Agreement(**{k: v for k, v in data.items() if k != "passes"})
+    except (OSError, orjson.JSONDecodeError, TypeError):
+        return None
+
+
+def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, bool]:
+    """Score the calibration pairs in fp32 and int8 once per build; the figures are stored.
+    Also says whether this call made the measurement (else it was stored)."""
+    path = measurement_path(files, "int8", "agreement")
+    found = _read(path)
+    if found is not None:
+        return found, False
+    built = {precision: ensure_onnx(files, precision) for precision in ("fp32", "int8")}
+    with build_lock(files.build_dir):  # not reentrant: builds are made before it is taken
+        found = _read(path)
+        if found is not None:
+            return found, False
+        pairs = calibration_pairs()
+        log.info("measuring int8 against fp32 on %d calibration pairs (once)", len(pairs))
+        probabilities = []
+        for model in built.values():
+            verify_model(model, files.build_dir)
+            logits = reference_logits(model, tokenizer, pairs, "the calibration pairs")
+            probabilities.append(softmax(logits))
+        agreement = compare(*probabilities)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(orjson.dumps(agreement.as_dict()))
+    return agreement, True
+
+
+def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
+    """auto: int8 if it passed its measurement, else fp32; int8 runs, with a warning if not."""
+    if requested not in CHOICES:
+        raise InputError(f"unknown precision {requested!r} (choose from {', '.join(CHOICES)})")
+    if requested == "fp32":
+        return PrecisionChoice(requested, "fp32", stored_agreement(files))
+    agreement, fresh = measure(files, tokenizer)
+    if requested == "int8":
+        if not agreement.passes:
+            log.warning("%s: int8 may change answers; fp32 does not", agreement.describe())
+        return PrecisionChoice(requested, "int8", agreement)
+    precision = "int8" if agreement.passes else "fp32"
+    if fresh:
+        log.warning("precision auto: %s; using %s", agreement.describe(), precision)
+    return PrecisionChoice(requested, precision, agreement)

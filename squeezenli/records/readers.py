@@ -1,0 +1,397 @@
+"""Read input records (JSON lines, CSV, TSV); nothing here knows about models.
+
+Readers yield one Record per input row, good or bad, so the caller decides whether a bad row
+stops the run or is reported and skipped: no row disappears between reading and writing. A
+row that cannot be used is described by a RowError (where, which field, what).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+
+from squeezenli.errors import InputError
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input row: its data, or the reason it could not be read (and then its raw text,
+    when there is a line to keep, so a rejects file loses nothing)."""
+
+    source: str  # file name, or <stdin>
+    line: int  # 1-based line number of the row's start
+    data: dict[str, Any] | None
+    error: str | None = None
+    raw: str | None = None
+    tabular: bool = False  # a CSV/TSV row: every row of its source has the same columns
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row has no result: where it is (source, line), the field at fault if one
+    is, and the problem. Data, so a rejects file or Ray carries its parts, not a string."""
+
+    source: str
+    line: int
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+    @classmethod
+    def of(cls, record: Record, message: str, field: str | None = None) -> RowError:
+        return cls(record.source, record.line, message, field)
+
+
+class RowFailure(InputError):
+    """An InputError about one row, carrying its RowError: a run that skips bad rows
+    reports it and goes on; a run that fails on them stops with its message."""
+
+    def __init__(self, error: RowError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read delimited and encoded inputs (JSON lines are UTF-8 unless told)."""
+
+    encoding: str = "utf-8"
+    delimiter: str | None = None  # CSV only; TSV is tab-separated by definition
+    header: bool = True  # CSV/TSV: the first row names the columns (else col1, col2, ...)
+
+
+# The longest input line read: longer ones are a row error, read past without being held
+# (a 100 MB line, or /dev/zero, would otherwise take all memory). CSV fields may be as long.
+MAX_LINE_BYTES = 16 << 20
+csv.field_size_limit(MAX_LINE_BYTES)
+
+
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[bytes | None]:
+    """The stream's lines, newline kept; None in place of a line longer than limit bytes,
+    whose rest is skipped only when the next line is asked for (so a caller that stops at
+    the error never reads on, into an endless line)."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        yield None
+        while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+
+
+def _too_long() -> str:
+    return f"line is longer than {MAX_LINE_BYTES >> 20} MiB, the most one row may take"
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    """A line as text, or a UnicodeDecodeError whose message suggests --encoding."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        hint = "latin-1" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else "utf-8"
+        raise _BadText(
+            f"not valid {encoding} at byte {err.start + 1} of the line "
+            f"({raw[err.start : err.start + 1]!r}); if the file is in another encoding, "
+            f"pass it, e.g. --encoding {hint}"
+        ) from None
+
+
+class _BadText(ValueError):
+    """A line that does not decode in the input's encoding."""
+
+
+def read_jsonl(stream: IO[bytes], source: str, encoding: str = "utf-8") -> Iterator[Record]:
+    """JSON objects, one per line; a UTF-8 BOM and CRLF are accepted, blank lines skipped."""
+    for number, raw in enumerate(bounded_lines(stream), start=1):
+        if raw is None:
+            yield Record(source, number, None, _too_long())
+            continue
+        if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+            try:
+                raw = _decode(raw, encoding).encode("utf-8")
+            except _BadText as err:
+                yield Record(source, number, None, str(err), raw.decode("utf-8", "replace"))
+                continue
+        record = parse_jsonl_line(raw, source, number)
+        if record is not None:
+            yield record
+
+
+def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
+    """The record on line `number` of a JSON-lines file, or None for a blank line. Integers
+    wider than 64 bits keep their exact value (orjson would make them floats)."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.strip():
+        return None
+    try:
+        value = _BIG_INT.search(raw) and _exact_json(raw) or orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as err:
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Record(source, number, None, f"invalid JSON: {err}", text)
+    if not isinstance(value, dict):
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return Record(source, number, None, f"expected a JSON object, got {_kind(value)}", text)
+    return Record(source, number, value)
+
+
+# A run of 19 or more digits: an integer that may not fit in 64 bits.
+_BIG_INT = re.compile(rb"\d{19,}")
+
+
+def _exact_json(raw: bytes) -> Any:
+    """JSON parsed by the standard library, which keeps integers of any width."""
+    import json
+
+    return json.loads(raw)
+
+
+FORMATS = ("jsonl", "csv", "tsv")
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+}
+
+# Column pairs other datasets use, tried in order when premise/hypothesis are absent.
+PAIR_FIELDS = (("premise", "hypothesis"), ("sentence1", "sentence2"), ("text", "text_pair"))
+
+
+def detect_format(source: str, given: str | None) -> str:
+    """The input format: as given, else from the file extension (under a .gz); stdin
+    defaults to JSONL."""
+    if given:
+        return given
+    name = source.lower().removesuffix(".gz")
+    for extension, fmt in _EXTENSIONS.items():
+        if name.endswith(extension):
+            return fmt
+    return "jsonl"
+
+
+def read_records(
+    stream: IO[bytes], source: str, fmt: str, options: ReadOptions | None = None
+) -> Iterator[Record]:
+    """The records of one input; a read that fails (EIO, a vanished mount) is an InputError
+    naming the input."""
+    options = options or ReadOptions()
+    if fmt == "jsonl":
+        records = read_jsonl(stream, source, options.encoding)
+    elif fmt == "tsv":
+        records = read_tsv(stream, source, options)
+    else:
+        records = read_csv(stream, source, options)
+    try:
+        yield from records
+    except OSError as err:
+        raise InputError(f"{source}: cannot read: {err.strerror or err}") from None
+
+
+def read_csv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[Record]:
+    """CSV with quoted fields (newlines and quotes inside them, as the csv module reads
+    them). Each record is numbered by the line it starts on. A line that does not decode is
+    that row's error; a quote left open is an error at the line that opened it, which ends
+    the file: everything after it was read as part of that field."""
+    lines = _CountedLines(stream, source, options.encoding)
+    reader = csv.reader(lines, delimiter=options.delimiter or ",", strict=True)
+    columns: list[str] | None = None
+    while True:
+        start = lines.count + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except _BadText as err:
+            yield Record(source, lines.count, None, str(err), lines.last_text)
+            continue
+        except csv.Error as err:
+            if "unexpected end of data" in str(err):
+                raise InputError(
+                    f"{source}:{start}: a quote opened on this line is never closed "
+                    "(the rest of the file would be one field)"
+                ) from None
+            yield Record(source, start, None, f"malformed CSV: {err}", lines.last_text)
+            continue
+        if columns is None:
+            columns = _header(row, source) if options.header else _numbered(row)
+            if options.header:
+                continue
+        record = _row_record(row, columns, source, start)
+        if record is not None:
+            yield record
+
+
+def read_tsv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[Record]:
+    """Tab-separated values as GLUE and most tools write them: one record per line, no
+    quoting (a quote is just a character), and the escapes \\t, \\n, \\r and \\\\ inside fields."""
+    columns: list[str] | None = None
+    for number, raw in enumerate(bounded_lines(stream), start=1):
+        if raw is None:
+            yield Record(source, number, None, _too_long())
+            continue
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = _decode(raw, options.encoding).rstrip("\r\n")
+        except _BadText as err:
+            yield Record(source, number, None, str(err), raw.decode("utf-8", "replace"))
+            continue
+        row = [_unescape(cell) for cell in text.split("\t")]
+        if columns is None:
+            columns = _header(row, source) if options.header else _numbered(row)
+            if options.header:
+                continue
+        record = _row_record(row, columns, source, number, text)
+        if record is not None:
+            yield record
+
+
+_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
+def _unescape(cell: str) -> str:
+    if "\\" not in cell:
+        return cell
+    return re.sub(r"\\([tnr\\])", lambda m: _ESCAPES[m.group(1)], cell)
+
+
+def _header(row: list[str], source: str) -> list[str]:
+    duplicates = sorted({h for h in row if row.count(h) > 1})
+    if duplicates:
+        raise InputError(f"{source}:1: duplicate column names: {', '.join(duplicates)}")
+    return row
+
+
+def _numbered(row: list[str]) -> list[str]:
+    """Column names for a file without a header row: col1, col2, ..."""
+    return [f"col{i}" for i in range(1, len(row) + 1)]
+
+
+def _row_record(
+    row: list[str], columns: list[str], source: str, line: int, text: str | None = None
+) -> Record | None:
+    if not any(cell.strip() for cell in row):
+        return None  # a blank line
+    if len(row) != len(columns):
+        raw = text if text is not None else ",".join(row)
+        return Record(source, line, None, f"expected {len(columns)} fields, found {len(row)}", raw)
+    return Record(source, line, dict(zip(columns, row)), tabular=True)
+
+
+class _CountedLines:
+    """Decoded lines for the csv module, counted (csv's own line_num counts records' lines
+    only after a record is complete), each bounded: a line too long for one row ends the
+    file, since inside a quoted field there is no telling where the next row starts."""
+
+    def __init__(self, stream: IO[bytes], source: str, encoding: str) -> None:
+        self._lines = bounded_lines(stream)
+        self._source = source
+        self._encoding = encoding
+        self.count = 0
+        self.last_text: str | None = None
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self._lines)
+        self.count += 1
+        if raw is None:
+            raise InputError(f"{self._source}:{self.count}: {_too_long()}")
+        if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        self.last_text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        return _decode(raw, self._encoding)
+
+
+class ColumnsError(InputError):
+    """The input lacks the columns a command needs: no row of it can be scored."""
+
+
+def choose_pair_fields(
+    columns: list[str],
+    premise: str | None,
+    hypothesis: str | None,
+    where: str,
+    fixed: bool = False,
+) -> tuple[str, str]:
+    """The premise/hypothesis fields: as given, else the first known pair present. Given
+    names absent from columns that every row shares (fixed: a CSV/TSV header) fail the
+    source; in JSON lines each row may differ, and a row without them is its own error."""
+    if premise or hypothesis:
+        chosen = (premise or "premise", hypothesis or "hypothesis")
+        for name in chosen if fixed else ():
+            if name not in columns:
+                raise ColumnsError(
+                    f"{where}: no field '{name}'{_did_you_mean(name, columns)}; columns "
+                    f"present: {', '.join(columns) or 'none'}"
+                )
+        return chosen
+    for pair in PAIR_FIELDS:
+        if all(name in columns for name in pair):
+            return pair
+    raise ColumnsError(
+        f"{where}: no premise/hypothesis fields (tried "
+        + ", ".join("/".join(p) for p in PAIR_FIELDS)
+        + f"); columns present: {', '.join(columns) or 'none'}; "
+        "use --premise-field and --hypothesis-field"
+    )
+
+
+def text_field(record: Record, field: str) -> str:
+    """A text field of a record, or an InputError naming the file, line and field."""
+    assert record.data is not None
+    if field not in record.data:
+        raise RowFailure(RowError.of(record, f"missing field '{field}'", field))
+    value = record.data[field]
+    if not isinstance(value, str):
+        message = f"field '{field}' must be text, got {_kind(value)}"
+        raise RowFailure(RowError.of(record, message, field))
+    if not value.strip():
+        raise RowFailure(RowError.of(record, f"field '{field}' is empty", field))
+    return value
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        str: "text",
+    }.get(type(value), type(value).__name__)
+
+
+def scan_columns(stream: IO[bytes], source: str, fmt: str, options: ReadOptions) -> list[str]:
+    """Every field name an input holds, in first-seen order: a CSV/TSV header, or the keys
+    of every JSON line (read once more before scoring, for a CSV/TSV output's header)."""
+    names: dict[str, None] = {}
+    for record in read_records(stream, source, fmt, options):
+        if record.data is not None:
+            names.update(dict.fromkeys(record.data))
+            if record.tabular:
+                break
+    return list(names)

@@ -1,0 +1,206 @@
+"""Run pairs through an ONNX classifier: length-sorted batches, dynamic padding, input order out.
+
+Padding is the largest waste on real data (pairs of mixed length padded to the longest in a
+batch), so pairs are sorted by length within a bounded window before batching, and results
+are put back in input order. The window keeps memory flat and lets results stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from squeezenli.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
+    DEFAULT_WINDOW,
+    MAX_ATTENTION,
+    MAX_BATCH_SIZE,
+    MAX_BATCH_TOKENS,
+)
+from squeezenli.errors import DamagedModelError, InputError, ModelError
+from squeezenli.models.convert import INPUTS, OUTPUT
+from squeezenli.runtime.tokenizer import PairTokenizer
+
+Pair = tuple[str, str]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax (the max is subtracted before exponentiating)."""
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def create_session(model_path: Path, threads: int | None = None):
+    """An onnxruntime CPU session; threads=None leaves onnxruntime's default (physical cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise DamagedModelError(f"{model_path}: cannot load ONNX model: {err}") from None
+    inputs = {i.name for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    if "input_ids" not in inputs or not inputs <= set(INPUTS) or OUTPUT not in outputs:
+        raise ModelError(
+            f"{model_path}: not an ONNX sequence classifier (inputs {sorted(inputs)}, "
+            f"outputs {outputs}; expected inputs among {list(INPUTS)} and an output '{OUTPUT}')"
+        )
+    return session
+
+
+def reference_logits(model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str):
+    """Logits of fixed reference pairs (the label check, the calibration set) on a built
+    model: a pair it cannot score is the model's fault here, not the input's."""
+    engine = Engine(create_session(model_path), tokenizer)
+    try:
+        return engine.logits(pairs)
+    except InputError as err:
+        raise ModelError(f"{model_path}: cannot score {what}: {err}") from None
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    """The logits of one window of pairs, in its order, and why some pairs have none
+    (their rows are NaN): row index -> reason."""
+
+    logits: np.ndarray
+    errors: dict[int, str]
+
+
+class Engine:
+    """Scores pairs with one onnxruntime session; knows nothing of files or terminals."""
+
+    def __init__(
+        self,
+        session,
+        tokenizer: PairTokenizer,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int = DEFAULT_BATCH_TOKENS,
+        window: int = DEFAULT_WINDOW,
+        classes: int | None = None,
+    ) -> None:
+        for name, value, top in (
+            ("batch_size", batch_size, MAX_BATCH_SIZE),
+            ("batch_tokens", max_tokens, MAX_BATCH_TOKENS),
+            ("window", window, MAX_BATCH_SIZE),
+        ):
+            if not 1 <= value <= top:
+                raise InputError(f"{name} must be from 1 to {top}, got {value}")
+        self.session = session
+        # The model's outputs: as the caller knows them (its labels), else as the graph says.
+        width = session.get_outputs()[0].shape[-1]
+        self.classes = classes or (width if isinstance(width, int) else None)
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.window = window
+        self._inputs = [i.name for i in session.get_inputs()]
+        pad = tokenizer.token_to_id("[PAD]")
+        self._pad_id = pad if pad is not None else 0
+        self.padded_tokens = 0  # running totals, for the benchmark's padding ratio
+        self.real_tokens = 0
+
+    def logits(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """Logits [n, labels] for pairs, in input order."""
+        chunks = list(self.iter_logits(pairs))
+        if not chunks:
+            return np.zeros((0, self.classes or 0), np.float32)
+        return np.concatenate(chunks)
+
+    def iter_logits(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
+        """Logits window by window, each in input order: memory stays flat, results stream.
+        A pair that cannot be scored raises InputError naming its position."""
+        it = iter(pairs)
+        start = 0
+        for window in self.score_windows(iter(lambda: list(islice(it, self.window)), [])):
+            if window.errors:
+                index, reason = min(window.errors.items())
+                raise InputError(f"pair {start + index}: {reason}")
+            start += len(window.logits)
+            yield window.logits
+
+    def score_windows(self, windows: Iterable[list[Pair]]) -> Iterator[WindowScores]:
+        """Scores for each window of pairs the caller cut (empty windows are passed over)."""
+        for window in windows:
+            if window:
+                yield self._score_window(window)
+
+    def batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices of a window in batches: sorted by length, each batch at most batch_size
+        rows and, padded to its longest row, at most max_tokens tokens (a single row that is
+        longer still gets a batch of its own), and with at most MAX_ATTENTION attention
+        scores per head, so no setting of the two runs out of memory on long pairs."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batch: list[int] = []
+        for i in order:
+            rows = len(batch) + 1
+            too_many = rows > self.batch_size or rows * lengths[i] > self.max_tokens
+            if batch and (too_many or rows * lengths[i] ** 2 > MAX_ATTENTION):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _score_window(self, chunk: list[Pair]) -> WindowScores:
+        encodings = self.tokenizer.encode(chunk)
+        errors = {i: e for i, e in enumerate(encodings) if isinstance(e, str)}
+        good = {i: e for i, e in enumerate(encodings) if not isinstance(e, str)}
+        rows = list(good)
+        result = np.full((len(chunk), self.classes or 0), np.nan, np.float32)
+        for batch in self.batches([len(e.ids) for e in good.values()]):
+            index = [rows[i] for i in batch]
+            logits = self._run([good[i] for i in index])
+            if result.shape[1] != logits.shape[1]:  # the graph left its width open
+                self.classes = logits.shape[1]
+                result = np.full((len(chunk), self.classes), np.nan, np.float32)
+            result[index] = logits
+        for i in rows:
+            if not np.isfinite(result[i]).all():
+                errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
+        return WindowScores(result, errors)
+
+    def _run(self, encodings: list) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, np.int64)
+        types = np.zeros((len(encodings), width), np.int64)
+        mask = np.zeros((len(encodings), width), np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            types[row, :n] = enc.type_ids
+            mask[row, :n] = 1
+        self.real_tokens += int(mask.sum())
+        self.padded_tokens += ids.size
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        try:
+            logits = self.session.run([OUTPUT], {n: feeds[n] for n in self._inputs})[0]
+        except Exception as err:  # onnxruntime's own error types: ids past a table, ...
+            first = str(err).strip().splitlines()
+            raise ModelError(
+                f"the model failed on a batch: {first[0] if first else type(err).__name__}"
+            ) from None
+        if logits.ndim != 2 or len(logits) != len(encodings) or not logits.shape[1]:
+            raise ModelError(
+                f"the model's '{OUTPUT}' has shape {list(logits.shape)} for "
+                f"{len(encodings)} pairs; expected [{len(encodings)}, classes]"
+            )
+        if self.classes and logits.shape[1] != self.classes:
+            raise ModelError(
+                f"the model gives {logits.shape[1]} logits per pair, "
+                f"but its config names {self.classes} labels"
+            )
+        return logits

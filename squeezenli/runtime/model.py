@@ -1,0 +1,257 @@
+"""Load a model end to end (resolve, build, session, tokenizer, labels) and score pairs.
+
+This is the Python API under the CLI:
+
+    from squeezenli import load_model
+    nli = load_model()                      # squeezebert/squeezebert-mnli, pinned revision
+    for p in nli.predict([("A man plays a guitar.", "A person makes music.")]):
+        print(p.label, p.scores)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
+from squeezenli.errors import DamagedDownloadError, DamagedModelError, InputError
+from squeezenli.models.build import (
+    discard_builds,
+    discard_ready,
+    ensure_onnx,
+    ensure_ready,
+    is_export,
+    log,
+    verify_downloads,
+    verify_model,
+)
+from squeezenli.models.config import id2label, max_positions, parse_config, read_config
+from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
+from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
+from squeezenli.models.precision import Agreement, PrecisionChoice, choose
+from squeezenli.runtime.engine import Engine, Pair, create_session, softmax
+from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
+
+# Probabilities are written to six places: plenty for a decision, short in JSON.
+SCORE_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One scored pair: the winning label and every label's probability."""
+
+    label: str
+    scores: dict[str, float]
+
+    def rounded_scores(self) -> dict[str, float]:
+        return {name: round(value, SCORE_DIGITS) for name, value in self.scores.items()}
+
+    def fields(self) -> dict:
+        """What every output row adds: `prediction` and `scores`."""
+        return {"prediction": self.label, "scores": self.rounded_scores()}
+
+
+class NLIModel:
+    """A loaded classifier: tokenizer, onnxruntime session and label mapping together."""
+
+    def __init__(
+        self,
+        files: ModelFiles,
+        engine: Engine,
+        labels: LabelMap,
+        onnx_path: Path,
+        choice: PrecisionChoice,
+    ) -> None:
+        self.files = files
+        self.engine = engine
+        self.labels = labels
+        self.onnx_path = onnx_path
+        self.precision = choice.precision  # what runs: fp32 or int8
+        self.requested_precision = choice.requested
+        self.agreement: Agreement | None = choice.agreement  # int8 against fp32, if measured
+
+    @property
+    def max_length(self) -> int:
+        return self.engine.tokenizer.max_length
+
+    def logits(self, pairs: Sequence[Pair]) -> np.ndarray:
+        """Raw logits [n, labels] in the model's index order."""
+        return self.engine.logits(pairs)
+
+    def probabilities(self, pairs: Sequence[Pair]) -> np.ndarray:
+        return softmax(self.logits(pairs))
+
+    def iter_probabilities(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
+        """Probabilities window by window, in input order, as the engine finishes them."""
+        for logits in self.engine.iter_logits(pairs):
+            yield softmax(logits)
+
+    def predict(self, pairs: Iterable[Pair]) -> Iterator[Prediction]:
+        """A Prediction per pair, in input order, streamed."""
+        for probs in self.iter_probabilities(pairs):
+            yield from (self.to_prediction(row) for row in probs)
+
+    def to_prediction(self, probs: np.ndarray) -> Prediction:
+        names = self.labels.names
+        return Prediction(
+            label=names[int(np.argmax(probs))],
+            scores={names[i]: float(probs[i]) for i in self.labels.ordered()},
+        )
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model downloaded, built and measured, ready for sessions to open."""
+
+    files: ModelFiles
+    labels: LabelMap
+    choice: PrecisionChoice
+    built: Path
+
+
+def load_model(
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    precision: str = DEFAULT_PRECISION,
+    label_order: str | Sequence[str] | None = None,
+    max_length: int | None = None,
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    progress: bool = True,
+) -> NLIModel:
+    """Resolve, download, build and open a model: everything needed before scoring."""
+
+    def load(files: ModelFiles) -> NLIModel:
+        labels, choice, tokenizer = _parts(files, precision, label_order, max_length)
+        onnx_path, session = _open_session(files, choice.precision, threads)
+        engine = Engine(
+            session,
+            tokenizer,
+            batch_size=batch_size,
+            max_tokens=batch_tokens,
+            classes=len(labels.names),
+        )
+        return NLIModel(files, engine, labels, onnx_path, choice)
+
+    return _fetched(model, revision, progress, load)
+
+
+def prepare_model(
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    precision: str = DEFAULT_PRECISION,
+    label_order: str | Sequence[str] | None = None,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> PreparedModel:
+    """Download, build and measure a model and check its options, without opening a session:
+    for a driver whose workers do the scoring (Ray), so that they find everything built."""
+
+    def prepare(files: ModelFiles) -> PreparedModel:
+        labels, choice, _ = _parts(files, precision, label_order, max_length)
+        built = ensure_onnx(files, choice.precision)
+        ensure_ready(built, files.build_dir)
+        return PreparedModel(files, labels, choice, built)
+
+    return _fetched(model, revision, progress, prepare)
+
+
+def _fetched(model: str | None, revision: str | None, progress: bool, step: Callable):
+    """step(files) on the resolved model; a download found damaged is fetched again, once."""
+    files = resolve(model, revision, progress=progress)
+    try:
+        verify_downloads(files)
+        return step(files)
+    except DamagedDownloadError as err:
+        if files.revision is None:  # a local folder: nothing to fetch again
+            raise
+        log.warning("%s; downloading it again", err)
+        forget(files, err.name)
+        return step(resolve(model, revision, progress=progress))
+
+
+def _parts(
+    files: ModelFiles, precision: str, label_order, max_length: int | None
+) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
+    """The label mapping, the precision and the tokenizer, with the options checked against
+    the config. What is measured at build time (the label order, int8's agreement) is
+    measured at the model's own length limit, whatever --max-length says."""
+    origin = str(files.files[CONFIG])
+    raw_config = read_config(files.files[CONFIG])
+    if is_export(files):
+        positions = max_positions(raw_config, origin)
+    else:
+        positions = parse_config(raw_config, origin).max_position_embeddings
+    if max_length is not None and max_length > positions:
+        raise InputError(f"--max-length {max_length} exceeds the model's {positions} positions")
+    override = label_order
+    if label_order and not isinstance(label_order, str):
+        override = tuple(label_order)
+    tokenizer_config = files.path("tokenizer_config.json")
+    limit = model_max_length(tokenizer_config, positions)
+
+    def tokenizer(length: int) -> PairTokenizer:
+        return PairTokenizer.from_files(
+            tokenizer_json=files.path("tokenizer.json"),
+            vocab=files.path("vocab.txt"),
+            tokenizer_config=tokenizer_config,
+            max_length=length,
+        )
+
+    user = tokenizer(max_length or limit)
+    reference = user if user.max_length == limit else tokenizer(limit)
+    if not is_export(files):
+        user.check_fits(parse_config(raw_config, origin), origin)
+
+    def measured() -> tuple[LabelMap, PrecisionChoice]:
+        labels = id2label(raw_config, origin)
+        order = None
+        if needs_measurement(labels, override):
+            from squeezenli.models.labelcheck import measured_order
+
+            order = measured_order(files, reference)
+        return (
+            resolve_labels(labels, files.source, override, order),
+            choose(files, precision, reference),
+        )
+
+    labels, choice = _rebuilt_if_damaged(files, measured)
+    return labels, choice, user
+
+
+def _rebuilt_if_damaged(files: ModelFiles, step: Callable):
+    """step(); a damaged built model (a full disk, bit rot) is deleted and built again from
+    the weights, once."""
+    try:
+        return step()
+    except DamagedModelError as err:
+        if is_export(files):  # a download, not ours to rebuild
+            raise
+        log.warning("%s; building it again", err)
+        discard_builds(files)
+        return step()
+
+
+def _open_session(files: ModelFiles, precision: str, threads: int | None):
+    """The built model's path and a session on its ready copy, each checked against the hash
+    recorded when it was written (~15 ms for the full-size int8 model)."""
+    return _rebuilt_if_damaged(files, lambda: _session_from_builds(files, precision, threads))
+
+
+def _session_from_builds(files: ModelFiles, precision: str, threads: int | None):
+    built = ensure_onnx(files, precision)
+    ready = ensure_ready(built, files.build_dir)
+    try:
+        verify_model(ready, files.build_dir)
+        return built, create_session(ready, threads)
+    except DamagedModelError as err:  # the built model still serves; the ready copy is redone
+        log.warning("%s; making it again", err)
+        discard_ready(ready)
+        verify_model(built, files.build_dir)
+        return built, create_session(built, threads)

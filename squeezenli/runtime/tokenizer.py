@@ -1,0 +1,282 @@
+"""Pair encoding with the `tokenizers` library: [CLS] premise [SEP] hypothesis [SEP].
+
+A tokenizer.json may carry padding and truncation of its own (one common BERT tokenizer.json
+pads everything to 128): both are switched off here, and our own truncation applied. The
+library's pair truncation keeps every overflow piece of both sides and merges them pairwise:
+one 220 KB row took 2.4 GB and 74 s. So each side is encoded on its own, the id lists are
+cut longest-first exactly as the library would cut them, and the model's pair template
+([CLS] A [SEP] B [SEP], or <s> A </s></s> B </s>) is put around them: time and memory grow
+linearly with the input, and the ids equal transformers'.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from squeezenli.errors import InputError, ModelError
+from squeezenli.models.config import ModelConfig, shown
+
+MIN_LENGTH = 8  # room for the three special tokens and a little text
+SPECIAL_TOKENS = ("unk", "sep", "pad", "cls", "mask")
+
+
+@dataclass(frozen=True)
+class PairIds:
+    """A pair as the model reads it: token ids and token type ids."""
+
+    ids: list[int]
+    type_ids: list[int]
+
+
+@dataclass(frozen=True)
+class _Template:
+    """Where the special tokens and the two sides go: an item is (token id, type id), or
+    (None, type id) for the first side, (-1, type id) for the second."""
+
+    items: tuple[tuple[int | None, int], ...]
+
+    @property
+    def special_count(self) -> int:
+        return sum(1 for token, _ in self.items if token is not None and token >= 0)
+
+    def apply(self, first: list[int], second: list[int]) -> PairIds:
+        ids: list[int] = []
+        types: list[int] = []
+        for token, type_id in self.items:
+            part = first if token is None else second if token < 0 else [token]
+            ids += part
+            types += [type_id] * len(part)
+        return PairIds(ids, types)
+
+
+def _pair_template(tokenizer) -> _Template:
+    """Read the template off the tokenizer's own post-processing of a short pair: positions
+    it marks as special are the template's tokens, the others the first side then the second."""
+    first, second = tokenizer.encode_batch(["a", "b"], add_special_tokens=False)
+    pair = tokenizer.post_process(first, second, add_special_tokens=True)
+    items: list[tuple[int | None, int]] = []
+    seen = 0
+    for token, type_id, special in zip(pair.ids, pair.type_ids, pair.special_tokens_mask):
+        if special:
+            items.append((token, type_id))
+            continue
+        side = (None if seen < len(first.ids) else -1, type_id)
+        seen += 1
+        if not items or items[-1] != side:
+            items.append(side)
+    return _Template(tuple(items))
+
+
+def truncated_lengths(first: int, second: int, budget: int) -> tuple[int, int]:
+    """How many tokens of each side fit in budget, as the tokenizers library's longest-first
+    cuts them: the shorter side is kept whole if the longer still fits in what is left,
+    else both get half (the longer side the odd one)."""
+    if first + second <= budget:
+        return first, second
+    short, long = sorted((first, second))
+    long = short if short > budget else max(short, budget - short)
+    if short + long > budget:
+        short, long = budget // 2, budget // 2 + budget % 2
+    return (long, short) if first > second else (short, long)
+
+
+class PairTokenizer:
+    """Encodes premise/hypothesis pairs, truncating longest-first as transformers does."""
+
+    def __init__(self, tokenizer, max_length: int) -> None:
+        if max_length < MIN_LENGTH:
+            raise InputError(f"--max-length must be at least {MIN_LENGTH}, got {max_length}")
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+        self._template = _pair_template(tokenizer)
+        self.max_length = max_length
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        tokenizer_json: Path | None,
+        vocab: Path | None,
+        tokenizer_config: Path | None,
+        max_length: int,
+    ) -> PairTokenizer:
+        options = _read_options(tokenizer_config)
+        if tokenizer_json is not None:
+            from tokenizers import Tokenizer
+
+            try:
+                tokenizer = Tokenizer.from_file(str(tokenizer_json))
+            except Exception as err:  # the Rust side raises a bare Exception
+                raise ModelError(f"{tokenizer_json}: cannot load tokenizer: {err}") from None
+        elif vocab is not None:
+            tokenizer = _wordpiece(vocab, options)
+        else:
+            raise ModelError("no tokenizer.json or vocab.txt")
+        return cls(tokenizer, max_length)
+
+    def encode(self, pairs: Sequence[tuple[str, str]]) -> list[PairIds | str]:
+        """Ids and type ids for each pair, in order (module docstring); for a pair the
+        tokenizer fails on, the reason instead."""
+        texts = [text for pair in pairs for text in pair]
+        try:
+            sides = [e.ids for e in self._encode_batch(texts)]
+        except _TokenizerFailure:  # one text broke the batch: find it, keep the others
+            sides = [self._encode_one(text) for text in texts]
+        budget = self.max_length - self._template.special_count
+        encoded: list[PairIds | str] = []
+        for first, second in zip(sides[::2], sides[1::2]):
+            if isinstance(first, str) or isinstance(second, str):
+                encoded.append(first if isinstance(first, str) else str(second))
+                continue
+            keep_first, keep_second = truncated_lengths(len(first), len(second), budget)
+            encoded.append(self._template.apply(first[:keep_first], second[:keep_second]))
+        return encoded
+
+    def _encode_batch(self, texts: list[str]) -> list:
+        try:
+            with _panic_messages_hidden():
+                return self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        except BaseException as err:  # a Rust panic arrives as pyo3's PanicException
+            if isinstance(err, (KeyboardInterrupt, SystemExit)) or not _is_tokenizer_error(err):
+                raise
+            raise _TokenizerFailure(err) from None
+
+    def _encode_one(self, text: str) -> list[int] | str:
+        try:
+            return self._encode_batch([text])[0].ids
+        except _TokenizerFailure as failure:
+            reason = str(failure.args[0]).strip().splitlines()
+            return f"the tokenizer failed on this text ({reason[0] if reason else 'no reason'})"
+
+    def check_fits(self, config: ModelConfig, origin: str) -> None:
+        """Refuse a tokenizer whose ids or token types the model's tables do not hold: the
+        run would otherwise stop at the first pair that uses one."""
+        top = max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+        if top >= config.vocab_size:
+            raise ModelError(
+                f"{origin}: the tokenizer has token id {top} but vocab_size is "
+                f"{config.vocab_size}: the tokenizer and the model do not belong together"
+            )
+        types = max(type_id for _, type_id in self._template.items)
+        if types >= config.type_vocab_size:
+            raise ModelError(
+                f"{origin}: pairs use token type {types} but type_vocab_size is "
+                f"{config.type_vocab_size}"
+            )
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
+
+
+@contextmanager
+def _panic_messages_hidden() -> Iterator[None]:
+    """A Rust panic in the tokenizers library prints its message (and, with RUST_BACKTRACE,
+    a backtrace) straight to fd 2 before Python sees it; the row's error says it in one
+    line instead, so fd 2 points at /dev/null while the library runs (~2 us a window)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to hide
+        yield
+        return
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(quiet, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(quiet)
+
+
+class _TokenizerFailure(Exception):
+    """The tokenizer failed (a pre-tokenizer regex past its backtracking limit panics)."""
+
+
+def _is_tokenizer_error(err: BaseException) -> bool:
+    """An error of the tokenizers library: its exceptions, or a panic from its Rust code."""
+    return type(err).__name__ == "PanicException" or isinstance(err, Exception)
+
+
+def model_max_length(tokenizer_config: Path | None, max_positions: int) -> int:
+    """The longest input the model takes: its position table, or less if the tokenizer says so."""
+    limit = _read_options(tokenizer_config).get("model_max_length")
+    if isinstance(limit, int) and 0 < limit < max_positions:
+        return limit
+    return max_positions
+
+
+def _read_options(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as err:
+        raise ModelError(f"{path}: cannot read tokenizer config: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: the tokenizer config is not a JSON object")
+    for key, kinds in _OPTION_TYPES.items():
+        if key in data and not isinstance(data[key], kinds):
+            raise ModelError(f"{path}: {key} has the wrong type ({shown(data[key])})")
+    for key in SPECIAL_TOKENS:
+        token = data.get(f"{key}_token")
+        if isinstance(token, dict):  # transformers writes an AddedToken as an object
+            token = token.get("content")
+        if token is not None and not isinstance(token, str):
+            raise ModelError(f"{path}: {key}_token must be text, got {shown(token)}")
+        if token is not None:
+            data[f"{key}_token"] = token
+    return data
+
+
+# The tokenizer_config.json fields read here, and the JSON types they may have.
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "do_lower_case": (bool,),
+    "strip_accents": (bool, type(None)),
+    "tokenize_chinese_chars": (bool,),
+    "model_max_length": (int, float),
+}
+
+
+def _wordpiece(vocab_path: Path, options: dict):
+    """A BERT WordPiece tokenizer from vocab.txt, as transformers' BertTokenizerFast builds it."""
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+
+    try:
+        lines = Path(vocab_path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelError(f"{vocab_path}: cannot read vocabulary: {err}") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    # A token listed twice keeps its last index, as transformers' load_vocab does.
+    vocab = {token.rstrip("\r"): index for index, token in enumerate(lines)}
+    unk, cls, sep = (
+        str(options.get(k, d))
+        for k, d in (("unk_token", "[UNK]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]"))
+    )
+    missing = [t for t in (unk, cls, sep) if t not in vocab]
+    if missing:
+        raise ModelError(f"{vocab_path}: vocabulary lacks {', '.join(missing)}")
+    lowercase = bool(options.get("do_lower_case", True))
+    tokenizer = Tokenizer(WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=bool(options.get("tokenize_chinese_chars", True)),
+        strip_accents=options.get("strip_accents"),
+        lowercase=lowercase,
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.BertProcessing((sep, vocab[sep]), (cls, vocab[cls]))
+    # As transformers registers them: typed into the text, they are the special tokens, not
+    # pieces of it ('[SEP]' -> 102, not '[', 'sep', ']').
+    specials = [str(options.get(f"{k}_token", f"[{k.upper()}]")) for k in SPECIAL_TOKENS]
+    tokenizer.add_special_tokens([t for t in specials if t in vocab])
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    return tokenizer

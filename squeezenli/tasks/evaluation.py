@@ -1,0 +1,203 @@
+"""Score labelled pairs and report accuracy, per-class precision/recall/F1 and confusion.
+
+Gold labels are class names (entailment, neutral, contradiction; any case). Data labelled in
+two classes (entailment and not_entailment, as RTE and HANS) is scored by merging the model's
+neutral and contradiction predictions into not_entailment, the usual practice for those sets.
+Numbers are refused as gold labels: datasets disagree on what 0, 1 and 2 mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from squeezenli.errors import InputError, ModelError
+from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
+from squeezenli.runtime.engine import softmax
+from squeezenli.runtime.model import NLIModel
+from squeezenli.tasks.scoring import Outcome, PairFields, score_scored
+
+NOT_ENTAILMENT = "not_entailment"
+BINARY_CLASSES = ("entailment", NOT_ENTAILMENT)
+
+_GOLD_NAMES = {
+    "entailment": "entailment",
+    "entailed": "entailment",
+    "neutral": "neutral",
+    "contradiction": "contradiction",
+    "not_entailment": NOT_ENTAILMENT,
+    "non_entailment": NOT_ENTAILMENT,
+    "not_entailed": NOT_ENTAILMENT,
+}
+
+
+def gold_label(record: Record, field_name: str) -> str:
+    """The normalised gold class of a record, or an InputError naming file, line and field."""
+    assert record.data is not None
+    value = record.data.get(field_name)
+
+    def failure(message: str) -> RowFailure:
+        return RowFailure(RowError.of(record, message, field_name))
+
+    if field_name not in record.data:
+        raise failure(f"missing field '{field_name}'")
+    if not isinstance(value, str):
+        raise failure(
+            f"field '{field_name}' must be a class name "
+            f"(entailment, neutral, contradiction or not_entailment), got {value!r}"
+        )
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in _GOLD_NAMES:
+        raise failure(
+            f"field '{field_name}': unknown label {value!r} (expected "
+            "entailment, neutral, contradiction or not_entailment)"
+        )
+    return _GOLD_NAMES[key]
+
+
+@dataclass(frozen=True)
+class Judged(Outcome):
+    """One labelled record and what became of it: an Outcome with its gold label."""
+
+    gold: str | None = None
+
+    @property
+    def correct(self) -> bool:
+        """Whether the prediction matches; for not_entailment, neutral and contradiction do."""
+        assert self.prediction is not None
+        predicted = self.prediction.label
+        if self.gold == NOT_ENTAILMENT:
+            return predicted != "entailment"
+        return predicted == self.gold
+
+
+@dataclass
+class Report:
+    """Counts of (gold, predicted) classes, and the figures computed from them."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    failed: int = 0
+    # Where the first gold label of each kind was seen: 3-class (neutral, contradiction) and
+    # 2-class (not_entailment) labels in one run would silently make it 2-class.
+    kinds: dict[str, str] = field(default_factory=dict)
+
+    def add(self, gold: str, predicted: str, where: str = "") -> None:
+        """Count a judged pair; a gold label of the other kind than those before is refused."""
+        if gold != "entailment":
+            kind = "2-class" if gold == NOT_ENTAILMENT else "3-class"
+            other = "3-class" if kind == "2-class" else "2-class"
+            if other in self.kinds:
+                raise InputError(
+                    f"{where}: gold label '{gold}' is {kind}, but {self.kinds[other]} had a "
+                    f"{other} one: evaluate the two kinds of data separately"
+                )
+            self.kinds.setdefault(kind, where or "an earlier row")
+        self.pairs.append((gold, predicted))
+
+    @property
+    def binary(self) -> bool:
+        return any(gold == NOT_ENTAILMENT for gold, _ in self.pairs)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return BINARY_CLASSES if self.binary else NLI_CLASSES
+
+    def _merged(self) -> list[tuple[str, str]]:
+        if not self.binary:
+            return self.pairs
+        merge = {
+            c: c if c == "entailment" else NOT_ENTAILMENT for c in (*NLI_CLASSES, NOT_ENTAILMENT)
+        }
+        return [(merge[g], merge[p]) for g, p in self.pairs]
+
+    @property
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """gold class -> predicted class -> rows."""
+        matrix = {g: {p: 0 for p in self.classes} for g in self.classes}
+        for gold, predicted in self._merged():
+            matrix[gold][predicted] += 1
+        return matrix
+
+    def as_dict(self) -> dict:
+        matrix = self.confusion
+        scored = len(self.pairs)
+        correct = sum(matrix[c][c] for c in self.classes)
+        per_class = {}
+        for c in self.classes:
+            predicted = sum(matrix[g][c] for g in self.classes)
+            support = sum(matrix[c].values())
+            precision = matrix[c][c] / predicted if predicted else 0.0
+            recall = matrix[c][c] / support if support else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            per_class[c] = {
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "support": support,
+                "predicted": predicted,
+            }
+        return {
+            "accuracy": correct / scored if scored else 0.0,
+            "macro_f1": sum(v["f1"] for v in per_class.values()) / len(per_class),
+            "classes": list(self.classes),
+            "per_class": per_class,
+            "confusion": matrix,
+            "counts": {"scored": scored, "correct": correct, "failed": self.failed},
+        }
+
+
+def check_nli_labels(mapping: LabelMap) -> None:
+    """Evaluation compares class names, so the model's outputs must be named."""
+    known = set(NLI_CLASSES) | {NOT_ENTAILMENT}
+    if not set(mapping.names) <= known:
+        raise ModelError(f"eval needs named NLI outputs; {mapping.describe()}")
+
+
+def judge_records(
+    nli: NLIModel,
+    records: Iterable[Record],
+    *,
+    label_field: str = "label",
+    premise_field: str | None = None,
+    hypothesis_field: str | None = None,
+    on_error: str = "fail",
+    timely: bool = False,
+) -> Iterator[Judged]:
+    """A Judged per record, in input order: gold label and prediction, or the error."""
+    check_nli_labels(nli.labels)
+    fields = PairFields(premise_field, hypothesis_field)
+
+    def pairs_of(record: Record):
+        assert record.data is not None
+        if fields.fields is None and label_field not in record.data:
+            raise ColumnsError(
+                f"{record.where}: no '{label_field}' field; columns present: "
+                f"{', '.join(record.data)}; use --label-field"
+            )
+        pairs = fields(record)
+        gold_label(record, label_field)  # checked now, so a bad label is a bad row
+        return pairs
+
+    for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
+        if done.error:
+            yield Judged(done.record, error=done.error)
+            continue
+        assert done.logits is not None
+        gold = gold_label(done.record, label_field)
+        prediction = nli.to_prediction(softmax(done.logits[0]))
+        yield Judged(done.record, prediction, pair=done.pairs[0], gold=gold)
+
+
+def evaluate(
+    nli: NLIModel, records: Iterable[Record], *, label_field: str = "label", **options
+) -> Report:
+    """Judge every record and gather the report (bad records count as failed)."""
+    report = Report()
+    for judged in judge_records(nli, records, label_field=label_field, **options):
+        if judged.error:
+            report.failed += 1
+        else:
+            assert judged.gold is not None and judged.prediction is not None
+            report.add(judged.gold, judged.prediction.label, judged.record.where)
+    return report

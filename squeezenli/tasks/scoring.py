@@ -1,0 +1,204 @@
+"""Score a stream of input records: every record ends as a result or an error, in order.
+
+A record turns into one pair (batch, eval) or several (classify: one per candidate label);
+all pairs of all records flow through the engine as one stream. Records are gathered into
+windows by a reader thread, so a window is scored as soon as it is full *or* the input
+pauses: a slow producer gets its results while its input is still open.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+import numpy as np
+
+from squeezenli.errors import SqueezenliError
+from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields, text_field
+from squeezenli.runtime.engine import Pair, softmax
+from squeezenli.runtime.model import NLIModel, Prediction
+
+_END = object()
+
+
+@dataclass
+class Scored:
+    """One input record, the pairs made from it and their logits [pairs, classes], or why
+    it could not be scored."""
+
+    record: Record
+    pairs: list[Pair]
+    logits: np.ndarray | None = None
+    error: RowError | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input record of a pair-scoring run and what became of it."""
+
+    record: Record
+    prediction: Prediction | None = None
+    error: RowError | None = None
+    pair: Pair | None = None
+
+
+def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[list]:
+    """Lists of up to `size` items; a list is cut early when no item arrives within `wait` s."""
+    inbox: queue.Queue = queue.Queue(maxsize=size * 2)
+
+    def read() -> None:
+        try:
+            for item in items:
+                inbox.put(item)
+        except BaseException as err:  # handed to the consumer, raised there
+            inbox.put(err)
+        inbox.put(_END)
+
+    threading.Thread(target=read, daemon=True).start()
+    window: list = []
+    while True:
+        try:
+            item = inbox.get(timeout=wait) if window else inbox.get()
+        except queue.Empty:
+            yield window
+            window = []
+            continue
+        if item is _END:
+            break
+        if isinstance(item, BaseException):
+            if window:
+                yield window
+            raise item
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+FIRST_WINDOW = 16
+
+
+def growing_windows(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of FIRST_WINDOW items, then twice as many each time up to `size`: the first
+    results of a file come out at once (`| head -1` answers in a moment), later windows are
+    large enough to sort by length. The cuts depend only on the positions, so the same
+    input always makes the same windows."""
+    it = iter(items)
+    length = min(FIRST_WINDOW, size)
+    while window := list(islice(it, length)):
+        yield window
+        length = min(length * 2, size)
+
+
+def score_scored(
+    nli: NLIModel,
+    records: Iterable[Record],
+    pairs_of: Callable[[Record], list[Pair]],
+    *,
+    on_error: str = "fail",
+    timely: bool = False,
+) -> Iterator[Scored]:
+    """A Scored per record, in input order. `pairs_of` turns a good record into its pairs or
+    raises InputError; on_error='fail' re-raises at the first bad record, 'skip' yields it
+    with its error and goes on (a ColumnsError, which no row could escape, always raises).
+    timely=True cuts a window early when the input pauses (for pipes and terminals); the
+    default reads fixed windows, so the same input always makes the same batches, and so the
+    same int8 scores."""
+    pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
+    rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
+
+    stop: list[SqueezenliError] = []  # what ended the input early, raised once all before it is out
+
+    def pairs() -> Iterator[Pair]:
+        try:
+            for record in records:
+                try:
+                    if record.error:
+                        raise RowFailure(RowError.of(record, record.error))
+                    made = pairs_of(record)
+                except RowFailure as err:
+                    if on_error == "fail":
+                        raise
+                    pending.append(Scored(record, [], error=err.error))
+                    continue
+                pending.append(Scored(record, made))
+                yield from made
+        except SqueezenliError as err:  # the rows read before it are still scored and written
+            stop.append(err)
+
+    failure: list[str] = []  # why a pair of the oldest pending record could not be scored
+
+    def finished() -> Iterator[Scored]:
+        # Errors, records with no pairs, and records whose pairs are all scored.
+        while pending and (pending[0].error or len(rows) == len(pending[0].pairs)):
+            done = pending.popleft()
+            if failure:
+                rows.clear()
+                done.error = RowError.of(done.record, failure.pop())
+                failure.clear()
+                if on_error == "fail":
+                    raise RowFailure(done.error)
+            elif not done.error:
+                done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+                rows.clear()
+            yield done
+
+    size = nli.engine.window
+    if timely:
+        windows = timely_windows(pairs(), size)
+    else:
+        windows = growing_windows(pairs(), size)
+    for window in nli.engine.score_windows(windows):
+        for index, row in enumerate(window.logits):
+            yield from finished()
+            if index in window.errors:
+                failure.append(window.errors[index])
+            rows.append(row)
+        yield from finished()
+    yield from finished()
+    if stop:
+        raise stop[0]
+
+
+class PairFields:
+    """Reads the premise/hypothesis of a record; the fields are chosen from the first good
+    record (given names, else a known pair), so a source without them fails as a whole."""
+
+    def __init__(self, premise: str | None = None, hypothesis: str | None = None) -> None:
+        self.premise = premise
+        self.hypothesis = hypothesis
+        self.fields: tuple[str, str] | None = None
+
+    def __call__(self, record: Record) -> list[Pair]:
+        assert record.data is not None
+        if self.fields is None:
+            self.fields = choose_pair_fields(
+                list(record.data), self.premise, self.hypothesis, record.where, record.tabular
+            )
+        return [(text_field(record, self.fields[0]), text_field(record, self.fields[1]))]
+
+
+def score_records(
+    nli: NLIModel,
+    records: Iterable[Record],
+    *,
+    premise_field: str | None = None,
+    hypothesis_field: str | None = None,
+    on_error: str = "fail",
+    timely: bool = False,
+) -> Iterator[Outcome]:
+    """An Outcome per record, in input order: its prediction, or the reason it failed."""
+    fields = PairFields(premise_field, hypothesis_field)
+    for done in score_scored(nli, records, fields, on_error=on_error, timely=timely):
+        if done.error:
+            yield Outcome(done.record, error=done.error)
+        else:
+            assert done.logits is not None
+            prediction = nli.to_prediction(softmax(done.logits[0]))
+            yield Outcome(done.record, prediction, pair=done.pairs[0])
