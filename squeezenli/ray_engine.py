@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from squeezenli.records.readers import Record, RowError, choose_pair_fields
+from squeezenli.runtime.model import ModelSpec
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
@@ -36,12 +36,10 @@ class PairScorer:
     lines (a `text` column, as ray.data.read_text gives) are parsed here, row by row, so a
     bad line is one row's error as in the local path, and come back as output lines."""
 
-    def __init__(
-        self, model_options: dict[str, Any], fields: dict[str, str | None], lines: bool = False
-    ) -> None:
+    def __init__(self, spec: ModelSpec, fields: dict[str, str | None], lines: bool = False) -> None:
         from squeezenli.runtime.model import load_model
 
-        self.nli = load_model(progress=False, **model_options)
+        self.nli = load_model(spec, progress=False)
         self.fields = fields
         self.lines = lines
 
@@ -149,25 +147,21 @@ def _major_minor(version: str) -> tuple[int, int] | None:
 
 def score_dataset(
     ds,
+    spec: ModelSpec | None = None,
     *,
-    model: str | None = None,
-    revision: str | None = None,
-    precision: str = DEFAULT_PRECISION,
-    label_order: str | None = None,
-    max_length: int | None = None,
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
     rows_per_task: int = 1024,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     json_lines: bool = False,
+    **model_fields,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
     field per class) and `error` (null for scored rows, else {message, field}; see
-    split_errors). Every row comes
-    out: none is dropped. With json_lines, the Dataset holds numbered lines as read_pairs
+    split_errors). Every row comes out: none is dropped. The model is `spec`, or a ModelSpec
+    made from model_fields (model="...", precision="int8", ...), handed to every actor whole.
+    With json_lines, the Dataset holds numbered lines as read_pairs
     reads them, and the result holds `json` (the output line) and `error` (the problem; the
     file and line are `source` and `number`) beside `text`.
 
@@ -185,20 +179,11 @@ def score_dataset(
 
     check_versions(ray.__version__, pandas.__version__)
     pool, request, threads = actor_pool(_node_cpus(ray), cpus_per_actor)
-    options = {
-        "model": model,
-        "revision": revision,
-        "precision": precision,
-        "label_order": label_order,
-        "max_length": max_length,
-        "threads": threads,
-        "batch_size": batch_size,
-        "batch_tokens": batch_tokens,
-    }
+    spec = (spec or ModelSpec(**model_fields)).with_threads(threads)
     fields = {"premise_field": premise_field, "hypothesis_field": hypothesis_field}
     return ds.map_batches(
         PairScorer,
-        fn_constructor_kwargs={"model_options": options, "fields": fields, "lines": json_lines},
+        fn_constructor_kwargs={"spec": spec, "fields": fields, "lines": json_lines},
         batch_size=rows_per_task,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=actors or pool),

@@ -57,3 +57,32 @@ def test_prepare_model_builds_and_checks_without_opening_a_session(tmp_path, mon
     assert ready_path(built_path(files, "int8"), files.build_dir).is_file()
     with pytest.raises(InputError, match="exceeds the model's"):
         squeezenli.prepare_model(str(folder), max_length=10_000)
+
+
+def test_a_model_spec_goes_whole_to_load_model(tiny_nli_model):
+    from squeezenli.runtime.model import ModelSpec
+
+    spec = ModelSpec(str(tiny_nli_model), precision="fp32", batch_size=3, max_length=32)
+    whole = squeezenli.load_model(spec)
+    spread = squeezenli.load_model(
+        str(tiny_nli_model), precision="fp32", batch_size=3, max_length=32
+    )
+    pairs = [("A man plays a guitar.", "A person makes music.")] * 4
+    assert whole.engine.batch_size == 3 and whole.max_length == 32
+    assert (whole.logits(pairs) == spread.logits(pairs)).all()
+    with pytest.raises(squeezenli.SqueezenliError, match="not both"):
+        squeezenli.load_model(spec, precision="int8")
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(tiny_nli_model):
+    from typer.testing import CliRunner
+
+    from squeezenli.cli.app import app
+
+    with pytest.raises(squeezenli.SqueezenliError, match="`max_length` must be at least 8"):
+        squeezenli.load_model(str(tiny_nli_model), precision="fp32", max_length=5)
+    result = CliRunner().invoke(
+        app, ["A.", "B.", "-m", str(tiny_nli_model), "--precision", "fp32", "--max-length", "5"]
+    )
+    assert result.exit_code == 2
+    assert "--max-length must be at least 8" in result.stderr

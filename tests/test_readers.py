@@ -43,7 +43,7 @@ def test_a_bad_byte_is_named_at_its_line_and_the_rows_before_it_are_written(
     assert failed.exit_code == 2
     assert [r["id"] for r in _rows(failed)] == [str(i) for i in range(1, 150)]
     assert f"{path}:151: not valid utf-8" in failed.stderr
-    assert "--encoding latin-1" in failed.stderr
+    assert "pass it as --encoding, e.g. latin-1" in failed.stderr
     skipped = _batch(tiny_nli_model, str(path), "--on-error", "skip")
     assert skipped.exit_code == 1
     assert len(_rows(skipped)) == 199

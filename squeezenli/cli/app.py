@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from squeezenli import __version__
 from squeezenli.cli import signals
 from squeezenli.cli.commands import batch, classify, evaluate, model, score
+from squeezenli.cli.flags import in_flags
 from squeezenli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SqueezenliError
 
 EXIT_CODES_HELP = (
@@ -63,7 +64,7 @@ class DefaultGroup(TyperGroup):
         except SqueezenliError as err:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            typer.echo(f"squeezenli: error: {err}", err=True)
+            typer.echo(f"squeezenli: error: {in_flags(str(err))}", err=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("squeezenli: interrupted", err=True)

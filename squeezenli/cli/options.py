@@ -151,36 +151,28 @@ class ModelOptions:
             )
             object.__setattr__(self, "threads", available)
 
+    @property
+    def spec(self):
+        """The flags as the library takes them: one ModelSpec, to load_model or Ray's actors."""
+        from squeezenli.runtime.model import ModelSpec
+
+        return ModelSpec(
+            **{f.name: getattr(self, f.name) for f in fields(ModelSpec)},
+        )
+
     def load(self):
         """The model, opened for scoring here."""
         from squeezenli.runtime.model import load_model
 
         announce_builds(not self.quiet)
-        return load_model(
-            self.model,
-            self.revision,
-            precision=self.precision,
-            label_order=self.label_order,
-            max_length=self.max_length,
-            threads=self.threads,
-            batch_size=self.batch_size,
-            batch_tokens=self.batch_tokens,
-            progress=not self.quiet,
-        )
+        return load_model(self.spec, progress=not self.quiet)
 
     def prepare(self):
         """The model downloaded and built for workers that open it themselves; its labels."""
         from squeezenli.runtime.model import prepare_model
 
         announce_builds(not self.quiet)
-        return prepare_model(
-            self.model,
-            self.revision,
-            precision=self.precision,
-            label_order=self.label_order,
-            max_length=self.max_length,
-            progress=not self.quiet,
-        )
+        return prepare_model(self.spec, progress=not self.quiet)
 
 
 def cpus_available() -> int:

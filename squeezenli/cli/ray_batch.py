@@ -51,15 +51,9 @@ def run_on_ray(
     try:
         scored = score_dataset(
             ds,
-            model=opts.model,
-            revision=opts.revision,
-            precision=opts.precision,
-            label_order=opts.label_order,
-            max_length=opts.max_length,
+            opts.spec,
             premise_field=premise_field,
             hypothesis_field=hypothesis_field,
-            batch_size=opts.batch_size,
-            batch_tokens=opts.batch_tokens,
             cpus_per_actor=opts.threads,
             json_lines=lines,
         )

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import typer
 
+from squeezenli.cli.flags import in_flags
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.records.readers import ReadOptions, Record, RowError, detect_format, read_records
 
@@ -232,13 +233,13 @@ class ErrorLog:
 
     def write(self, record: Record, error: RowError) -> None:
         if not self._file.opened:
-            typer.echo(f"squeezenli: skipped {error}", err=True)
+            typer.echo(f"squeezenli: skipped {in_flags(str(error))}", err=True)
             return
         row = {
             "source": error.source,
             "line": error.line,
             "field": error.field,
-            "error": error.message,
+            "error": in_flags(error.message),
             "row": record.data,
         }
         if record.data is None and record.raw is not None:

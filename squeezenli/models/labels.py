@@ -69,7 +69,7 @@ def _is_generic(names: list[str]) -> bool:
 def parse_label_order(text: str) -> tuple[str, ...]:
     names = tuple(normalize(n) for n in text.split(",") if n.strip())
     if len(set(names)) != len(names) or not names:
-        raise InputError(f"--label-order must list distinct names, got {text!r}")
+        raise InputError(f"`label_order` must list distinct names, got {text!r}")
     return names
 
 
@@ -97,7 +97,7 @@ def resolve_labels(
         names = parse_label_order(override) if isinstance(override, str) else tuple(override)
         if len(names) != count:
             raise InputError(
-                f"--label-order names {len(names)} labels but the model has {count} outputs"
+                f"`label_order` names {len(names)} labels but the model has {count} outputs"
             )
         return LabelMap(names, "--label-order")
     config_names = [id2label[i] for i in sorted(id2label)]
@@ -107,7 +107,7 @@ def resolve_labels(
         if twice:
             raise ModelError(
                 f"{model_id}: the config's id2label names {', '.join(twice)} more than once, so "
-                "one score would hide another: pass --label-order to name the outputs"
+                "one score would hide another: pass `label_order` to name the outputs"
             )
         return LabelMap(names, "the model's config (id2label)")
     known = KNOWN_ORDERS.get(model_id)
@@ -115,7 +115,7 @@ def resolve_labels(
         if known is not None and known[0] != measured:
             logging.getLogger("squeezenli").warning(
                 "%s behaves as %s on the check pairs, not as the %s the known-model table "
-                "gives; using the measured order (pass --label-order to choose)",
+                "gives; using the measured order (pass `label_order` to choose)",
                 model_id,
                 ",".join(measured),
                 ",".join(known[0]),

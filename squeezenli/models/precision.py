@@ -120,7 +120,7 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, boo
 def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
     """auto: int8 if it passed its measurement, else fp32; int8 runs, with a warning if not."""
     if requested not in CHOICES:
-        raise InputError(f"unknown precision {requested!r} (choose from {', '.join(CHOICES)})")
+        raise InputError(f"`precision` {requested!r} is unknown (choose from {', '.join(CHOICES)})")
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", stored_agreement(files))
     agreement, fresh = measure(files, tokenizer)

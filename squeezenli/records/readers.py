@@ -103,7 +103,7 @@ def _decode(raw: bytes, encoding: str) -> str:
         raise _BadText(
             f"not valid {encoding} at byte {err.start + 1} of the line "
             f"({raw[err.start : err.start + 1]!r}); if the file is in another encoding, "
-            f"pass it, e.g. --encoding {hint}"
+            f"pass it as `encoding`, e.g. {hint}"
         ) from None
 
 
@@ -347,7 +347,7 @@ def choose_pair_fields(
         f"{where}: no premise/hypothesis fields (tried "
         + ", ".join("/".join(p) for p in PAIR_FIELDS)
         + f"); columns present: {', '.join(columns) or 'none'}; "
-        "use --premise-field and --hypothesis-field"
+        "use `premise_field` and `hypothesis_field`"
     )
 
 

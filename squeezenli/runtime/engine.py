@@ -98,7 +98,7 @@ class Engine:
             ("window", window, MAX_BATCH_SIZE),
         ):
             if not 1 <= value <= top:
-                raise InputError(f"{name} must be from 1 to {top}, got {value}")
+                raise InputError(f"`{name}` must be from 1 to {top}, got {value}")
         self.session = session
         # The model's outputs: as the caller knows them (its labels), else as the graph says.
         width = session.get_outputs()[0].shape[-1]

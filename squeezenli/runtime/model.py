@@ -11,7 +11,7 @@ This is the Python API under the CLI:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,59 +112,85 @@ class PreparedModel:
     built: Path
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model, and how to run it: one object from the caller (the CLI's flags, a
+    script) to load_model, prepare_model and Ray's actors, so no layer re-lists the options."""
+
+    model: str | None = None  # Hub repo id or folder; None: the default model
+    revision: str | None = None
+    precision: str = DEFAULT_PRECISION
+    label_order: str | tuple[str, ...] | None = None
+    max_length: int | None = None
+    threads: int | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+
+    def with_threads(self, threads: int | None) -> ModelSpec:
+        return replace(self, threads=threads)
+
+
+def _spec(model: str | ModelSpec | None, revision: str | None, options: dict) -> ModelSpec:
+    """A ModelSpec given whole, or made from load_model's keyword form."""
+    if isinstance(model, ModelSpec):
+        if revision is not None or options:
+            raise InputError("give a ModelSpec, or model and options, not both")
+        return model
+    label_order = options.get("label_order")
+    if label_order is not None and not isinstance(label_order, str):
+        options["label_order"] = tuple(label_order)
+    return ModelSpec(model, revision, **options)
+
+
 def load_model(
-    model: str | None = None,
+    model: str | ModelSpec | None = None,
     revision: str | None = None,
     *,
-    precision: str = DEFAULT_PRECISION,
-    label_order: str | Sequence[str] | None = None,
-    max_length: int | None = None,
-    threads: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    batch_tokens: int = DEFAULT_BATCH_TOKENS,
     progress: bool = True,
+    **options,
 ) -> NLIModel:
-    """Resolve, download, build and open a model: everything needed before scoring."""
+    """Resolve, download, build and open a model: everything needed before scoring. Takes a
+    ModelSpec, or its fields as arguments: load_model("repo", precision="fp32")."""
+    spec = _spec(model, revision, options)
 
     def load(files: ModelFiles) -> NLIModel:
-        labels, choice, tokenizer = _parts(files, precision, label_order, max_length)
-        onnx_path, session = _open_session(files, choice.precision, threads)
+        labels, choice, tokenizer = _parts(files, spec)
+        onnx_path, session = _open_session(files, choice.precision, spec.threads)
         engine = Engine(
             session,
             tokenizer,
-            batch_size=batch_size,
-            max_tokens=batch_tokens,
+            batch_size=spec.batch_size,
+            max_tokens=spec.batch_tokens,
             classes=len(labels.names),
         )
         return NLIModel(files, engine, labels, onnx_path, choice)
 
-    return _fetched(model, revision, progress, load)
+    return _fetched(spec, progress, load)
 
 
 def prepare_model(
-    model: str | None = None,
+    model: str | ModelSpec | None = None,
     revision: str | None = None,
     *,
-    precision: str = DEFAULT_PRECISION,
-    label_order: str | Sequence[str] | None = None,
-    max_length: int | None = None,
     progress: bool = True,
+    **options,
 ) -> PreparedModel:
     """Download, build and measure a model and check its options, without opening a session:
     for a driver whose workers do the scoring (Ray), so that they find everything built."""
+    spec = _spec(model, revision, options)
 
     def prepare(files: ModelFiles) -> PreparedModel:
-        labels, choice, _ = _parts(files, precision, label_order, max_length)
+        labels, choice, _ = _parts(files, spec)
         built = ensure_onnx(files, choice.precision)
         ensure_ready(built, files.build_dir)
         return PreparedModel(files, labels, choice, built)
 
-    return _fetched(model, revision, progress, prepare)
+    return _fetched(spec, progress, prepare)
 
 
-def _fetched(model: str | None, revision: str | None, progress: bool, step: Callable):
+def _fetched(spec: ModelSpec, progress: bool, step: Callable):
     """step(files) on the resolved model; a download found damaged is fetched again, once."""
-    files = resolve(model, revision, progress=progress)
+    files = resolve(spec.model, spec.revision, progress=progress)
     try:
         verify_downloads(files)
         return step(files)
@@ -173,15 +199,14 @@ def _fetched(model: str | None, revision: str | None, progress: bool, step: Call
             raise
         log.warning("%s; downloading it again", err)
         forget(files, err.name)
-        return step(resolve(model, revision, progress=progress))
+        return step(resolve(spec.model, spec.revision, progress=progress))
 
 
-def _parts(
-    files: ModelFiles, precision: str, label_order, max_length: int | None
-) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
-    """The label mapping, the precision and the tokenizer, with the options checked against
+def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
+    """The label mapping, the precision and the tokenizer, with the spec checked against
     the config. What is measured at build time (the label order, int8's agreement) is
-    measured at the model's own length limit, whatever --max-length says."""
+    measured at the model's own length limit, whatever max_length says."""
+    max_length, override = spec.max_length, spec.label_order
     origin = str(files.files[CONFIG])
     raw_config = read_config(files.files[CONFIG])
     if is_export(files):
@@ -189,10 +214,7 @@ def _parts(
     else:
         positions = parse_config(raw_config, origin).max_position_embeddings
     if max_length is not None and max_length > positions:
-        raise InputError(f"--max-length {max_length} exceeds the model's {positions} positions")
-    override = label_order
-    if label_order and not isinstance(label_order, str):
-        override = tuple(label_order)
+        raise InputError(f"`max_length` {max_length} exceeds the model's {positions} positions")
     tokenizer_config = files.path("tokenizer_config.json")
     limit = model_max_length(tokenizer_config, positions)
 
@@ -218,7 +240,7 @@ def _parts(
             order = measured_order(files, reference)
         return (
             resolve_labels(labels, files.source, override, order),
-            choose(files, precision, reference),
+            choose(files, spec.precision, reference),
         )
 
     labels, choice = _rebuilt_if_damaged(files, measured)

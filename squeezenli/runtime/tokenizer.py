@@ -91,7 +91,7 @@ class PairTokenizer:
 
     def __init__(self, tokenizer, max_length: int) -> None:
         if max_length < MIN_LENGTH:
-            raise InputError(f"--max-length must be at least {MIN_LENGTH}, got {max_length}")
+            raise InputError(f"`max_length` must be at least {MIN_LENGTH}, got {max_length}")
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer

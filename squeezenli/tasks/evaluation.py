@@ -173,7 +173,7 @@ def judge_records(
         if fields.fields is None and label_field not in record.data:
             raise ColumnsError(
                 f"{record.where}: no '{label_field}' field; columns present: "
-                f"{', '.join(record.data)}; use --label-field"
+                f"{', '.join(record.data)}; use `label_field`"
             )
         pairs = fields(record)
         gold_label(record, label_field)  # checked now, so a bad label is a bad row

@@ -44,17 +44,17 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     items = labels.split(",") if isinstance(labels, str) else list(labels)
     names = [name.strip() for name in items if name.strip()]
     if not names:
-        raise InputError("--labels needs at least one label, e.g. --labels sports,politics")
+        raise InputError("`labels` needs at least one label, e.g. sports,politics")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise InputError(f"--labels lists {', '.join(repeated)} more than once")
+        raise InputError(f"`labels` lists {', '.join(repeated)} more than once")
     return names
 
 
 def hypotheses(labels: Sequence[str], template: str) -> list[str]:
     """The hypothesis for each label: the template with `{}` replaced by the label."""
     if "{}" not in template:
-        raise InputError(f"--template must contain {{}} where the label goes, got {template!r}")
+        raise InputError(f"`template` must contain {{}} where the label goes, got {template!r}")
     return [template.replace("{}", label) for label in labels]
 
 
@@ -74,7 +74,7 @@ class ZeroShotScorer:
         others = [n for n in ("contradiction", "not_entailment") if n in names]
         self.contradiction = names.index(others[0]) if others else None
         if self.multi_label and self.contradiction is None:
-            raise ModelError(f"--multi-label needs a contradiction output; {mapping.describe()}")
+            raise ModelError(f"`multi_label` needs a contradiction output; {mapping.describe()}")
 
     def __call__(self, text: str, logits: np.ndarray) -> ZeroShot:
         if self.multi_label:
@@ -129,7 +129,7 @@ def classify_records(
         if not seen_columns and text_field_name not in record.data:
             raise ColumnsError(
                 f"{record.where}: no '{text_field_name}' field; columns present: "
-                f"{', '.join(record.data) or 'none'}; use --text-field"
+                f"{', '.join(record.data) or 'none'}; use `text_field`"
             )
         seen_columns = True
         text = text_field(record, text_field_name)
