@@ -116,3 +116,15 @@ def test_windows_start_small_and_grow():
     sizes = [len(w) for w in growing_windows(range(3000), 1024)]
     assert sizes[:7] == [16, 32, 64, 128, 256, 512, 1024]
     assert sum(sizes) == 3000 and max(sizes) == 1024
+
+
+def test_usage_errors_are_one_line_like_every_other_error():
+    for args, says in (
+        (["batch", "--batch-tokens", "0"], "--batch-tokens"),
+        (["batch", "--no-such-flag"], "No such option: --no-such-flag"),
+    ):
+        done = squeezenli(*args)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("squeezenli: error: "), done.stderr
+        assert says in lines[0] and "(squeezenli batch -h)" in lines[0]

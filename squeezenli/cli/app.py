@@ -58,6 +58,26 @@ class DefaultGroup(TyperGroup):
             args = [*args[:at], self.default_command, *args[at:]]
         return super().parse_args(ctx, args)
 
+    def main(self, *args, **kwargs):
+        """Usage errors (a bad flag, a value out of range) in the same one-line style as every
+        other error, with where to find help, instead of click's three-line block."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except _CLICK_ERROR as err:
+            if (
+                type(err).__name__ == "NoArgsIsHelpError"
+            ):  # no arguments: the help, as click shows it
+                err.show()
+                sys.exit(err.exit_code)
+            command = err.ctx.command_path if getattr(err, "ctx", None) else "squeezenli"
+            typer.echo(f"squeezenli: error: {err.format_message()} ({command} -h)", err=True)
+            sys.exit(err.exit_code)
+        except _ABORT:
+            typer.echo("squeezenli: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -83,6 +103,11 @@ class DefaultGroup(TyperGroup):
             where = err.filename or "stdout"
             typer.echo(f"squeezenli: error: cannot write to {where}: {err.strerror}", err=True)
             raise typer.Exit(EXIT_FAILED) from None
+
+
+# Typer carries its own copy of click; its error types are reached through Typer's own.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_ABORT = typer.Abort
 
 
 def _completing() -> bool:
