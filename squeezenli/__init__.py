@@ -25,6 +25,8 @@ _EXPORTS = {
     "Record": "records.readers",
     "RowError": "records.readers",
     "score_records": "tasks.scoring",
+    "Result": "tasks.scoring",
+    "ModelSpec": "runtime.model",
     "SqueezenliError": "errors",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -69,7 +69,7 @@ class PairScorer:
                 out.append(None)
                 texts.append(text)
             else:
-                row = {**outcome.record.data, **outcome.prediction.fields()}
+                row = {**outcome.record.data, **outcome.output.fields()}
                 out.append(dump_json(row).decode())
                 texts.append(None)
             errors.append(error_struct(outcome.error) if outcome.error else None)
@@ -91,8 +91,8 @@ class PairScorer:
                 scores.append(None)
                 errors.append(error_struct(outcome.error))
             else:
-                predictions.append(outcome.prediction.label)
-                scores.append(outcome.prediction.rounded_scores())
+                predictions.append(outcome.output.label)
+                scores.append(outcome.output.rounded_scores())
                 errors.append(None)
         batch = batch.copy()
         batch["prediction"] = predictions

@@ -61,7 +61,7 @@ def _account(nli, data: bytes, fmt: str = "jsonl") -> tuple[int, int]:
             assert outcome.error.source == "<input>" and outcome.error.line >= 1  # says where
             failed += 1
         else:
-            assert set(outcome.prediction.scores) == {"entailment", "neutral", "contradiction"}
+            assert set(outcome.output.scores) == {"entailment", "neutral", "contradiction"}
             scored += 1
     return scored, failed
 

@@ -15,8 +15,8 @@ from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import NLI_CLASSES, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
 from squeezenli.runtime.engine import softmax
-from squeezenli.runtime.model import NLIModel
-from squeezenli.tasks.scoring import Outcome, PairFields, score_scored
+from squeezenli.runtime.model import NLIModel, Prediction
+from squeezenli.tasks.scoring import PairFields, Result, score_scored
 
 NOT_ENTAILMENT = "not_entailment"
 BINARY_CLASSES = ("entailment", NOT_ENTAILMENT)
@@ -57,15 +57,15 @@ def gold_label(record: Record, field_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Judged(Outcome):
-    """One labelled record and what became of it: an Outcome with its gold label."""
+class Judgement:
+    """A labelled pair's prediction against its gold label."""
 
-    gold: str | None = None
+    prediction: Prediction
+    gold: str
 
     @property
     def correct(self) -> bool:
         """Whether the prediction matches; for not_entailment, neutral and contradiction do."""
-        assert self.prediction is not None
         predicted = self.prediction.label
         if self.gold == NOT_ENTAILMENT:
             return predicted != "entailment"
@@ -163,8 +163,8 @@ def judge_records(
     hypothesis_field: str | None = None,
     on_error: str = "fail",
     timely: bool = False,
-) -> Iterator[Judged]:
-    """A Judged per record, in input order: gold label and prediction, or the error."""
+) -> Iterator[Result[Judgement]]:
+    """A Result per record, in input order: its Judgement, or the error."""
     check_nli_labels(nli.labels)
     fields = PairFields(premise_field, hypothesis_field)
 
@@ -181,12 +181,12 @@ def judge_records(
 
     for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
         if done.error:
-            yield Judged(done.record, error=done.error)
+            yield Result(done.record, error=done.error)
             continue
         assert done.logits is not None
         gold = gold_label(done.record, label_field)
         prediction = nli.to_prediction(softmax(done.logits[0]))
-        yield Judged(done.record, prediction, pair=done.pairs[0], gold=gold)
+        yield Result(done.record, Judgement(prediction, gold), pair=done.pairs[0])
 
 
 def evaluate(
@@ -198,6 +198,7 @@ def evaluate(
         if judged.error:
             report.failed += 1
         else:
-            assert judged.gold is not None and judged.prediction is not None
-            report.add(judged.gold, judged.prediction.label, judged.record.where)
+            assert judged.output is not None
+            verdict = judged.output
+            report.add(verdict.gold, verdict.prediction.label, judged.record.where)
     return report

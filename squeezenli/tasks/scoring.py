@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -36,12 +37,17 @@ class Scored:
     error: RowError | None = None
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Outcome:
-    """One input record of a pair-scoring run and what became of it."""
+class Result(Generic[T]):
+    """One input record and what became of it, whatever the task: its output (a Prediction,
+    a ZeroShot, a Judgement) and the pair it was made from, or the RowError saying why it
+    has none."""
 
     record: Record
-    prediction: Prediction | None = None
+    output: T | None = None
     error: RowError | None = None
     pair: Pair | None = None
 
@@ -192,13 +198,13 @@ def score_records(
     hypothesis_field: str | None = None,
     on_error: str = "fail",
     timely: bool = False,
-) -> Iterator[Outcome]:
-    """An Outcome per record, in input order: its prediction, or the reason it failed."""
+) -> Iterator[Result[Prediction]]:
+    """A Result per record, in input order: its prediction, or the reason it failed."""
     fields = PairFields(premise_field, hypothesis_field)
     for done in score_scored(nli, records, fields, on_error=on_error, timely=timely):
         if done.error:
-            yield Outcome(done.record, error=done.error)
+            yield Result(done.record, error=done.error)
         else:
             assert done.logits is not None
             prediction = nli.to_prediction(softmax(done.logits[0]))
-            yield Outcome(done.record, prediction, pair=done.pairs[0])
+            yield Result(done.record, prediction, pair=done.pairs[0])

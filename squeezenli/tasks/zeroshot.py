@@ -15,10 +15,10 @@ import numpy as np
 
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import DEFAULT_TEMPLATE, LabelMap
-from squeezenli.records.readers import ColumnsError, Record, RowError, text_field
+from squeezenli.records.readers import ColumnsError, Record, text_field
 from squeezenli.runtime.engine import Pair, softmax
 from squeezenli.runtime.model import NLIModel
-from squeezenli.tasks.scoring import score_scored
+from squeezenli.tasks.scoring import Result, score_scored
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,6 @@ class ZeroShot:
     text: str
     labels: list[str]
     scores: list[float]
-
-
-@dataclass(frozen=True)
-class ZeroShotOutcome:
-    """One input record of a classify run and what became of it."""
-
-    record: Record
-    result: ZeroShot | None = None
-    error: RowError | None = None
 
 
 def parse_labels(labels: str | Sequence[str]) -> list[str]:
@@ -100,8 +91,8 @@ def classify(
     for outcome in classify_records(
         nli, records, labels, template=template, multi_label=multi_label
     ):
-        assert outcome.result is not None
-        yield outcome.result
+        assert outcome.output is not None
+        yield outcome.output
 
 
 def classify_records(
@@ -114,8 +105,8 @@ def classify_records(
     multi_label: bool = False,
     on_error: str = "fail",
     timely: bool = False,
-) -> Iterator[ZeroShotOutcome]:
-    """A ZeroShotOutcome per record, in input order; bad records as score_scored treats them."""
+) -> Iterator[Result[ZeroShot]]:
+    """A Result per record, in input order; bad records as score_scored treats them."""
     names = parse_labels(labels)
     scorer = ZeroShotScorer(nli.labels, names, multi_label)
     label_hypotheses = hypotheses(names, template)
@@ -137,7 +128,7 @@ def classify_records(
 
     for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
         if done.error:
-            yield ZeroShotOutcome(done.record, error=done.error)
+            yield Result(done.record, error=done.error)
         else:
             assert done.logits is not None
-            yield ZeroShotOutcome(done.record, scorer(done.pairs[0][0], done.logits))
+            yield Result(done.record, scorer(done.pairs[0][0], done.logits))

@@ -115,9 +115,7 @@ def batch(
     try:
         with RowRun("scored", inputs, error_log, quiet=opts.quiet) as run:
             for outcome in run.outcomes(score):
-                sink.write(
-                    outcome.record.data, outcome.pair, outcome.prediction, outcome.record.where
-                )
+                sink.write(outcome.record.data, outcome.pair, outcome.output, outcome.record.where)
     finally:
         sink.close()
     if run.failed:

@@ -112,9 +112,9 @@ def classify(
     with run:
         for outcome in run.outcomes(score):
             if table:
-                results.append(outcome.result)
+                results.append(outcome.output)
                 continue
-            result = outcome.result
+            result = outcome.output
             write_json_line(
                 {
                     **outcome.record.data,

@@ -74,8 +74,9 @@ def evaluate(
     try:
         with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
             for judged in run.outcomes(judge):
-                report.add(judged.gold, judged.prediction.label, judged.record.where)
-                if not judged.correct:
+                verdict = judged.output
+                report.add(verdict.gold, verdict.prediction.label, judged.record.where)
+                if not verdict.correct:
                     misclassified.write(_misclassified_row(judged))
     finally:
         misclassified.close()
@@ -100,8 +101,8 @@ def _misclassified_row(judged) -> dict:
     """A row the model got wrong, with the gold label, its prediction and where it was."""
     return {
         **judged.record.data,
-        "gold": judged.gold,
-        **judged.prediction.fields(),
+        "gold": judged.output.gold,
+        **judged.output.prediction.fields(),
         "source": judged.record.source,
         "line": judged.record.line,
     }
