@@ -144,3 +144,13 @@ def test_a_model_without_an_entailment_label_says_how_to_fix_it(tiny_model):
         + ["--label-order", "contradiction,entailment,neutral"],
     )
     assert fixed.exit_code == 0, fixed.output
+
+
+def test_classify_never_overwrites_an_input_field(tiny_nli_model):
+    data = json.dumps({"text": "The match.", "labels": "gold"}) + "\n"
+    result = runner.invoke(
+        app, ["classify", "-l", "sports,music", "-m", str(tiny_nli_model)], input=data
+    )
+    assert result.exit_code == 2
+    assert "<stdin>:1: input field 'labels' would be overwritten" in result.stderr
+    assert result.stdout == ""

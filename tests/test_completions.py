@@ -33,3 +33,16 @@ def test_bash_completion_answers_command_names():
         timeout=60,
     )
     assert result.stdout.split() == ["check-labels"]
+
+
+def test_bash_completion_offers_the_choices_of_an_option():
+    for words, expected in (
+        ("squeezenli batch --output ", ["jsonl", "csv", "tsv", "table", "parquet"]),
+        ("squeezenli batch --precision ", ["auto", "fp32", "int8"]),
+        ("squeezenli batch --on-error ", ["fail", "skip"]),
+    ):
+        env = run_env(_SQUEEZENLI_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD="3")
+        result = subprocess.run(
+            [sys.executable, "-m", "squeezenli"], env=env, capture_output=True, text=True
+        )
+        assert result.stdout.split() == expected, (words, result.stdout, result.stderr)

@@ -45,6 +45,7 @@ PrecisionOpt = Annotated[
         "--precision",
         help="auto (int8 where measured to agree with fp32 on these weights, else fp32), "
         "int8 or fp32 (exact).",
+        autocompletion=lambda: ["auto", "fp32", "int8"],
     ),
 ]
 LabelOrderOpt = Annotated[
@@ -89,6 +90,7 @@ FormatOpt = Annotated[
         "--format",
         "-f",
         help="Input format: jsonl, csv or tsv [default: from the extension; stdin: jsonl].",
+        autocompletion=lambda: ["jsonl", "csv", "tsv", "parquet"],
     ),
 ]
 EncodingOpt = Annotated[
@@ -110,6 +112,7 @@ OnErrorOpt = Annotated[
         "--on-error",
         help="fail: stop at the first bad row; skip: report it and go on "
         "[default: skip with --errors, else fail].",
+        autocompletion=lambda: ["fail", "skip"],
     ),
 ]
 PremiseFieldOpt = Annotated[

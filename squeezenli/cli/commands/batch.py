@@ -36,7 +36,13 @@ def batch(
     premise_field: PremiseFieldOpt = None,
     hypothesis_field: HypothesisFieldOpt = None,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="jsonl, csv, tsv or table.")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="jsonl, csv, tsv or table.",
+            autocompletion=lambda: [*OUTPUTS, "parquet"],
+        ),
     ] = "jsonl",
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,

@@ -107,6 +107,8 @@ def classify(
             timely=timely,
         )
 
+    # The fields each result adds; `text` is the input's own when that is the text field.
+    added = ["labels", "scores"] + (["text"] if text_field != "text" else [])
     results = []
     run = RowRun("classified", files, error_log, quiet=opts.quiet, sources=sources)
     with run:
@@ -115,6 +117,12 @@ def classify(
                 results.append(outcome.output)
                 continue
             result = outcome.output
+            taken = [name for name in added if name in outcome.record.data]
+            if taken:
+                raise InputError(
+                    f"{outcome.record.where}: input field '{taken[0]}' would be overwritten "
+                    "by the result (text, labels, scores): rename it in the input"
+                )
             write_json_line(
                 {
                     **outcome.record.data,
