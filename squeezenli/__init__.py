@@ -9,6 +9,8 @@ The Python API under the command line; importing it loads nothing heavy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 # Public name -> the module that defines it; imported on first use.
@@ -29,7 +31,32 @@ _EXPORTS = {
     "ModelSpec": "runtime.model",
     "SqueezenliError": "errors",
 }
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "load_model",
+    "prepare_model",
+    "NLIModel",
+    "Prediction",
+    "classify",
+    "ZeroShot",
+    "evaluate",
+    "Report",
+    "read_records",
+    "Record",
+    "RowError",
+    "score_records",
+    "Result",
+    "ModelSpec",
+    "SqueezenliError",
+    "__version__",
+]
+
+if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and editors
+    from squeezenli.errors import SqueezenliError
+    from squeezenli.records.readers import Record, RowError, read_records
+    from squeezenli.runtime.model import ModelSpec, NLIModel, Prediction, load_model, prepare_model
+    from squeezenli.tasks.evaluation import Report, evaluate
+    from squeezenli.tasks.scoring import Result, score_records
+    from squeezenli.tasks.zeroshot import ZeroShot, classify
 
 
 def __getattr__(name: str):

@@ -86,3 +86,9 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(tiny_nli_model):
     )
     assert result.exit_code == 2
     assert "--max-length must be at least 8" in result.stderr
+
+
+def test_every_public_name_is_listed_and_importable():
+    assert set(squeezenli.__all__) == {*squeezenli._EXPORTS, "__version__"}
+    for name in squeezenli.__all__:
+        assert getattr(squeezenli, name) is not None

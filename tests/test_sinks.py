@@ -120,3 +120,26 @@ def test_tsv_output_is_one_line_per_row(tiny_nli_model):
     cells = line.split("\t")
     assert len(cells) == len(header.split("\t"))
     assert cells[0] == "Tab\\there." and cells[1] == "New\\nline \\\\ slash."
+
+
+def test_output_fields_rename_the_results_fields(tiny_nli_model):
+    data = json.dumps({"premise": "A man.", "hypothesis": "Music.", "prediction": "old"}) + "\n"
+    renamed = _batch(tiny_nli_model, "--output-fields", "prediction=label,scores=probs", input=data)
+    assert renamed.exit_code == 0, renamed.output
+    row = json.loads(renamed.stdout)
+    assert row["prediction"] == "old" and row["label"] in row["probs"]
+    as_csv = _batch(
+        tiny_nli_model,
+        "--output",
+        "csv",
+        "--output-fields",
+        "entailment=p_e",
+        input=data.replace(', "prediction": "old"', ""),
+    )
+    assert as_csv.exit_code == 0, as_csv.output
+    assert (
+        as_csv.stdout.splitlines()[0] == "premise,hypothesis,prediction,p_e,neutral,contradiction"
+    )
+    wrong = _batch(tiny_nli_model, "--output-fields", "label=x", input=data)
+    assert wrong.exit_code == 2
+    assert "--output-fields takes NAME=NEW pairs over the result's fields" in wrong.stderr

@@ -59,6 +59,14 @@ def batch(
             "--prefix", help="Put this before the result's field names (prediction, scores)."
         ),
     ] = "",
+    output_fields: Annotated[
+        Optional[str],
+        typer.Option(
+            "--output-fields",
+            help="Rename the result's fields: prediction=label,scores=probs (CSV/TSV: a "
+            "class column too, entailment=p_entail).",
+        ),
+    ] = None,
     output_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -97,7 +105,7 @@ def batch(
             on_error=on_error,
             errors=errors,
             opts=opts,
-            make_sink=lambda labels: ResultSink(output, labels, prefix),
+            make_sink=lambda labels: ResultSink(output, labels, prefix, None, output_fields),
         )
         if failed:
             raise typer.Exit(1)
@@ -108,7 +116,7 @@ def batch(
     error_log = ErrorLog(errors, inputs)
     nli = opts.load()
     columns = inputs.columns() if output in ("csv", "tsv") else None
-    sink = ResultSink(output, nli.labels, prefix, columns)
+    sink = ResultSink(output, nli.labels, prefix, columns, output_fields)
 
     score = partial(
         score_records,
@@ -128,31 +136,56 @@ def batch(
         raise typer.Exit(1)
 
 
+def _renames(text: str | None, own: list[str]) -> dict[str, str]:
+    """--output-fields "prediction=label,scores=probs": the result's field names, renamed."""
+    renamed: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        old, sep, new = (part.strip() for part in item.partition("="))
+        if not sep or not new or old not in own:
+            raise InputError(
+                f"--output-fields takes NAME=NEW pairs over the result's fields "
+                f"({', '.join(own)}), got {item.strip()!r}"
+            )
+        renamed[old] = new
+    return renamed
+
+
 class ResultSink:
     """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table. The
-    result's fields (prediction, scores, or a column per class in CSV/TSV; each after
-    `prefix`) never overwrite an input field: a row that has one is refused, naming it.
+    result's fields (prediction, scores, or a column per class in CSV/TSV; renamed by
+    `names`, each after `prefix`) never overwrite an input field: a row that has one is
+    refused, naming it.
     `columns`: every input field, when known before the first row (CSV/TSV header)."""
 
     def __init__(
-        self, output: str, labels, prefix: str = "", columns: list[str] | None = None
+        self,
+        output: str,
+        labels,
+        prefix: str = "",
+        columns: list[str] | None = None,
+        names: str | None = None,
     ) -> None:
         self.output = output
         self.labels = labels
-        self.prefix = prefix
         self._rows: list = []
         self._delimited = None
+        self._classes = [labels.names[i] for i in labels.ordered()]
+        own = (
+            ["prediction", *self._classes] if output in ("csv", "tsv") else ["prediction", "scores"]
+        )
+        renamed = _renames(names, own)
+        self.fields = [prefix + renamed.get(name, name) for name in own]
+        if len(set(self.fields)) != len(self.fields):
+            raise InputError(f"--output-fields gives two result fields one name: {self.fields}")
         if output in ("csv", "tsv"):
             from squeezenli.records.writers import DelimitedWriter
 
-            self._classes = [labels.names[i] for i in labels.ordered()]
-            self.fields = [prefix + "prediction", *(prefix + n for n in self._classes)]
             header = None if columns is None else [*columns, *self.fields]
             if columns is not None:
                 self._refuse_collisions(columns, "the input")
             self._delimited = DelimitedWriter(sys.stdout.buffer, output, header)
-        else:
-            self.fields = [prefix + "prediction", prefix + "scores"]
 
     def _refuse_collisions(self, names, where: str) -> None:
         taken = [name for name in self.fields if name in names]
