@@ -28,7 +28,7 @@ _EXPORTS = {
     "RowError": "records.readers",
     "score_records": "tasks.scoring",
     "Result": "tasks.scoring",
-    "ModelSpec": "runtime.model",
+    "ModelSpec": "runtime.spec",
     "SqueezenliError": "errors",
 }
 __all__ = [
@@ -53,7 +53,8 @@ __all__ = [
 if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and editors
     from squeezenli.errors import SqueezenliError
     from squeezenli.records.readers import Record, RowError, read_records
-    from squeezenli.runtime.model import ModelSpec, NLIModel, Prediction, load_model, prepare_model
+    from squeezenli.runtime.model import NLIModel, Prediction, load_model, prepare_model
+    from squeezenli.runtime.spec import ModelSpec
     from squeezenli.tasks.evaluation import Report, evaluate
     from squeezenli.tasks.scoring import Result, score_records
     from squeezenli.tasks.zeroshot import ZeroShot, classify

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from squeezenli.records.readers import Record, RowError, choose_pair_fields
-from squeezenli.runtime.model import ModelSpec
+from squeezenli.runtime.spec import ModelSpec
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).

@@ -76,6 +76,15 @@ def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def one_error(done: subprocess.CompletedProcess, code: int = 3) -> str:
+    """The one error line of a finished run that had to end with `code`, no traceback."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("squeezenli: error: ")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
 @pytest.fixture()
 def hub(tiny_model, tmp_path):
     """A hub-like server holding acme/tiny-nli (main and refs/pr/3), and a fresh HF_HOME."""

@@ -60,7 +60,7 @@ def test_prepare_model_builds_and_checks_without_opening_a_session(tmp_path, mon
 
 
 def test_a_model_spec_goes_whole_to_load_model(tiny_nli_model):
-    from squeezenli.runtime.model import ModelSpec
+    from squeezenli import ModelSpec
 
     spec = ModelSpec(str(tiny_nli_model), precision="fp32", batch_size=3, max_length=32)
     whole = squeezenli.load_model(spec)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_env, squeezenli
+from conftest import one_error, run_env, squeezenli
 
 PAIR = ["A man plays a guitar.", "A person makes music."]
 
@@ -48,14 +48,6 @@ def _score(hub, home: Path, *extra: str, **env: str):
     )
 
 
-def _one_error(done, code: int = 3) -> str:
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("squeezenli: error: ")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
-
-
 def _leftovers(home: Path) -> list[str]:
     return sorted(
         p.name
@@ -78,7 +70,7 @@ def test_a_full_disk_during_download_is_named_and_cleared_next_time(hub, tmp_pat
         home = fs / "hf"
         home.mkdir()
         filler = _fill(fs)
-        line = _one_error(_score(hub, home))
+        line = one_error(_score(hub, home))
         assert "no space left on the device" in line and "HF_HOME" in line
         filler.unlink()
         time.sleep(1.1)  # a torn ref file is recognised by its age (hub.py)
@@ -106,7 +98,7 @@ def test_a_full_disk_during_the_build_is_named_and_leaves_no_temp_file(hub, tmp_
             if path.is_file() and not path.name.startswith("."):
                 path.unlink()
         filler = _fill(fs)
-        line = _one_error(_score(hub, home, HF_HUB_OFFLINE="1"))
+        line = one_error(_score(hub, home, HF_HUB_OFFLINE="1"))
         assert "no space left on the device" in line
         assert _leftovers(home) == []
         filler.unlink()
@@ -118,7 +110,7 @@ def test_a_read_only_cache_is_named_not_blamed_on_the_network(hub, tmp_path):
         remount = subprocess.run(["mount", "-o", "remount,ro", str(fs)], capture_output=True)
         if remount.returncode != 0:
             pytest.skip("cannot remount read-only here")
-        line = _one_error(_score(hub, fs / "hf"))
+        line = one_error(_score(hub, fs / "hf"))
         assert "Read-only file system" in line and "offline" not in line
 
 
@@ -188,7 +180,7 @@ def test_a_damaged_small_file_in_the_cache_is_fetched_again(hub, tmp_path):
     blob = (snapshot / "config.json").resolve()
     blob.write_bytes(b"{" + blob.read_bytes()[1:].replace(b'"', b"'", 1))  # flipped
     offline = _score(hub, home, HF_HUB_OFFLINE="1")
-    line = _one_error(offline)
+    line = one_error(offline)
     assert "HF_HUB_OFFLINE" in line
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import squeezenli
+from conftest import one_error, squeezenli
 from hostile import claim_member_size, write_torch_zip
 from tinymodel import random_tensors, tiny_config
 
@@ -25,12 +25,9 @@ def _model(tiny_model: Path, tmp_path: Path, name: str = "m") -> Path:
 
 def _refused(folder: Path, *extra: str, code: int = 3) -> str:
     done = squeezenli(*PAIR, "--model", str(folder), "--precision", "fp32", *extra)
-    assert done.returncode == code, (done.returncode, done.stderr)
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("squeezenli: error: ")]
-    assert len(errors) == 1, done.stderr
+    line = one_error(done, code)
     assert done.stdout == ""
-    return errors[0]
+    return line
 
 
 def _bin_model(tiny_model: Path, tmp_path: Path, views=None, **kwargs) -> Path:

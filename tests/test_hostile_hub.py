@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import squeezenli
+from conftest import one_error, squeezenli
 
 PAIR = ["A man plays a guitar.", "A person makes music."]
 
@@ -32,14 +32,6 @@ def _files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*")} if folder.exists() else set()
 
 
-def _one_error(done, code: int = 3) -> str:
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("squeezenli: error: ")]
-    assert len(errors) == 1, done.stderr
-    return errors[0]
-
-
 @pytest.mark.parametrize(
     ("lie", "value"),
     [
@@ -54,7 +46,7 @@ def test_a_path_in_an_etag_or_commit_writes_nothing_outside_the_cache(hub, tmp_p
     home.mkdir(parents=True)
     outside = _files_under(tmp_path) - _files_under(home)
     hub.lies[lie] = value
-    line = _one_error(_score(hub))
+    line = one_error(_score(hub))
     assert "refused the server's answer" in line and "nothing was written" in line
     assert _files_under(tmp_path) - _files_under(home) == outside
     assert not list(home.rglob("*escaped*"))
@@ -72,14 +64,14 @@ def test_a_path_in_an_etag_or_commit_writes_nothing_outside_the_cache(hub, tmp_p
 )
 def test_a_malformed_model_listing_is_named(hub, body, says):
     hub.lies["info"] = body
-    line = _one_error(_score(hub))
+    line = one_error(_score(hub))
     assert "acme/tiny-nli@main" in line and says in line
 
 
 def test_a_server_that_never_answers_times_out(hub):
     hub.lies["stall"] = 30
     started = time.monotonic()
-    line = _one_error(_score(hub, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1"))
+    line = one_error(_score(hub, HF_HUB_ETAG_TIMEOUT="1", HF_HUB_DOWNLOAD_TIMEOUT="1"))
     assert time.monotonic() - started < 20
     assert "cannot download acme/tiny-nli@main" in line and "HF_HUB_ETAG_TIMEOUT" in line
 
@@ -87,7 +79,7 @@ def test_a_server_that_never_answers_times_out(hub):
 def test_a_server_that_drips_is_cut_off(hub):
     hub.lies["drip"] = 0.3
     started = time.monotonic()
-    line = _one_error(_score(hub, HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2"))
+    line = one_error(_score(hub, HF_HUB_ETAG_TIMEOUT="2", HF_HUB_DOWNLOAD_TIMEOUT="2"))
     assert time.monotonic() - started < 30
     assert "bytes in" in line
 

@@ -15,13 +15,11 @@ from typing import Annotated, Optional, overload
 import typer
 
 from squeezenli.defaults import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_BATCH_TOKENS,
-    DEFAULT_PRECISION,
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
 )
 from squeezenli.errors import InputError
+from squeezenli.runtime.spec import ModelSpec
 
 ModelOpt = Annotated[
     Optional[str],
@@ -131,37 +129,27 @@ ErrorsOpt = Annotated[
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """What a command needs to load its model, as the user gave it."""
+    """What a command needs to load its model, as the user gave it: the ModelSpec the
+    library takes, and whether to be quiet."""
 
-    model: Optional[str] = None
-    revision: Optional[str] = None
-    precision: str = DEFAULT_PRECISION
-    label_order: Optional[str] = None
-    max_length: Optional[int] = None
-    threads: Optional[int] = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    spec: ModelSpec = ModelSpec()
     quiet: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "precision", self.precision.lower())
-        available = cpus_available()
-        if self.threads is not None and self.threads > available:
+    @classmethod
+    def from_flags(cls, quiet: bool = False, **flags) -> ModelOptions:
+        """The flags a command was given, checked: choices in any case, threads capped at the
+        CPUs available (with a note)."""
+        if "precision" in flags:
+            flags["precision"] = flags["precision"].lower()
+        threads, available = flags.get("threads"), cpus_available()
+        if threads is not None and threads > available:
             typer.echo(
-                f"squeezenli: --threads {self.threads} is more than the {available} CPUs "
+                f"squeezenli: --threads {threads} is more than the {available} CPUs "
                 f"available; using {available}",
                 err=True,
             )
-            object.__setattr__(self, "threads", available)
-
-    @property
-    def spec(self):
-        """The flags as the library takes them: one ModelSpec, to load_model or Ray's actors."""
-        from squeezenli.runtime.model import ModelSpec
-
-        return ModelSpec(
-            **{f.name: getattr(self, f.name) for f in fields(ModelSpec)},
-        )
+            flags["threads"] = available
+        return cls(ModelSpec(**flags), quiet)
 
     def load(self):
         """The model, opened for scoring here."""
@@ -213,14 +201,15 @@ _ANNOTATIONS = {
     "quiet": QuietOpt,
 }
 ALL = tuple(_ANNOTATIONS)
-_DEFAULTS = {f.name: f.default for f in fields(ModelOptions)}
+_DEFAULTS = {**{f.name: f.default for f in fields(ModelSpec)}, "quiet": False}
 
 
 def model_options(*names: str):
     """Give a command the named model options (all when none are named); the command
     receives them as `opts: ModelOptions`."""
     chosen = names or ALL
-    return _bundle("opts", {n: (_ANNOTATIONS[n], _DEFAULTS[n]) for n in chosen}, ModelOptions)
+    options = {n: (_ANNOTATIONS[n], _DEFAULTS[n]) for n in chosen}
+    return _bundle("opts", options, ModelOptions.from_flags)
 
 
 _READING = {

@@ -54,7 +54,7 @@ def run_on_ray(
             opts.spec,
             premise_field=premise_field,
             hypothesis_field=hypothesis_field,
-            cpus_per_actor=opts.threads,
+            cpus_per_actor=opts.spec.threads,
             json_lines=lines,
         )
         if output_path is not None:

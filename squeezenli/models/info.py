@@ -10,7 +10,9 @@ from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_lab
 from squeezenli.models.precision import stored_agreement
 
 
-def model_info(model: str | None, revision: str | None, label_order: str | None) -> dict:
+def model_info(
+    model: str | None, revision: str | None, label_order: str | tuple[str, ...] | None
+) -> dict:
     """A JSON-ready description of a resolved model (downloads it if it is not cached)."""
     files = resolve(model, revision)
     raw = read_config(files.files[CONFIG])

@@ -99,12 +99,16 @@ def _decode(raw: bytes, encoding: str) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        hint = "latin-1" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else "utf-8"
+        hint = "latin-1" if _is_utf8(encoding) else "utf-8"
         raise _BadText(
             f"not valid {encoding} at byte {err.start + 1} of the line "
             f"({raw[err.start : err.start + 1]!r}); if the file is in another encoding, "
             f"pass it as `encoding`, e.g. {hint}"
         ) from None
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.replace("_", "-").lower() in ("utf-8", "utf8")
 
 
 class _BadText(ValueError):
@@ -117,7 +121,7 @@ def read_jsonl(stream: IO[bytes], source: str, encoding: str = "utf-8") -> Itera
         if raw is None:
             yield Record(source, number, None, _too_long())
             continue
-        if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
+        if not _is_utf8(encoding):
             try:
                 raw = _decode(raw, encoding).encode("utf-8")
             except _BadText as err:
@@ -301,7 +305,12 @@ class _CountedLines:
         self._source = source
         self._encoding = encoding
         self.count = 0
-        self.last_text: str | None = None
+        self._last = b""
+
+    @property
+    def last_text(self) -> str:
+        """The last line read, as text whatever its bytes (for a rejected row's `raw`)."""
+        return self._last.decode("utf-8", "replace").rstrip("\r\n")
 
     def __iter__(self) -> _CountedLines:
         return self
@@ -313,7 +322,7 @@ class _CountedLines:
             raise InputError(f"{self._source}:{self.count}: {_too_long()}")
         if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        self.last_text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        self._last = raw
         return _decode(raw, self._encoding)
 
 

@@ -11,12 +11,11 @@ This is the Python API under the CLI:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
 from squeezenli.errors import DamagedDownloadError, DamagedModelError, InputError
 from squeezenli.models.build import (
     discard_builds,
@@ -33,6 +32,7 @@ from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
 from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
 from squeezenli.models.precision import Agreement, PrecisionChoice, choose
 from squeezenli.runtime.engine import Engine, Pair, create_session, softmax
+from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
 
 # Probabilities are written to six places: plenty for a decision, short in JSON.
@@ -110,24 +110,6 @@ class PreparedModel:
     labels: LabelMap
     choice: PrecisionChoice
     built: Path
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model, and how to run it: one object from the caller (the CLI's flags, a
-    script) to load_model, prepare_model and Ray's actors, so no layer re-lists the options."""
-
-    model: str | None = None  # Hub repo id or folder; None: the default model
-    revision: str | None = None
-    precision: str = DEFAULT_PRECISION
-    label_order: str | tuple[str, ...] | None = None
-    max_length: int | None = None
-    threads: int | None = None
-    batch_size: int = DEFAULT_BATCH_SIZE
-    batch_tokens: int = DEFAULT_BATCH_TOKENS
-
-    def with_threads(self, threads: int | None) -> ModelSpec:
-        return replace(self, threads=threads)
 
 
 def _spec(model: str | ModelSpec | None, revision: str | None, options: dict) -> ModelSpec:

@@ -205,7 +205,8 @@ class ResultSink:
         elif self._delimited is not None:
             from squeezenli.cli.signals import whole_line
 
-            scores = [prediction.rounded_scores()[name] for name in self._classes]
+            rounded = prediction.rounded_scores()
+            scores = [rounded[name] for name in self._classes]
             row = {**data, **dict(zip(self.fields, [prediction.label, *scores]))}
             with whole_line():
                 self._delimited.write(row)

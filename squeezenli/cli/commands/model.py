@@ -71,7 +71,7 @@ def info(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
     """
     from squeezenli.models.info import model_info
 
-    details = model_info(opts.model, opts.revision, opts.label_order)
+    details = model_info(opts.spec.model, opts.spec.revision, opts.spec.label_order)
     if json_out:
         print_json(details)
         return

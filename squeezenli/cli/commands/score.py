@@ -22,7 +22,7 @@ def score(
 
     Example: squeezenli score "A man plays a guitar." "A person makes music." --json
     """
-    nli = replace(opts, batch_size=1).load()
+    nli = replace(opts, spec=replace(opts.spec, batch_size=1)).load()
     prediction = next(nli.predict([(premise, hypothesis)]))
     if json_out:
         from squeezenli.cli.streams import write_json_line
