@@ -62,6 +62,28 @@ def ensure_model(model: str | None) -> Path:
     return folder
 
 
+def pair_lengths(model: Path, pairs: Path, count: int) -> list[int]:
+    """Tokens of each of the first count pairs, as squeezenli encodes them for this model."""
+    from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
+
+    config = json.loads((model / "config.json").read_text())
+    present = {
+        name: model / name for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
+    }
+    present = {name: path if path.exists() else None for name, path in present.items()}
+    limit = model_max_length(present["tokenizer_config.json"], config["max_position_embeddings"])
+    tokenizer = PairTokenizer.from_files(
+        tokenizer_json=present["tokenizer.json"],
+        vocab=present["vocab.txt"],
+        tokenizer_config=present["tokenizer_config.json"],
+        max_length=limit,
+    )
+    with open(pairs, "rb") as f:
+        rows = [json.loads(line) for line in f if line.strip()][:count]
+    encoded = tokenizer.encode([(r["premise"], r["hypothesis"]) for r in rows])
+    return [len(e.ids) for e in encoded if not isinstance(e, str)]
+
+
 def export_plain(model: Path, work: Path, env: dict[str, str]) -> tuple[Path, Path]:
     """The transformers model as torch.onnx exports it, and its tokenizer.json (cached). In
     a child process: a parent that grew large would pass its peak memory on to every later

@@ -62,7 +62,7 @@ def test_repeated_labels_accumulate(tiny_nli_model):
 
 
 def test_threads_are_capped_at_the_cpus_available(tiny_nli_model):
-    from squeezenli.cli.options import cpus_available
+    from squeezenli.defaults import cpus_available
 
     result = runner.invoke(
         app, ["A man.", "Music.", "--threads", "1000", "--json", "-m", str(tiny_nli_model), *FP32]

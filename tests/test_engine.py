@@ -20,8 +20,6 @@ PAIRS = [
 
 
 def test_results_do_not_depend_on_batching(tiny_model):
-    # fp32 only: int8 quantizes each batch's activations with one scale, so its results move
-    # a little with the company a pair keeps (README: precision).
     reference = np.concatenate(
         [load_model(str(tiny_model), precision="fp32", batch_size=1).logits([p]) for p in PAIRS]
     )
@@ -29,6 +27,22 @@ def test_results_do_not_depend_on_batching(tiny_model):
         nli = load_model(str(tiny_model), precision="fp32", batch_size=batch_size)
         nli.engine.window = 5  # several windows, each sorted by length
         np.testing.assert_allclose(nli.logits(PAIRS), reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_batches_run_at_once_give_the_same_bits(tiny_model, precision):
+    one = load_model(str(tiny_model), precision=precision, threads=1, batch_size=2)
+    many = load_model(str(tiny_model), precision=precision, threads=3, batch_size=2)
+    assert one.engine._pool is None and many.engine._pool is not None
+    np.testing.assert_array_equal(many.logits(PAIRS * 3), one.logits(PAIRS * 3))
+
+
+def test_a_small_window_is_cut_so_every_thread_has_a_batch(tiny_model):
+    engine = load_model(str(tiny_model), threads=3).engine
+    assert sorted(map(len, engine.batches([5, 5, 5, 5]))) == [1, 1, 2]
+    assert list(engine.batches([5])) == [[0]]
+    engine.threads = 1
+    assert list(engine.batches([5, 5, 5, 5])) == [[0, 1, 2, 3]]
 
 
 def test_padding_is_to_the_longest_in_the_batch(tiny_model):

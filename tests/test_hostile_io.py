@@ -134,6 +134,7 @@ def test_batches_of_long_pairs_keep_attention_bounded():
 
     engine = Engine.__new__(Engine)
     engine.batch_size, engine.max_tokens = MAX_BATCH_SIZE, MAX_BATCH_TOKENS
+    engine.threads = 1
     lengths = [512] * 300 + [128] * 500 + [16] * 2000
     batches = list(engine.batches(lengths))
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))

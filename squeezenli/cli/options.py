@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated, Optional, overload
@@ -17,6 +16,7 @@ import typer
 from squeezenli.defaults import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
+    cpus_available,
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
@@ -63,7 +63,10 @@ MaxLengthOpt = Annotated[
     ),
 ]
 ThreadsOpt = Annotated[
-    Optional[int], typer.Option("--threads", min=1, help="CPU threads [default: physical cores].")
+    Optional[int],
+    typer.Option(
+        "--threads", min=1, help="Batches run at once, one per CPU [default: the CPUs available]."
+    ),
 ]
 BatchSizeOpt = Annotated[
     int, typer.Option("--batch-size", min=1, max=MAX_BATCH_SIZE, help="Most pairs in one batch.")
@@ -164,14 +167,6 @@ class ModelOptions:
 
         announce_builds(not self.quiet)
         return prepare_model(self.spec, progress=not self.quiet)
-
-
-def cpus_available() -> int:
-    """The CPUs this process may run on (its affinity mask, where the system has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def announce_builds(enabled: bool) -> None:

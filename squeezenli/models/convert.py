@@ -1,10 +1,13 @@
 """Build the ONNX graph of a SqueezeBERT (or BERT) sequence classifier from numpy weights.
 
-The graph works in [batch, length, channels] layout throughout. A grouped 1x1 convolution
-with g groups becomes Split + g MatMuls + Concat: the same arithmetic as the reference's
-Conv1d, and the form that onnxruntime's dynamic int8 quantization speeds up (its ConvInteger
-kernel made the Conv form 2.5x slower; design.md). The reference this must equal, to float32
-rounding, is transformers' SqueezeBertForSequenceClassification.
+The encoder works on a [tokens, channels] matrix (batch and length flattened): every
+projection is a 2-D GEMM, and the int8 form quantizes each token row with one
+QuantizeLinear along axis 0 (quantize.py); attention reshapes to heads and back.
+
+A grouped 1x1 convolution with g groups becomes Split + g MatMuls + Concat: the same
+arithmetic as the reference's Conv1d, and the form that int8 speeds up (onnxruntime's
+ConvInteger kernel made the Conv form 2.5x slower; design.md). The reference this must
+equal, to float32 rounding, is transformers' SqueezeBertForSequenceClassification.
 
 Two rewrites keep the copies between groups down, the cost that dominates once the MatMuls
 are int8: query, key and value of a group are one MatMul (their weights side by side), and
@@ -24,7 +27,7 @@ from squeezenli.errors import ModelError
 from squeezenli.models.config import ModelConfig
 
 # Bump when the graph changes, so cached builds from older versions are not reused.
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
@@ -223,24 +226,24 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     # Embeddings: word + position (0..L-1) + token type, then LayerNorm.
     emb = names["emb"]
     words = g.op("Gather", g.const("word_emb", get(emb + "word_embeddings.weight")), "input_ids")
-    length = g.op(
-        "Slice",
-        g.op("Shape", "input_ids"),
-        g.const("one_i", np.array([1], np.int64)),
-        g.const("two_i", np.array([2], np.int64)),
-    )
+    shape = g.op("Shape", "input_ids")  # [batch, length]
+    zero, one, two = (g.const("index", np.array([n], np.int64)) for n in range(3))
+    length = g.op("Slice", shape, one, two)
     positions = g.op(
-        "Slice",
-        g.const("pos_emb", get(emb + "position_embeddings.weight")),
-        g.const("zero_i", np.array([0], np.int64)),
-        length,
-        g.const("axis0", np.array([0], np.int64)),
+        "Slice", g.const("pos_emb", get(emb + "position_embeddings.weight")), zero, length, zero
     )
     types = g.op(
         "Gather", g.const("type_emb", get(emb + "token_type_embeddings.weight")), "token_type_ids"
     )
     x = g.op("Add", g.op("Add", words, positions), types)
     x = _layer_norm(g, x, get(emb + "LayerNorm.weight"), get(emb + "LayerNorm.bias"), eps)
+    tokens = g.const("tokens_shape", np.array([-1, hidden], np.int64))
+    x = g.op("Reshape", x, tokens)
+    batch_length = g.op("Slice", shape, zero, two)
+
+    def unflattened(*tail: int) -> str:
+        """The shape [batch, length, *tail] of this run, for a Reshape of the token matrix."""
+        return g.op("Concat", batch_length, g.const("tail", np.array(tail, np.int64)), axis=0)
 
     # Additive attention bias: 0 for real tokens, float32 min for padding (as transformers).
     mask = g.op("Cast", "attention_mask", to=TensorProto.FLOAT)
@@ -248,7 +251,6 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     bias = g.op("Mul", inverted, g.const("neg", np.array(np.finfo(np.float32).min, np.float32)))
     bias = g.op("Unsqueeze", bias, g.const("axes12", np.array([1, 2], np.int64)))
 
-    merge_heads = g.const("merge_shape", np.array([0, 0, hidden], np.int64))
     groups = {
         "attn_out": config.post_attention_groups,
         "inter": config.intermediate_groups,
@@ -261,9 +263,7 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
             f"v {config.v_groups} with {heads} heads)"
         )
     # [B, L, group, q|k|v, head in group, d] -> [q|k|v, B, group, head in group, L, d]
-    qkv_shape = g.const(
-        "qkv_shape", np.array([0, 0, qkv_groups, 3, heads // qkv_groups, head_size], np.int64)
-    )
+    qkv_shape = unflattened(qkv_groups, 3, heads // qkv_groups, head_size)
     heads_shape = g.const("heads_shape", np.array([3, 0, heads, -1, head_size], np.int64))
     # 1/sqrt(d) folded into the query weights when it is a power of two (exact in float32).
     root = math.sqrt(head_size)
@@ -313,13 +313,14 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
             scores = g.op("Div", scores, scale)
         scores = g.op("Add", scores, bias)
         context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
-        context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), merge_heads)
+        context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), tokens)
         attended = g.op("Add", linear("attn_out", i, context), x)
         attended = _layer_norm(g, attended, param("ln1", i, "weight"), param("ln1", i, "bias"), eps)
         x = g.op("Add", feed_forward(i, attended), attended)
         x = _layer_norm(g, x, param("ln2", i, "weight"), param("ln2", i, "bias"), eps)
 
     # Pooler: tanh(dense) on the first ([CLS]) position; then the classifier.
+    x = g.op("Reshape", x, unflattened(hidden))
     first = g.op("Gather", x, g.const("zero_s", np.array(0, np.int64)), axis=1)
     pooler = names["pooler"]
     pool_w = g.const("pool_w", get(pooler + ".weight"))

@@ -3,11 +3,17 @@
 Padding is the largest waste on real data (pairs of mixed length padded to the longest in a
 batch), so pairs are sorted by length within a bounded window before batching, and results
 are put back in input order. The window keeps memory flat and lets results stream.
+
+Cores are used by running one batch per core at once on a single-threaded session, not by
+splitting each operator across cores: this model's graph is hundreds of small operators per
+batch (quantization, bias, gelu, regrouping), and a fork and join per operator cost int8 17%
+and fp32 5% of its speed on 2 cores (bench/). A pair's scores are the same bits either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -21,6 +27,8 @@ from squeezenli.defaults import (
     MAX_ATTENTION,
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
+    MAX_THREADS,
+    cpus_available,
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.convert import INPUTS, OUTPUT
@@ -36,15 +44,15 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
-def create_session(model_path: Path, threads: int | None = None):
-    """An onnxruntime CPU session; threads=None leaves onnxruntime's default (physical cores)."""
+def create_session(model_path: Path):
+    """A single-threaded onnxruntime CPU session: the Engine runs one batch per core on it
+    (module docstring); onnxruntime allows concurrent runs on one session."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
@@ -80,7 +88,8 @@ class WindowScores:
 
 
 class Engine:
-    """Scores pairs with one onnxruntime session; knows nothing of files or terminals."""
+    """Scores pairs with one onnxruntime session, `threads` batches at a time (None: one per
+    CPU this process may use); knows nothing of files or terminals."""
 
     def __init__(
         self,
@@ -91,11 +100,14 @@ class Engine:
         max_tokens: int = DEFAULT_BATCH_TOKENS,
         window: int = DEFAULT_WINDOW,
         classes: int | None = None,
+        threads: int | None = None,
     ) -> None:
+        threads = threads or cpus_available()
         for name, value, top in (
             ("batch_size", batch_size, MAX_BATCH_SIZE),
             ("batch_tokens", max_tokens, MAX_BATCH_TOKENS),
             ("window", window, MAX_BATCH_SIZE),
+            ("threads", threads, MAX_THREADS),
         ):
             if not 1 <= value <= top:
                 raise InputError(f"`{name}` must be from 1 to {top}, got {value}")
@@ -107,6 +119,8 @@ class Engine:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.window = window
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, "squeezenli-batch") if threads > 1 else None
         self._inputs = [i.name for i in session.get_inputs()]
         pad = tokenizer.token_to_id("[PAD]")
         self._pad_id = pad if pad is not None else 0
@@ -142,18 +156,29 @@ class Engine:
         """Indices of a window in batches: sorted by length, each batch at most batch_size
         rows and, padded to its longest row, at most max_tokens tokens (a single row that is
         longer still gets a batch of its own), and with at most MAX_ATTENTION attention
-        scores per head, so no setting of the two runs out of memory on long pairs."""
+        scores per head, so no setting of the two runs out of memory on long pairs. A window
+        that fills fewer batches than there are threads is cut into more, so that every core
+        has a batch."""
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batches: list[list[int]] = []
         batch: list[int] = []
         for i in order:
             rows = len(batch) + 1
             too_many = rows > self.batch_size or rows * lengths[i] > self.max_tokens
             if batch and (too_many or rows * lengths[i] ** 2 > MAX_ATTENTION):
-                yield batch
+                batches.append(batch)
                 batch = []
             batch.append(i)
         if batch:
-            yield batch
+            batches.append(batch)
+        while len(batches) < self.threads:
+            biggest = max(batches, key=len, default=[])
+            if len(biggest) < 2:
+                break
+            at = batches.index(biggest)
+            half = len(biggest) // 2
+            batches[at : at + 1] = [biggest[:half], biggest[half:]]
+        return iter(batches)
 
     def _score_window(self, chunk: list[Pair]) -> WindowScores:
         encodings = self.tokenizer.encode(chunk)
@@ -161,17 +186,32 @@ class Engine:
         good = {i: e for i, e in enumerate(encodings) if not isinstance(e, str)}
         rows = list(good)
         result = np.full((len(chunk), self.classes or 0), np.nan, np.float32)
-        for batch in self.batches([len(e.ids) for e in good.values()]):
-            index = [rows[i] for i in batch]
-            logits = self._run([good[i] for i in index])
+        indices = [[rows[i] for i in b] for b in self.batches([len(e.ids) for e in good.values()])]
+        for index, logits in zip(indices, self._run_all([[good[i] for i in x] for x in indices])):
             if result.shape[1] != logits.shape[1]:  # the graph left its width open
                 self.classes = logits.shape[1]
                 result = np.full((len(chunk), self.classes), np.nan, np.float32)
             result[index] = logits
+            self.real_tokens += sum(len(good[i].ids) for i in index)
+            self.padded_tokens += len(index) * max(len(good[i].ids) for i in index)
         for i in rows:
             if not np.isfinite(result[i]).all():
                 errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
         return WindowScores(result, errors)
+
+    def _run_all(self, batches: list[list]) -> Iterator[np.ndarray]:
+        """Logits of each batch, in order, `threads` batches running at once. Batches not yet
+        started are cancelled when the caller stops early (an error, Ctrl-C)."""
+        if self._pool is None or len(batches) < 2:
+            yield from map(self._run, batches)
+            return
+        futures: list[Future] = [self._pool.submit(self._run, b) for b in batches]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
     def _run(self, encodings: list) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
@@ -183,8 +223,6 @@ class Engine:
             ids[row, :n] = enc.ids
             types[row, :n] = enc.type_ids
             mask[row, :n] = 1
-        self.real_tokens += int(mask.sum())
-        self.padded_tokens += ids.size
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         try:
             logits = self.session.run([OUTPUT], {n: feeds[n] for n in self._inputs})[0]

@@ -137,13 +137,14 @@ def load_model(
 
     def load(files: ModelFiles) -> NLIModel:
         labels, choice, tokenizer = _parts(files, spec)
-        onnx_path, session = _open_session(files, choice.precision, spec.threads)
+        onnx_path, session = _open_session(files, choice.precision)
         engine = Engine(
             session,
             tokenizer,
             batch_size=spec.batch_size,
             max_tokens=spec.batch_tokens,
             classes=len(labels.names),
+            threads=spec.threads,
         )
         return NLIModel(files, engine, labels, onnx_path, choice)
 
@@ -242,20 +243,20 @@ def _rebuilt_if_damaged(files: ModelFiles, step: Callable):
         return step()
 
 
-def _open_session(files: ModelFiles, precision: str, threads: int | None):
+def _open_session(files: ModelFiles, precision: str):
     """The built model's path and a session on its ready copy, each checked against the hash
     recorded when it was written (~15 ms for the full-size int8 model)."""
-    return _rebuilt_if_damaged(files, lambda: _session_from_builds(files, precision, threads))
+    return _rebuilt_if_damaged(files, lambda: _session_from_builds(files, precision))
 
 
-def _session_from_builds(files: ModelFiles, precision: str, threads: int | None):
+def _session_from_builds(files: ModelFiles, precision: str):
     built = ensure_onnx(files, precision)
     ready = ensure_ready(built, files.build_dir)
     try:
         verify_model(ready, files.build_dir)
-        return built, create_session(ready, threads)
+        return built, create_session(ready)
     except DamagedModelError as err:  # the built model still serves; the ready copy is redone
         log.warning("%s; making it again", err)
         discard_ready(ready)
         verify_model(built, files.build_dir)
-        return built, create_session(built, threads)
+        return built, create_session(built)
