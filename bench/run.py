@@ -1,16 +1,20 @@
 """Benchmark squeezenli against what a user would otherwise reach for (not a test).
 
     pip install -e '.[reference]'          # optional: adds the transformers rows
+    pip install openvino nncf              # optional: adds the OpenVINO rows
     python bench/run.py [--pairs FILE] [--count 1000] [--model DIR] [--threads 2]
 
 On the same real pairs (default: ../shared/data's MNLI dev-mismatched sample) and the same
 full-size model (default: a random-weight checkpoint with squeezebert-mnli's real shapes,
 built by scripts/make_fullsize_checkpoint.py when missing), it measures, each in a fresh
 process: squeezenli fp32 and int8, transformers' text-classification pipeline, and
-onnxruntime on the graph torch.onnx exports from transformers (the "plain" export); then the
-start-up of one pair from a fresh process. It prints a table (pairs/s, ratio to the
-pipeline, tokens/s, padding, start-up, peak memory), compares int8 with fp32 (label
-agreement, largest probability difference) and writes everything as JSON.
+onnxruntime on the graph torch.onnx exports from transformers (the "plain" export), OpenVINO
+fp32 and NNCF int8 on squeezenli's graph and batches; then the start-up of one pair from a
+fresh process, and the machine's ceiling for the model (bench/ceiling.py: kernel rates at
+the model's shapes). It prints a table (pairs/s whole process and inference only, the
+inference share of the ceiling, ratio to the pipeline, padding, start-up, peak memory),
+compares int8 with fp32 (label agreement, largest probability difference) and writes
+everything as JSON.
 """
 
 from __future__ import annotations
@@ -99,6 +103,15 @@ def export_plain(model: Path, work: Path, env: dict[str, str]) -> tuple[Path, Pa
     return onnx_path, tokenizer
 
 
+def have_openvino() -> bool:
+    try:
+        import nncf  # noqa: F401
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def have_transformers() -> bool:
     # Found, not imported: this process must stay small, because every child it starts
     # inherits its peak memory in ru_maxrss (Linux keeps it across fork and exec).
@@ -119,6 +132,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--skip-openvino", action="store_true")
     parser.add_argument(
         "--ray", action="store_true", help="also compare `batch --engine ray` with the local path"
     )
@@ -163,6 +177,9 @@ def main() -> None:
                 ["plain-onnx", "--onnx", str(plain[0]), "--tokenizer", str(plain[1])],
             )
         )
+    if have_openvino() and not args.skip_openvino:
+        for precision in ("fp32", "int8"):
+            systems.append((f"OpenVINO {precision}", ["openvino", "--precision", precision]))
     child = [sys.executable, str(ROOT / "bench" / "child.py")]
     rows = []
     probs = {}
@@ -210,6 +227,14 @@ def main() -> None:
         row["startup_s"] = statistics.median(r[0] for r in runs) if runs else None
         row["startup_peak_mib"] = statistics.median(r[1] for r in runs) if runs else None
 
+    from ceiling import measure, report
+
+    config = json.loads((model / "config.json").read_text())
+    ceiling = measure(config, pair_lengths(model, pairs_file, args.count), args.threads)
+    for row in rows:
+        precision = "int8" if "int8" in row["system"] else "fp32"
+        row["share_of_ceiling"] = row["scoring_pairs_per_s"] / ceiling[f"{precision}_pairs_s"]
+
     reference = next((r for r in rows if r["system"] == "transformers pipeline"), None)
     for row in rows:
         row["ratio_to_pipeline"] = (
@@ -222,6 +247,11 @@ def main() -> None:
         "label_agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()),
         "max_prob_diff": float(np.abs(fp32 - int8).max()),
     }
+    for name in ("OpenVINO fp32", "OpenVINO int8"):
+        if name in probs:
+            agreement[f"{name} labels vs fp32"] = float(
+                (probs[name].argmax(1) == fp32.argmax(1)).mean()
+            )
     if "transformers pipeline" in probs:
         agreement["fp32_vs_pipeline_max_diff"] = float(
             np.abs(fp32 - probs["transformers pipeline"]).max()
@@ -230,6 +260,7 @@ def main() -> None:
     memory = measure_memory(args, model, pairs_file, tmp, env) if args.memory_rows else None
     on_ray = measure_ray(model, pairs_file, env) if args.ray else None
     print_table(rows, agreement, args)
+    print("\n" + report(ceiling))
     if on_ray:
         print(
             f"\nsqueezenli batch (int8, whole process): local {on_ray['local_pairs_per_s']:.1f} "
@@ -256,6 +287,7 @@ def main() -> None:
         "int8_vs_fp32": agreement,
         "memory": memory,
         "ray": on_ray,
+        "ceiling": ceiling,
     }
     args.json.write_text(json.dumps(document, indent=1) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)
@@ -297,18 +329,19 @@ def print_table(rows: list[dict], agreement: dict, args) -> None:
         return "-" if value is None else format(value, spec)
 
     header = (
-        "| system | pairs/s | x pipeline | tokens/s | padding | start-up (1 pair) "
-        "| peak MiB (batch / 1 pair) |"
+        "| system | pairs/s (whole process) | pairs/s (inference) | share of ceiling "
+        "| x pipeline | padding | start-up (1 pair) | peak MiB (batch / 1 pair) |"
     )
-    print(f"{args.count} pairs from {args.pairs.name}, {args.threads} threads, whole process\n")
+    print(f"{args.count} pairs from {args.pairs.name}, {args.threads} threads\n")
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         startup = fmt(r["startup_s"], ".2f") + (" s" if r["startup_s"] else "")
         memory = f"{r['peak_mib']:.0f} / {fmt(r['startup_peak_mib'], '.0f')}"
         print(
-            f"| {r['system']} | {r['pairs_per_s']:.1f} | {fmt(r['ratio_to_pipeline'], '.2f')} | "
-            f"{r['tokens_per_s']:.0f} | {r['padding_ratio']:.3f} | {startup} | {memory} |"
+            f"| {r['system']} | {r['pairs_per_s']:.1f} | {r['scoring_pairs_per_s']:.1f} | "
+            f"{r['share_of_ceiling']:.0%} | {fmt(r['ratio_to_pipeline'], '.2f')} | "
+            f"{r['padding_ratio']:.3f} | {startup} | {memory} |"
         )
     print(
         f"\nint8 vs fp32 on {agreement['pairs']} pairs: labels agree "
@@ -320,6 +353,10 @@ def print_table(rows: list[dict], agreement: dict, args) -> None:
             else ""
         )
     )
+    for name in ("OpenVINO fp32", "OpenVINO int8"):
+        if f"{name} labels vs fp32" in agreement:
+            share = agreement[f"{name} labels vs fp32"]
+            print(f"{name} labels agree with squeezenli fp32 on {share * 100:.1f}% of the pairs")
 
 
 if __name__ == "__main__":

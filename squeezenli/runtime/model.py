@@ -254,7 +254,7 @@ def _session_from_builds(files: ModelFiles, precision: str):
     ready = ensure_ready(built, files.build_dir)
     try:
         verify_model(ready, files.build_dir)
-        return built, create_session(ready)
+        return built, create_session(ready, optimized=True)
     except DamagedModelError as err:  # the built model still serves; the ready copy is redone
         log.warning("%s; making it again", err)
         discard_ready(ready)
