@@ -137,7 +137,7 @@ def _rate(model, feeds: dict, macs: int, threads: int, seconds: float) -> float:
     return max(split, at_once)
 
 
-def measure(config: dict, lengths: list[int], threads: int, seconds: float = 0.6) -> dict:
+def measure(config: dict, lengths: list[int], threads: int, seconds: float = 1.5) -> dict:
     """Kernel rates at the model's shapes, and the pairs/s they allow for these lengths."""
     rng = np.random.default_rng(0)
     layers = config["num_hidden_layers"]
