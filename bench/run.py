@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--skip-transformers", action="store_true")
     parser.add_argument("--skip-openvino", action="store_true")
     parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each fast system (its quietest is kept)"
+    )
+    parser.add_argument(
         "--ray", action="store_true", help="also compare `batch --engine ray` with the local path"
     )
     parser.add_argument(
@@ -180,19 +183,24 @@ def main() -> None:
         for precision in ("fp32", "int8"):
             systems.append((f"OpenVINO {precision}", ["openvino", "--precision", precision]))
     child = [sys.executable, str(ROOT / "bench" / "child.py")]
-    rows = []
     probs = {}
     import numpy as np
 
-    for name, extra in systems:
-        probs_file = tmp / (name.replace(" ", "_").replace(",", "") + ".npy")
-        command = child + extra[:1] + ["--model", str(model), "--pairs", str(pairs_file)]
-        command += ["--threads", str(args.threads), "--probs", str(probs_file)] + extra[1:]
-        wall, peak, out = measure_rss(command, env)
-        stats = json.loads(out.strip().splitlines()[-1])
-        probs[name] = np.load(probs_file)
-        rows.append(
-            {
+    # The machines are shared and their speed drifts by 2x over minutes: the fast systems run
+    # --repeat times, interleaved, and each keeps its quietest run (highest inference rate).
+    slow = ("transformers pipeline", "onnxruntime, plain export")
+    best: dict[str, dict] = {}
+    for round_ in range(args.repeat):
+        for name, extra in systems:
+            if round_ and name in slow:
+                continue
+            probs_file = tmp / (name.replace(" ", "_").replace(",", "") + ".npy")
+            command = child + extra[:1] + ["--model", str(model), "--pairs", str(pairs_file)]
+            command += ["--threads", str(args.threads), "--probs", str(probs_file)] + extra[1:]
+            wall, peak, out = measure_rss(command, env)
+            stats = json.loads(out.strip().splitlines()[-1])
+            probs[name] = np.load(probs_file)
+            row = {
                 "system": name,
                 "pairs": stats["pairs"],
                 "wall_s": wall,
@@ -202,9 +210,17 @@ def main() -> None:
                 "padding_ratio": stats["padded_tokens"] / stats["real_tokens"],
                 "load_s": stats["load_s"],
                 "peak_mib": peak,
+                "runs": 1,
             }
-        )
-        print(f"  {name}: {rows[-1]['pairs_per_s']:.1f} pairs/s", file=sys.stderr)
+            print(f"  {name}: {row['pairs_per_s']:.1f} pairs/s", file=sys.stderr)
+            kept = best.get(name)
+            if kept is not None:
+                row["runs"] = kept["runs"] + 1
+                row["peak_mib"] = max(peak, kept["peak_mib"])
+                if kept["scoring_pairs_per_s"] >= row["scoring_pairs_per_s"]:
+                    row = kept | {"runs": row["runs"], "peak_mib": row["peak_mib"]}
+            best[name] = row
+    rows = [best[name] for name, _ in systems]
 
     # One pair from a fresh process, model cached: median of several runs.
     startup = {}
@@ -331,7 +347,10 @@ def print_table(rows: list[dict], agreement: dict, args) -> None:
         "| system | pairs/s (whole process) | pairs/s (inference) | share of ceiling "
         "| x pipeline | padding | start-up (1 pair) | peak MiB (batch / 1 pair) |"
     )
-    print(f"{args.count} pairs from {args.pairs.name}, {args.threads} threads\n")
+    print(
+        f"{args.count} pairs from {args.pairs.name}, {args.threads} threads, the quietest of "
+        f"{args.repeat} runs (the pipeline and the plain export: one)\n"
+    )
     print(header)
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
