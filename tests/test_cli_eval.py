@@ -93,6 +93,29 @@ def test_two_class_data_merges_neutral_and_contradiction(tiny_nli_model, tmp_pat
     assert report["counts"]["correct"] == sum(p == g for p, g in zip(predicted, gold))
 
 
+def test_a_two_class_model_merges_three_class_gold_labels(tmp_path):
+    from tinymodel import write_tiny_model
+
+    two = {"0": "ENTAILMENT", "1": "Not_Entailment"}
+    model = write_tiny_model(tmp_path / "two", config_overrides={"num_labels": 2, "id2label": two})
+    path = _write(tmp_path, _rows())
+    errors = tmp_path / "wrong.jsonl"
+    result = runner.invoke(
+        app, ["eval", str(path), "-m", str(model), "--json", "--errors", str(errors)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["classes"] == ["entailment", "not_entailment"]
+    assert report["counts"]["scored"] == len(PAIRS)
+    predicted = _predicted(model)
+    assert set(predicted) <= {"entailment", "not_entailment"}
+    gold = ["entailment" if g.lower() == "entailment" else "not_entailment" for _, _, g in PAIRS]
+    correct = sum(p == g for p, g in zip(predicted, gold))
+    assert report["counts"]["correct"] == correct
+    assert len(errors.read_text().splitlines()) == len(PAIRS) - correct
+    assert "counted as not_entailment" in result.stderr
+
+
 def test_errors_file_holds_exactly_the_misclassified_rows(tiny_nli_model, tmp_path):
     path = _write(tmp_path, _rows())
     wrong = tmp_path / "wrong.jsonl"

@@ -2,7 +2,8 @@
 
 Gold labels are class names (entailment, neutral, contradiction; any case). Data labelled in
 two classes (entailment and not_entailment, as RTE and HANS) is scored by merging the model's
-neutral and contradiction predictions into not_entailment, the usual practice for those sets.
+neutral and contradiction predictions into not_entailment, the usual practice for those sets;
+a model with those two outputs is scored on 3-class data by merging the gold labels so.
 Numbers are refused as gold labels: datasets disagree on what 0, 1 and 2 mean.
 """
 
@@ -65,10 +66,11 @@ class Judgement:
 
     @property
     def correct(self) -> bool:
-        """Whether the prediction matches; for not_entailment, neutral and contradiction do."""
+        """Whether the prediction matches; where either side is 2-class (not_entailment),
+        neutral and contradiction count as not_entailment."""
         predicted = self.prediction.label
-        if self.gold == NOT_ENTAILMENT:
-            return predicted != "entailment"
+        if NOT_ENTAILMENT in (self.gold, predicted):
+            return (predicted == "entailment") == (self.gold == "entailment")
         return predicted == self.gold
 
 
@@ -78,6 +80,9 @@ class Report:
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
     failed: int = 0
+    # A model whose outputs are entailment and not_entailment: 3-class gold labels are merged
+    # into those two, as 2-class gold labels merge a 3-class model's predictions.
+    two_class_model: bool = False
     # Where the first gold label of each kind was seen: 3-class (neutral, contradiction) and
     # 2-class (not_entailment) labels in one run would silently make it 2-class.
     kinds: dict[str, str] = field(default_factory=dict)
@@ -95,9 +100,18 @@ class Report:
             self.kinds.setdefault(kind, where or "an earlier row")
         self.pairs.append((gold, predicted))
 
+    @classmethod
+    def for_model(cls, labels: LabelMap) -> Report:
+        return cls(two_class_model=set(labels.names) == set(BINARY_CLASSES))
+
     @property
     def binary(self) -> bool:
-        return any(gold == NOT_ENTAILMENT for gold, _ in self.pairs)
+        return self.two_class_model or any(gold == NOT_ENTAILMENT for gold, _ in self.pairs)
+
+    @property
+    def merged_gold(self) -> bool:
+        """Whether 3-class gold labels were merged to fit a 2-class model (worth a note)."""
+        return self.two_class_model and "3-class" in self.kinds
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -193,7 +207,7 @@ def evaluate(
     nli: NLIModel, records: Iterable[Record], *, label_field: str = "label", **options
 ) -> Report:
     """Judge every record and gather the report (bad records count as failed)."""
-    report = Report()
+    report = Report.for_model(nli.labels)
     for judged in judge_records(nli, records, label_field=label_field, **options):
         if judged.error:
             report.failed += 1

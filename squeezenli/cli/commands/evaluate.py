@@ -60,7 +60,7 @@ def evaluate(
     inputs = Inputs(files, fmt, reading)
     misclassified = JsonLinesFile(errors, "--errors", inputs)
     nli = opts.load()
-    report = Report()
+    report = Report.for_model(nli.labels)
 
     judge = partial(
         judge_records,
@@ -81,6 +81,12 @@ def evaluate(
     finally:
         misclassified.close()
     report.failed = run.failed
+    if report.merged_gold:
+        typer.echo(
+            "squeezenli: note: the model has two outputs (entailment, not_entailment): "
+            "gold neutral and contradiction were counted as not_entailment",
+            err=True,
+        )
     result = {
         **report.as_dict(),
         "labels": list(nli.labels.names),
