@@ -88,6 +88,27 @@ def test_check_labels_command_runs_the_model(tiny_nli_model):
     assert "check-labels" in table.stdout and table.exit_code == result.exit_code
 
 
+def test_a_two_class_model_is_checked_on_two_classes(tmp_path):
+    import json
+
+    from tinymodel import write_tiny_model
+
+    two = {"0": "not_entailment", "1": "entailment"}
+    model = write_tiny_model(tmp_path / "two", config_overrides={"num_labels": 2, "id2label": two})
+    result = CliRunner().invoke(app, ["model", "check-labels", "-m", str(model), "--json"])
+    report = json.loads(result.stdout)
+    assert list(report["wins"]) == ["entailment", "not_entailment"]
+    assert [sum(row) for row in report["wins"].values()] == [10, 20]
+    assert result.exit_code == (0 if report["agrees"] else 1)
+    # A model that puts entailment on output 1 and the rest on output 0 agrees with this map.
+    behaves = LabelCheck.from_counts(
+        LabelMap(("not_entailment", "entailment"), "test"),
+        np.array([[1, 9], [18, 2]]),
+        ("entailment", "not_entailment"),
+    )
+    assert behaves.agrees and behaves.observed_order == ("not_entailment", "entailment")
+
+
 def test_model_info_shows_the_mapping_and_its_source(tiny_model):
     import json
 

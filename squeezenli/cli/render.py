@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from squeezenli.models.labelcheck import LabelCheck
-from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.models.labels import LabelMap
 from squeezenli.runtime.model import Prediction
 
 
@@ -82,7 +82,7 @@ def label_check_table(result: LabelCheck) -> None:
     table.add_column("pairs whose answer is")
     for index, name in enumerate(result.mapping.names):
         table.add_column(f"output {index} ({name})", justify="right")
-    for c, gold in enumerate(NLI_CLASSES):
+    for c, gold in enumerate(result.classes):
         table.add_row(gold, *(str(int(n)) for n in result.counts[c]))
     console = _console()
     console.print(table)

@@ -3,8 +3,10 @@
 The pairs (squeezenli/data/label_check.jsonl, written for this project) are ten per class.
 For each gold class we find the output index that wins most often; when the three classes
 win on three distinct indices, each in at least 8 of its 10 pairs, that is the order the
-model behaves in. For a model whose config names only LABEL_k, this runs once at build time
-(on the fp32 build) and the order found is used when it is conclusive (labels.py).
+model behaves in. A model with two outputs (entailment, not_entailment) is checked the same
+way on two classes, neutral and contradiction pairs counting as not_entailment. For a model
+whose config names only LABEL_k, this runs once at build time (on the fp32 build) and the
+order found is used when it is conclusive (labels.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from squeezenli.errors import ModelError
 from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import ensure_onnx, measurement_path, verify_model
 from squeezenli.models.hub import ModelFiles
-from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.runtime.engine import reference_logits
 from squeezenli.runtime.tokenizer import PairTokenizer
 
@@ -32,22 +34,25 @@ class LabelCheck:
     """How each output index behaved on the check pairs, against the mapping in use."""
 
     mapping: LabelMap
-    counts: np.ndarray  # [gold class (NLI_CLASSES order), output index] -> wins
+    counts: np.ndarray  # [gold class (in classes' order), output index] -> wins
     behaves_as: dict[int, str]  # output index -> class, for classes won by a clear majority
+    classes: tuple[str, ...] = NLI_CLASSES
 
     @classmethod
-    def from_counts(cls, mapping: LabelMap, counts: np.ndarray) -> LabelCheck:
+    def from_counts(
+        cls, mapping: LabelMap, counts: np.ndarray, classes: tuple[str, ...] = NLI_CLASSES
+    ) -> LabelCheck:
         """Each class behaves as the index it wins on, if in 8 of 10 pairs and not taken."""
         behaves_as: dict[int, str] = {}
-        for c, name in enumerate(NLI_CLASSES):
+        for c, name in enumerate(classes):
             index = int(counts[c].argmax())
             if counts[c, index] >= CONCLUSIVE_SHARE * counts[c].sum() and index not in behaves_as:
                 behaves_as[index] = name
-        return cls(mapping, counts, behaves_as)
+        return cls(mapping, counts, behaves_as, classes)
 
     @property
     def conclusive(self) -> bool:
-        return len(self.behaves_as) == len(NLI_CLASSES)
+        return len(self.behaves_as) == len(self.classes)
 
     @property
     def agrees(self) -> bool:
@@ -58,13 +63,13 @@ class LabelCheck:
     def observed_order(self) -> tuple[str, ...] | None:
         if not self.conclusive:
             return None
-        return tuple(self.behaves_as[i] for i in range(len(NLI_CLASSES)))
+        return tuple(self.behaves_as[i] for i in range(len(self.classes)))
 
     def as_dict(self) -> dict:
         return {
             "labels": list(self.mapping.names),
             "label_source": self.mapping.source,
-            "wins": {gold: [int(n) for n in self.counts[c]] for c, gold in enumerate(NLI_CLASSES)},
+            "wins": {gold: [int(n) for n in self.counts[c]] for c, gold in enumerate(self.classes)},
             "observed_order": list(self.observed_order) if self.observed_order else None,
             "conclusive": self.conclusive,
             "agrees": self.agrees,
@@ -76,22 +81,31 @@ def check_pairs() -> list[dict]:
     return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def count_wins(logits: np.ndarray, pairs: list[dict]) -> np.ndarray:
+def count_wins(
+    logits: np.ndarray, pairs: list[dict], classes: tuple[str, ...] = NLI_CLASSES
+) -> np.ndarray:
     """[gold class, output index] -> how many of the class's pairs that index won."""
-    counts = np.zeros((len(NLI_CLASSES), logits.shape[1]), dtype=np.int64)
+    counts = np.zeros((len(classes), logits.shape[1]), dtype=np.int64)
     for pair, winner in zip(pairs, logits.argmax(axis=1)):
-        counts[NLI_CLASSES.index(pair["label"]), winner] += 1
+        gold = pair["label"]
+        if classes == BINARY_CLASSES and gold != "entailment":
+            gold = NOT_ENTAILMENT
+        counts[classes.index(gold), winner] += 1
     return counts
 
 
 def check_labels(model) -> LabelCheck:
     """The check pairs through a loaded NLIModel, against the mapping it uses."""
-    n_outputs = len(model.labels.names)
-    if n_outputs != len(NLI_CLASSES):
-        raise ModelError(f"check-labels needs a 3-way NLI model; this one has {n_outputs} outputs")
+    names = model.labels.names
+    classes = BINARY_CLASSES if set(names) == set(BINARY_CLASSES) else NLI_CLASSES
+    if len(names) != len(classes):
+        raise ModelError(
+            f"check-labels needs a 3-way NLI model or one whose two outputs are entailment "
+            f"and not_entailment; this one has {len(names)} outputs ({', '.join(names)})"
+        )
     pairs = check_pairs()
     logits = model.logits([(p["premise"], p["hypothesis"]) for p in pairs])
-    return LabelCheck.from_counts(model.labels, count_wins(logits, pairs))
+    return LabelCheck.from_counts(model.labels, count_wins(logits, pairs, classes), classes)
 
 
 def stored_order(files: ModelFiles) -> tuple[tuple[str, ...] | None, np.ndarray] | None:

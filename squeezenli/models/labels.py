@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from squeezenli.errors import InputError, ModelError
 
 NLI_CLASSES = ("entailment", "neutral", "contradiction")
+NOT_ENTAILMENT = "not_entailment"
+BINARY_CLASSES = ("entailment", NOT_ENTAILMENT)  # RTE-style models and data
 
 # The zero-shot hypothesis, as transformers' zero-shot pipeline words it by default.
 DEFAULT_TEMPLATE = "This example is {}."

@@ -13,14 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from squeezenli.errors import InputError, ModelError
-from squeezenli.models.labels import NLI_CLASSES, LabelMap
+from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
 from squeezenli.runtime.engine import softmax
 from squeezenli.runtime.model import NLIModel, Prediction
 from squeezenli.tasks.scoring import PairFields, Result, score_scored
-
-NOT_ENTAILMENT = "not_entailment"
-BINARY_CLASSES = ("entailment", NOT_ENTAILMENT)
 
 _GOLD_NAMES = {
     "entailment": "entailment",
