@@ -104,3 +104,14 @@ def test_an_onnx_file_without_logits_is_refused(tmp_path, tiny_model):
     )
     with pytest.raises(ModelError, match="not an ONNX sequence classifier"):
         load_model(str(folder))
+
+
+def test_roberta_positions_start_after_the_padding_index():
+    from squeezenli.models.config import max_positions
+
+    roberta = {"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}
+    assert max_positions(roberta, "config.json") == 512
+    assert max_positions({**roberta, "model_type": "bert"}, "config.json") == 514
+    assert max_positions({**roberta, "pad_token_id": 0}, "config.json") == 513
+    with pytest.raises(ModelError, match="pad_token_id must be an integer from 0 to 512"):
+        max_positions({**roberta, "pad_token_id": 513}, "config.json")

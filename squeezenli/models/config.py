@@ -95,9 +95,23 @@ def shown(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+# Models whose position ids start after the padding index (transformers'
+# create_position_ids_from_input_ids): a table of 514 rows with pad_token_id 1 holds 512 tokens.
+_POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet"}
+
+
 def max_positions(data: dict, origin: str) -> int:
     """The longest input the model's position table takes (512 when the config is silent)."""
-    return int_field(data, "max_position_embeddings", origin, 512)
+    table = int_field(data, "max_position_embeddings", origin, 512)
+    if data.get("model_type") in _POSITIONS_AFTER_PADDING:
+        pad = data.get("pad_token_id", 1)
+        if type(pad) is not int or not 0 <= pad < table - 1:
+            raise ModelError(
+                f"{origin}: pad_token_id must be an integer from 0 to {table - 2} (positions "
+                f"start after it in a table of {table}), got {shown(pad)}"
+            )
+        return table - pad - 1
+    return table
 
 
 def id2label(data: dict, origin: str = "config.json") -> dict[int, str]:
