@@ -69,7 +69,7 @@ def main() -> None:
             print(f"\n{folder} ({len(pairs)} MNLI dev-mismatched pairs, {args.threads} threads)")
             reference = None
             for name, path in variants.items():
-                engine = Engine(create_session(path, args.threads), tokenizer)
+                engine = Engine(create_session(path), tokenizer, threads=args.threads)
                 engine.logits(pairs[:64])  # warm up
                 start = time.perf_counter()
                 probs = softmax(engine.logits(pairs))
