@@ -42,13 +42,15 @@ class ModelConfig:
         return self.hidden_size // self.num_attention_heads
 
 
-def read_config(path: Path) -> dict:
+def read_config(path: Path, what: str = "config") -> dict:
+    """A model's JSON settings file (config.json, tokenizer_config.json) as a dict, or a
+    ModelError naming the file and what it should have been."""
     try:
         data = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as err:
-        raise ModelError(f"{path}: cannot read config: {err}") from None
+        raise ModelError(f"{path}: cannot read {what}: {err}") from None
     if not isinstance(data, dict):
-        raise ModelError(f"{path}: config is not a JSON object")
+        raise ModelError(f"{path}: {what} is not a JSON object")
     return data
 
 

@@ -17,10 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from squeezenli.errors import InputError, ModelError
-from squeezenli.models.config import ModelConfig, shown
+from squeezenli.models.config import ModelConfig, read_config, shown
 
 MIN_LENGTH = 8  # room for the three special tokens and a little text
 SPECIAL_TOKENS = ("unk", "sep", "pad", "cls", "mask")
@@ -215,12 +213,7 @@ def model_max_length(tokenizer_config: Path | None, max_positions: int) -> int:
 def _read_options(path: Path | None) -> dict:
     if path is None:
         return {}
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as err:
-        raise ModelError(f"{path}: cannot read tokenizer config: {err}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: the tokenizer config is not a JSON object")
+    data = read_config(path, "the tokenizer config")
     for key, kinds in _OPTION_TYPES.items():
         if key in data and not isinstance(data[key], kinds):
             raise ModelError(f"{path}: {key} has the wrong type ({shown(data[key])})")
