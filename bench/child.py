@@ -121,22 +121,13 @@ def run_openvino(args, pairs):
     engine = nli.engine
     core = ov.Core()
     model = core.read_model(str(nli.onnx_path))
-    names = [i.get_any_name() for i in model.inputs]
 
-    def feeds_of(chosen: list) -> list[dict]:
+    def feeds_of(chosen: list) -> list[tuple[list[int], dict]]:
         encoded = engine.tokenizer.encode(chosen)
-        out = []
-        for batch in engine.batches([len(e.ids) for e in encoded]):
-            rows = [encoded[i] for i in batch]
-            width = max(len(e.ids) for e in rows)
-            arrays = {n: np.zeros((len(rows), width), np.int64) for n in names}
-            for r, e in enumerate(rows):
-                arrays["input_ids"][r, : len(e.ids)] = e.ids
-                arrays["attention_mask"][r, : len(e.ids)] = 1
-                if "token_type_ids" in arrays:
-                    arrays["token_type_ids"][r, : len(e.ids)] = e.type_ids
-            out.append((batch, arrays))
-        return out
+        return [
+            (batch, engine.feeds([encoded[i] for i in batch]))
+            for batch in engine.batches([len(e.ids) for e in encoded])
+        ]
 
     config = {"INFERENCE_NUM_THREADS": args.threads, "PERFORMANCE_HINT": "THROUGHPUT"}
     if args.precision == "int8":

@@ -216,7 +216,8 @@ class Engine:
             for future in futures:
                 future.cancel()
 
-    def _run(self, encodings: list) -> np.ndarray:
+    def feeds(self, encodings: list) -> dict[str, np.ndarray]:
+        """A batch as the model's inputs (only those it takes), padded to its longest pair."""
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), self._pad_id, np.int64)
         types = np.zeros((len(encodings), width), np.int64)
@@ -226,9 +227,12 @@ class Engine:
             ids[row, :n] = enc.ids
             types[row, :n] = enc.type_ids
             mask[row, :n] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {n: arrays[n] for n in self._inputs}
+
+    def _run(self, encodings: list) -> np.ndarray:
         try:
-            logits = self.session.run([OUTPUT], {n: feeds[n] for n in self._inputs})[0]
+            logits = self.session.run([OUTPUT], self.feeds(encodings))[0]
         except Exception as err:  # onnxruntime's own error types: ids past a table, ...
             first = str(err).strip().splitlines()
             raise ModelError(
