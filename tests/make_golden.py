@@ -65,14 +65,9 @@ ZERO_SHOT = [
 ]
 
 
-def reference_logits(folder: Path, pairs, max_length: int):
-    """Token ids and logits of transformers' AutoTokenizer + AutoModel on a folder."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    batch = tokenizer(
+def encode(tokenizer, pairs, max_length: int):
+    """transformers' padded batch of pairs, cut longest-first to max_length."""
+    return tokenizer(
         [p for p, _ in pairs],
         [h for _, h in pairs],
         truncation="longest_first",
@@ -80,6 +75,16 @@ def reference_logits(folder: Path, pairs, max_length: int):
         padding=True,
         return_tensors="pt",
     )
+
+
+def reference_logits(folder: Path, pairs, max_length: int):
+    """Token ids and logits of transformers' AutoTokenizer + AutoModel on a folder."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    batch = encode(tokenizer, pairs, max_length)
     with torch.no_grad():
         logits = model(**batch).logits
     ids = [

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ import pytest
 from tinymodel import random_tensors, tiny_config, vocabulary, write_tiny_model
 
 from squeezenli.models.build import build_key, ensure_onnx, ready_path
-from squeezenli.models.hub import ModelFiles, resolve
+from squeezenli.models.hub import resolve
 from squeezenli.models.labelcheck import check_pairs
 from squeezenli.models.labels import KNOWN_ORDERS, MEASURED, resolve_labels
 from squeezenli.runtime.model import load_model
+from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer
 
 PAIRS = [
@@ -82,9 +84,9 @@ def test_model_info_shows_the_measurements(tmp_path):
     from squeezenli.models.info import model_info
 
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
-    assert model_info(str(folder), None, None)["int8_agreement"] is None
+    assert model_info(ModelSpec(str(folder)))["int8_agreement"] is None
     load_model(str(folder))
-    info = model_info(str(folder), None, None)
+    info = model_info(ModelSpec(str(folder)))
     agreement = info["int8_agreement"]
     assert agreement["passes"] and agreement["label_agreement"] == 1.0
     assert set(agreement) >= {"pairs", "max_difference", "mean_difference"}
@@ -139,7 +141,7 @@ def test_an_inconclusive_measurement_is_ignored(tiny_model):
     from squeezenli.models.info import model_info
 
     nli = load_model(str(tiny_model), precision="fp32")
-    assert model_info(str(tiny_model), None, None)["label_check"]["observed_order"] is None
+    assert model_info(ModelSpec(str(tiny_model)))["label_check"]["observed_order"] is None
     assert nli.labels.names == ("LABEL_0", "LABEL_1", "LABEL_2")
     assert nli.labels.source != MEASURED
 
@@ -252,12 +254,12 @@ def test_a_new_commit_with_a_new_config_and_the_same_weights_gets_a_new_build(ti
     other_config = tmp_path / "config.json"
     config = json.loads((tiny_model / "config.json").read_text())
     other_config.write_text(json.dumps({**config, "layer_norm_eps": 1e-5}))
-    other = ModelFiles(
+    other = replace(
+        files,
         source="acme/model",
         revision="1" * 40,
         folder=tmp_path,
         files={**files.files, "config.json": other_config},
-        build_dir=files.build_dir,
     )
     assert build_key(other) != build_key(files)
 

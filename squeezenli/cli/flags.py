@@ -19,6 +19,7 @@ FLAGS = {
     "batch_size": "--batch-size",
     "batch_tokens": "--batch-tokens",
     "precision": "--precision",
+    "onnx_file": "--onnx-file",
 }
 
 

@@ -37,6 +37,14 @@ RevisionOpt = Annotated[
         help="Hub branch, tag or commit [default: pinned for the default model, else main].",
     ),
 ]
+OnnxFileOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--onnx-file",
+        help="Run this ONNX file of the model (e.g. onnx/model_quantized.onnx; 'model info' "
+        "lists them) [default: converted weights, else onnx/model.onnx or model.onnx].",
+    ),
+]
 PrecisionOpt = Annotated[
     str,
     typer.Option(
@@ -187,6 +195,7 @@ class _StderrHandler(logging.Handler):
 _ANNOTATIONS = {
     "model": ModelOpt,
     "revision": RevisionOpt,
+    "onnx_file": OnnxFileOpt,
     "precision": PrecisionOpt,
     "label_order": LabelOrderOpt,
     "max_length": MaxLengthOpt,

@@ -53,6 +53,9 @@ def info_tables(info: dict) -> None:
     for precision, path in info["built"].items():
         files.add_row(f"built ONNX ({precision})", path)
     console.print(files)
+    others = [name for name in info["onnx_files"] if name != info["weights"]]
+    if others:
+        console.print(f"other ONNX files (--onnx-file): {', '.join(others)}")
     labels = Table(title="label mapping", title_justify="left")
     labels.add_column("index", justify="right")
     labels.add_column("label")
@@ -65,12 +68,15 @@ def info_tables(info: dict) -> None:
         order = ",".join(check["observed_order"]) if check["observed_order"] else "inconclusive"
         console.print(f"measured at build: {order} (wins per class: {check['wins']})")
     agreement = info["int8_agreement"]
+    fast, exact = "int8", "fp32"
+    if info["measured_against"] is not None:  # a repo's variant against its fp32 export
+        fast, exact = info["weights"], info["measured_against"]
     if agreement is None:
-        console.print("int8 agreement: not measured yet (built on the first int8 or auto run)")
+        console.print(f"{fast} agreement: not measured yet (on the first int8 or auto run)")
     else:
         verdict = "passes" if agreement["passes"] else "fails"
         console.print(
-            f"int8 agreement with fp32 on {agreement['pairs']} calibration pairs: "
+            f"{fast} agreement with {exact} on {agreement['pairs']} calibration pairs: "
             f"labels {agreement['label_agreement']:.2%}, largest probability difference "
             f"{agreement['max_difference']:.4f}, mean {agreement['mean_difference']:.4f} "
             f"({verdict} auto's check)"

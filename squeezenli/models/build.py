@@ -14,17 +14,23 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
-from squeezenli.errors import DamagedDownloadError, DamagedModelError, InputError, ModelError
+from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.atomic import atomic_path, remove_dead_temps, scratch_dir
 from squeezenli.models.config import parse_config, read_config
 from squeezenli.models.convert import CONVERTER_VERSION
-from squeezenli.models.hub import CONFIG, ModelFiles, describe_os_error
+from squeezenli.models.hub import (
+    CONFIG,
+    EXTERNAL_DATA,
+    ModelFiles,
+    cached_blob,
+    describe_os_error,
+    verify_blob,
+)
 from squeezenli.models.quantize import QUANTIZER_VERSION
 
 PRECISIONS = ("fp32", "int8")
@@ -33,15 +39,8 @@ BUILD_TAG = f"c{CONVERTER_VERSION}q{QUANTIZER_VERSION}"
 # The small files a build (or what is measured on it) depends on, besides the weights.
 KEYED_FILES = (CONFIG, "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 log = logging.getLogger("squeezenli")
-_BLOB = re.compile(r"^[0-9a-f]{40,64}$")
 _MEMO = ".content-hashes.json"
 LOCK_NOTICE_S = 1.0  # a wait for another builder longer than this is announced
-
-
-def _cached_blob(path: Path) -> Path | None:
-    """The blob a Hugging Face cache link points to (named by its hash), or None elsewhere."""
-    real = Path(os.path.realpath(path))
-    return real if real.parent.name == "blobs" and _BLOB.match(real.name) else None
 
 
 def file_digest(*paths: Path) -> str:
@@ -64,7 +63,7 @@ def content_id(path: Path, build_dir: Path) -> str:
     """What identifies a weights file's content. A cache blob is named by its sha256. A local
     file is hashed, and the hash remembered against its size, times and inode; replacing or
     editing it changes its ctime, which no copy tool can set back, so it is hashed again."""
-    blob = _cached_blob(path)
+    blob = cached_blob(path)
     if blob is not None:
         return blob.name
     real = Path(os.path.realpath(path))
@@ -90,7 +89,8 @@ def content_id(path: Path, build_dir: Path) -> str:
 def build_key(files: ModelFiles) -> str:
     """A short hash of everything a build is made from (module docstring)."""
     digest = hashlib.sha256(BUILD_TAG.encode())
-    digest.update(content_id(files.files[files.weights_name], files.build_dir).encode())
+    for name in files.weight_names():
+        digest.update(f"\0{name}\0{content_id(files.files[name], files.build_dir)}".encode())
     for name in KEYED_FILES:
         path = files.path(name)
         digest.update(f"\0{name}\0".encode())
@@ -99,31 +99,11 @@ def build_key(files: ModelFiles) -> str:
     return digest.hexdigest()[:16]
 
 
-def verify_blob(path: Path, name: str) -> None:
-    """A cached download is named by its hash: a large file's blob by the sha256 of its
-    bytes, a small file's by git's sha1 of a header and its bytes. Check the content still
-    matches, so a torn or rotten download is fetched again instead of used. Large files are
-    checked once per build, small ones (read at each load anyway) at each load."""
-    blob = _cached_blob(path)
-    if blob is None:
-        return
-    if len(blob.name) == 64:
-        digest = hashlib.sha256()
-    elif len(blob.name) == 40:
-        digest = hashlib.sha1(b"blob %d\0" % blob.stat().st_size, usedforsecurity=False)
-    else:
-        return
-    with open(blob, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != blob.name:
-        raise DamagedDownloadError(f"{path}: cached download does not match its hash", name)
-
-
 def verify_downloads(files: ModelFiles) -> None:
     """Check the small downloaded files (config, tokenizer) against their hashes."""
+    large = files.weight_names()
     for name, path in files.files.items():
-        if name != files.weights_name:
+        if name not in large:
             verify_blob(path, name)
 
 
@@ -131,6 +111,16 @@ def _model_parts(model: Path) -> list[Path]:
     """A model file and its side file of weights, when it has one."""
     side = model.with_name(model.name + ".data")
     return [model, side] if side.exists() else [model]
+
+
+def _export_parts(model: Path) -> list[Path]:
+    """A downloaded export and its files of external data (`model.onnx_data`, ...)."""
+    prefixes = tuple(model.name + suffix for suffix in EXTERNAL_DATA)
+    try:
+        sides = sorted(p for p in model.parent.iterdir() if p.name.startswith(prefixes))
+    except OSError:
+        sides = []
+    return [model, *sides]
 
 
 def _digest_path(model: Path) -> Path:
@@ -208,11 +198,13 @@ def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     key = build_key(files)
-    if is_export(files):
-        fp32 = files.files[files.weights_name]
+    if files.reference_name is not None:  # a repo's variant runs as int8, its export as fp32
+        fp32, int8 = files.files[files.reference_name], files.files[files.weights_name]
+    elif is_export(files):
+        fp32, int8 = files.files[files.weights_name], built_path(files, "int8", key)
     else:
-        fp32 = built_path(files, "fp32", key)
-    target = fp32 if precision == "fp32" else built_path(files, precision, key)
+        fp32, int8 = built_path(files, "fp32", key), built_path(files, "int8", key)
+    target = fp32 if precision == "fp32" else int8
     if target.exists():
         return target
     with build_lock(files.build_dir):
@@ -275,8 +267,11 @@ def ready_path(built: Path, build_dir: Path) -> Path:
     import onnxruntime
 
     stem = built.stem
-    if built.parent != build_dir:  # a downloaded export, named model.onnx
-        stem = f"{content_id(built, build_dir)[:16]}-{BUILD_TAG}-export"
+    if built.parent != build_dir:  # a downloaded export, named model.onnx: by its content
+        parts = hashlib.sha256()
+        for part in _export_parts(built):
+            parts.update(f"{part.name}\0{content_id(part, build_dir)}\0".encode())
+        stem = f"{parts.hexdigest()[:16]}-{BUILD_TAG}-export"
     return build_dir / f"{stem}.ort{onnxruntime.__version__}.onnx"
 
 

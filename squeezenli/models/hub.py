@@ -8,14 +8,15 @@ cached is used without any network round trip; the downloader is imported only w
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from squeezenli.errors import ModelError
+from squeezenli.errors import DamagedDownloadError, ModelError
 
 log = logging.getLogger("squeezenli")
 
@@ -24,14 +25,21 @@ DEFAULT_MODEL = "squeezebert/squeezebert-mnli"
 DEFAULT_REVISION = "608923b383cd0b3696e979bb00977571ad6e9dd3"
 
 CONFIG = "config.json"
-# In order of preference: weights we convert ourselves, then a ready ONNX export.
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "onnx/model.onnx", "model.onnx")
+# Weights the converter reads, for the model types it converts (config.CONVERTIBLE).
+CONVERTED_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# A repo's ONNX sequence-classification export, for every other model type.
+EXPORTS = ("onnx/model.onnx", "model.onnx")
+# Where exports and their variants (onnx/model_quantized.onnx, ...) are looked for.
+EXPORT_FOLDERS = ("", "onnx")
+# An export over 2 GB keeps its tensors beside it: model.onnx_data, model.onnx.data, ...
+EXTERNAL_DATA = ("_data", ".data")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 OPTIONAL_FILES = ("tokenizer_config.json",)
 
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # What an ETag may be before it names a file in the cache's blobs folder (no path parts).
+_BLOB = re.compile(r"^[0-9a-f]{40,64}$")  # a cache blob's name: its sha256 or git sha1
 _ETAG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 # A transfer that brings fewer bytes than this in HF_HUB_DOWNLOAD_TIMEOUT seconds is stalled
 # (a server that drips a byte a second never trips a read timeout).
@@ -59,13 +67,33 @@ class ModelFiles:
     folder: Path  # the snapshot folder, or the local folder
     files: dict[str, Path]  # repo-relative name -> local path, for the chosen files
     build_dir: Path  # where this tool caches what it builds from these files
-
-    @property
-    def weights_name(self) -> str:
-        return next(name for name in WEIGHT_FILES if name in self.files)
+    weights_name: str  # what is converted (safetensors, .bin) or run (an ONNX file)
+    # The repo's own fp32 export, when weights_name is another of its ONNX variants: what the
+    # variant is measured against, and what fp32 runs.
+    reference_name: str | None = None
+    variants: tuple[str, ...] = ()  # every ONNX file the repo or folder holds
 
     def path(self, name: str) -> Path | None:
         return self.files.get(name)
+
+    def weight_names(self) -> list[str]:
+        """The large files: the weights, the reference export and their external data."""
+        heads = [n for n in (self.weights_name, self.reference_name) if n is not None]
+        return [n for n in self.files if n in heads or n.startswith(_data_prefixes(heads))]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which of a model's files to use (choose_files)."""
+
+    names: list[str]
+    weights: str
+    reference: str | None
+    variants: tuple[str, ...]
+
+
+def _data_prefixes(models: list[str]) -> tuple[str, ...]:
+    return tuple(model + suffix for model in models for suffix in EXTERNAL_DATA)
 
 
 def hub_cache() -> Path:
@@ -101,26 +129,63 @@ def validate_repo_id(repo_id: str) -> None:
         )
 
 
-def choose_files(available: set[str]) -> list[str]:
-    """The files to fetch from a listing: config, one weights file, a tokenizer."""
-    chosen = [CONFIG] if CONFIG in available else []
-    if not chosen:
+def choose_files(available: set[str], config: dict, onnx_file: str | None = None) -> Choice:
+    """The files to use from what a model has, by what its config says: the weights of a
+    type the converter handles, else the repo's ONNX export (with its external data), or the
+    ONNX file asked for; a tokenizer; the optional files."""
+    from squeezenli.models.config import CONVERTIBLE, shown
+
+    if CONFIG not in available:
         raise ModelError(f"no {CONFIG} in the model's files")
-    weights = next((name for name in WEIGHT_FILES if name in available), None)
-    if weights is None:
-        raise ModelError("no weights found: expected one of " + ", ".join(WEIGHT_FILES))
+    variants = tuple(sorted(name for name in available if name.endswith(".onnx")))
+    exports = [name for name in EXPORTS if name in available]
+    model_type = config.get("model_type")
+    if onnx_file is not None:
+        if onnx_file not in variants or not _safe_name(onnx_file):
+            has = ", ".join(variants) if variants else "none"
+            raise ModelError(f"`onnx_file` {onnx_file!r} is not among its ONNX files ({has})")
+        weights = onnx_file
+    else:
+        converted = [n for n in CONVERTED_WEIGHTS if n in available]
+        usable = converted if model_type in CONVERTIBLE else []
+        if not usable and not exports:
+            if model_type in CONVERTIBLE:
+                looked = f"{' or '.join(CONVERTED_WEIGHTS)} to convert, or {' or '.join(EXPORTS)}"
+                raise ModelError(f"no weights found: expected {looked}")
+            others = f"; its ONNX files: {', '.join(variants)} (choose one with `onnx_file`)"
+            raise ModelError(
+                f"model_type {shown(model_type)} is not supported for conversion (squeezenli "
+                f"converts {', '.join(CONVERTIBLE)}) and the model has no ONNX "
+                f"sequence-classification export (looked for {', '.join(EXPORTS)})"
+                + (others if variants else "")
+            )
+        weights = (usable or exports)[0]
+    reference = exports[0] if onnx_file is not None and onnx_file not in EXPORTS else None
+    reference = reference if reference in available else None
     tokenizer = next((name for name in TOKENIZER_FILES if name in available), None)
     if tokenizer is None:
         raise ModelError("no tokenizer found: expected tokenizer.json or vocab.txt")
-    chosen += [weights, tokenizer]
-    chosen += [name for name in OPTIONAL_FILES if name in available]
-    return chosen
+    models = [name for name in (weights, reference) if name is not None]
+    data = sorted(name for name in available if name.startswith(_data_prefixes(models)))
+    names = [CONFIG, *models, *data, tokenizer]
+    names += [name for name in OPTIONAL_FILES if name in available]
+    return Choice(names, weights, reference, variants)
 
 
-def _present(folder: Path) -> set[str]:
-    """Which of the files we could use exist in a folder (no walk: the folder may be huge)."""
-    names = (CONFIG, *WEIGHT_FILES, *TOKENIZER_FILES, *OPTIONAL_FILES)
-    return {name for name in names if (folder / name).is_file()}
+def _present(folder: Path, onnx_file: str | None = None) -> set[str]:
+    """The files of a folder we could use: its top level and the folders exports live in
+    (no walk: the folder may be huge)."""
+    subfolders = {*EXPORT_FOLDERS, os.path.dirname(onnx_file or "")}
+    names: set[str] = set()
+    for sub in subfolders:
+        if sub and not _safe_name(sub):
+            continue
+        try:
+            with os.scandir(folder / sub) as entries:
+                names.update(f"{sub}/{e.name}" if sub else e.name for e in entries if e.is_file())
+        except OSError:  # no such subfolder
+            continue
+    return names
 
 
 def _safe_name(name: str) -> bool:
@@ -129,16 +194,21 @@ def _safe_name(name: str) -> bool:
 
 
 def resolve(
-    model: str | None = None, revision: str | None = None, *, progress: bool = True
+    model: str | None = None,
+    revision: str | None = None,
+    *,
+    onnx_file: str | None = None,
+    progress: bool = True,
 ) -> ModelFiles:
     """Local paths of a model's files, downloading them into the cache when needed. When
-    the Hub cannot be reached, a cached snapshot of the revision is used, with a warning."""
+    the Hub cannot be reached, a cached snapshot of the revision is used, with a warning.
+    onnx_file picks one of the ONNX files the model holds (choose_files)."""
     model = model or DEFAULT_MODEL
     if looks_local(model):
-        return _resolve_local(model)
+        return _resolve_local(model, onnx_file)
     validate_repo_id(model)
     revision = revision or default_revision(model)
-    cached = _resolve_cached(model, revision)
+    cached = _resolve_cached(model, revision, onnx_file)
     if cached is not None and (is_offline() or _COMMIT.match(revision)):
         return cached
     if is_offline():
@@ -147,7 +217,7 @@ def resolve(
             f"run 'squeezenli model download --model {model}' while online, or unset HF_HUB_OFFLINE"
         )
     try:
-        return _download(model, revision, progress=progress)
+        return _download(model, revision, onnx_file, progress=progress)
     except HubUnreachable as err:
         if cached is None:
             raise
@@ -156,25 +226,38 @@ def resolve(
         return cached
 
 
-def _resolve_local(model: str) -> ModelFiles:
-    import hashlib
+def _files(
+    folder: Path, choice: Choice, source: str, revision: str | None, build_dir: Path
+) -> ModelFiles:
+    return ModelFiles(
+        source=source,
+        revision=revision,
+        folder=folder,
+        files={name: folder / name for name in choice.names},
+        build_dir=build_dir,
+        weights_name=choice.weights,
+        reference_name=choice.reference,
+        variants=choice.variants,
+    )
 
+
+def _config_of(folder: Path) -> dict:
+    from squeezenli.models.config import read_config
+
+    return read_config(folder / CONFIG) if (folder / CONFIG).is_file() else {}
+
+
+def _resolve_local(model: str, onnx_file: str | None = None) -> ModelFiles:
     folder = Path(model).expanduser().resolve()
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
-    available = _present(folder)
+    config = _config_of(folder)
     try:
-        chosen = choose_files(available)
+        choice = choose_files(_present(folder, onnx_file), config, onnx_file)
     except ModelError as err:
         raise ModelError(f"{folder}: {err}") from None
     key = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
-    return ModelFiles(
-        source=str(folder),
-        revision=None,
-        folder=folder,
-        files={name: folder / name for name in chosen},
-        build_dir=hub_cache() / "squeezenli-local" / key,
-    )
+    return _files(folder, choice, str(folder), None, hub_cache() / "squeezenli-local" / key)
 
 
 def _cached_commit(repo_id: str, revision: str) -> str | None:
@@ -188,34 +271,37 @@ def _cached_commit(repo_id: str, revision: str) -> str | None:
     return commit if _COMMIT.match(commit) else None
 
 
-def _resolve_cached(repo_id: str, revision: str) -> ModelFiles | None:
-    """The cached snapshot of a revision, if it holds everything needed."""
+def _resolve_cached(repo_id: str, revision: str, onnx_file: str | None) -> ModelFiles | None:
+    """The cached snapshot of a revision, if it holds everything needed. A snapshot holds
+    only what was fetched: one whose config names a type squeezenli converts, but that holds
+    only an export, is not used (the repo's weights may be there to fetch)."""
+    from squeezenli.models.config import CONVERTIBLE
+
     commit = _cached_commit(repo_id, revision)
     if commit is None:
         return None
     snapshot = repo_folder(repo_id) / "snapshots" / commit
     if not snapshot.is_dir():
         return None
-    available = _present(snapshot)
     try:
-        chosen = choose_files(available)
+        config = _config_of(snapshot)
+        choice = choose_files(_present(snapshot, onnx_file), config, onnx_file)
     except ModelError:
         return None
-    return ModelFiles(
-        source=repo_id,
-        revision=commit,
-        folder=snapshot,
-        files={name: snapshot / name for name in chosen},
-        build_dir=repo_folder(repo_id) / "squeezenli",
-    )
+    if onnx_file is None and choice.weights in EXPORTS and config.get("model_type") in CONVERTIBLE:
+        return None
+    return _files(snapshot, choice, repo_id, commit, repo_folder(repo_id) / "squeezenli")
 
 
-def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
-    """List the revision's files on the Hub, then fetch the chosen ones into the cache."""
+def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: bool) -> ModelFiles:
+    """List the revision's files on the Hub, read its config, then fetch the chosen files
+    into the cache."""
     import httpx2
     from huggingface_hub import HfApi, constants, hf_hub_download
     from huggingface_hub import errors as hf_errors
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    from squeezenli.models.config import read_config
 
     _guard_hub_answers()
     where = f"{repo_id}@{revision}"
@@ -234,12 +320,23 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
         unsafe = [name for name in listed if not _safe_name(name)]
         if unsafe:
             raise ModelError(f"the server listed an unsafe file name: {unsafe[0]!r}")
-        chosen = choose_files(set(listed))
+        if CONFIG not in listed:
+            raise ModelError(f"no {CONFIG} in the model's files")
         _remove_dead_partials(repo_id)
         (disable_progress_bars if not progress else enable_progress_bars)()
         # The requested revision (not info.sha), so the cache records refs/<revision>
         # and a later offline run can find the snapshot by the same name.
-        paths = {name: Path(hf_hub_download(repo_id, name, revision=revision)) for name in chosen}
+        config = Path(hf_hub_download(repo_id, CONFIG, revision=revision))
+        try:  # read before the other files are chosen: a torn one is fetched again here
+            verify_blob(config, CONFIG)
+        except DamagedDownloadError as err:
+            log.warning("%s; downloading it again", err)
+            _forget(config)
+            config = Path(hf_hub_download(repo_id, CONFIG, revision=revision))
+        choice = choose_files(set(listed), read_config(config), onnx_file)
+        paths = {CONFIG: config}
+        for name in choice.names[1:]:
+            paths[name] = Path(hf_hub_download(repo_id, name, revision=revision))
     except hf_errors.GatedRepoError:
         raise ModelError(
             f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN"
@@ -272,13 +369,8 @@ def _download(repo_id: str, revision: str, *, progress: bool) -> ModelFiles:
         raise ModelError(f"{where}: {err}") from None
     folder = paths[CONFIG].parent
     commit = folder.name if _COMMIT.match(folder.name) else (info.sha or revision)
-    return ModelFiles(
-        source=repo_id,
-        revision=commit,
-        folder=folder,
-        files=paths,
-        build_dir=repo_folder(repo_id) / "squeezenli",
-    )
+    files = _files(folder, choice, repo_id, commit, repo_folder(repo_id) / "squeezenli")
+    return replace(files, files=paths)
 
 
 def _remove_dead_partials(repo_id: str) -> None:
@@ -392,10 +484,40 @@ def _endpoint() -> str:
     return constants.ENDPOINT
 
 
+def cached_blob(path: Path) -> Path | None:
+    """The blob a Hugging Face cache link points to (named by its hash), or None elsewhere."""
+    real = Path(os.path.realpath(path))
+    return real if real.parent.name == "blobs" and _BLOB.match(real.name) else None
+
+
+def verify_blob(path: Path, name: str) -> None:
+    """A cached download is named by its hash: a large file's blob by the sha256 of its
+    bytes, a small file's by git's sha1 of a header and its bytes. Check the content still
+    matches, so a torn or rotten download is fetched again instead of used. Large files are
+    checked once per build, small ones (read at each load anyway) at each load."""
+    blob = cached_blob(path)
+    if blob is None:
+        return
+    if len(blob.name) == 64:
+        digest = hashlib.sha256()
+    elif len(blob.name) == 40:
+        digest = hashlib.sha1(b"blob %d\0" % blob.stat().st_size, usedforsecurity=False)
+    else:
+        return
+    with open(blob, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != blob.name:
+        raise DamagedDownloadError(f"{path}: cached download does not match its hash", name)
+
+
 def forget(files: ModelFiles, name: str) -> None:
     """Drop one damaged file of a cached snapshot (its link and its blob), so that resolving
     the model again downloads it afresh."""
-    link = files.files[name]
+    _forget(files.files[name])
+
+
+def _forget(link: Path) -> None:
     blob = link.resolve()
     link.unlink(missing_ok=True)
     if blob.is_relative_to(hub_cache().resolve()):

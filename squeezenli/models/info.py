@@ -8,13 +8,13 @@ from squeezenli.models.hub import CONFIG, resolve
 from squeezenli.models.labelcheck import stored_order
 from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_labels
 from squeezenli.models.precision import stored_agreement
+from squeezenli.runtime.spec import ModelSpec
 
 
-def model_info(
-    model: str | None, revision: str | None, label_order: str | tuple[str, ...] | None
-) -> dict:
+def model_info(spec: ModelSpec) -> dict:
     """A JSON-ready description of a resolved model (downloads it if it is not cached)."""
-    files = resolve(model, revision)
+    files = resolve(spec.model, spec.revision, onnx_file=spec.onnx_file)
+    label_order = spec.label_order
     raw = read_config(files.files[CONFIG])
     names = id2label(raw, str(files.files[CONFIG]))
     measured = stored_order(files) if needs_measurement(names, label_order) else None
@@ -22,7 +22,9 @@ def model_info(
     agreement = stored_agreement(files)
     built = {p: str(built_path(files, p)) for p in PRECISIONS if built_path(files, p).exists()}
     if is_export(files):
-        built["fp32"] = str(files.files[files.weights_name])
+        built["fp32"] = str(files.files[files.reference_name or files.weights_name])
+    if files.reference_name is not None:
+        built["int8"] = str(files.files[files.weights_name])
     return {
         "model": files.source,
         "revision": files.revision,
@@ -30,6 +32,8 @@ def model_info(
         "model_type": raw.get("model_type"),
         "files": {name: path.stat().st_size for name, path in files.files.items()},
         "weights": files.weights_name,
+        "onnx_files": list(files.variants),
+        "measured_against": files.reference_name,
         "built": built,
         "labels": {str(i): name for i, name in enumerate(labels.names)},
         "label_source": labels.source,

@@ -1,5 +1,8 @@
 """Which precision answers: int8 only where it is measured to agree with fp32 on these weights.
 
+With `onnx_file` naming a variant a repo ships (onnx/model_quantized.onnx, ...) beside its
+fp32 export, the variant is the int8 and the export the fp32: measured and chosen the same way.
+
 Random weights cannot say how a real model quantizes, and neither can a user beforehand, so
 when an int8 model is built, the calibration pairs shipped in the package (512 MultiNLI
 dev-mismatched pairs, data/README.md) are scored in fp32 and int8 and the agreement is stored
@@ -42,9 +45,9 @@ class Agreement:
     def passes(self) -> bool:
         return self.label_agreement >= MIN_AGREEMENT and self.max_difference <= MAX_DIFFERENCE
 
-    def describe(self) -> str:
+    def describe(self, fast: str = "int8", exact: str = "fp32") -> str:
         return (
-            f"int8 agrees with fp32 on {self.label_agreement:.1%} of {self.pairs} calibration "
+            f"{fast} agrees with {exact} on {self.label_agreement:.1%} of {self.pairs} calibration "
             f"labels, largest probability difference {self.max_difference:.3f} (auto needs "
             f"{MIN_AGREEMENT:.1%} and {MAX_DIFFERENCE})"
         )
@@ -124,11 +127,17 @@ def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> Preci
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", stored_agreement(files))
     agreement, fresh = measure(files, tokenizer)
+    # A repo's own variant is its int8, measured against the repo's fp32 export.
+    fast, exact = files.weights_name, files.reference_name
+    names = ("int8", "fp32") if exact is None else (fast, exact)
     if requested == "int8":
         if not agreement.passes:
-            log.warning("%s: int8 may change answers; fp32 does not", agreement.describe())
+            log.warning(
+                "%s: %s may change answers; %s does not", agreement.describe(*names), *names
+            )
         return PrecisionChoice(requested, "int8", agreement)
     precision = "int8" if agreement.passes else "fp32"
     if fresh:
-        log.warning("precision auto: %s; using %s", agreement.describe(), precision)
+        used = names[0] if agreement.passes else names[1]
+        log.warning("precision auto: %s; using %s", agreement.describe(*names), used)
     return PrecisionChoice(requested, precision, agreement)

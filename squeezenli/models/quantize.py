@@ -81,16 +81,17 @@ def quantize_model(model):
             rows = x if flat else add("Reshape", [x, matrix], f"{x}_2d")
             quantized[x] = quantize_rows(rows)
         q, scale = quantized[x]
-        w_scale = np.abs(w).max(axis=0) / 127.0
-        w_scale[w_scale == 0] = 1.0
-        w_int8 = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
-        graph.initializer.extend(
-            [
-                numpy_helper.from_array(w_int8, f"{name}_int8"),
-                numpy_helper.from_array(w_scale.astype(np.float32), f"{name}_scale"),
-            ]
-        )
-        replaced.add(name)
+        if name not in replaced:  # a weight two MatMuls share (DeBERTa's) is quantized once
+            w_scale = np.abs(w).max(axis=0) / 127.0
+            w_scale[w_scale == 0] = 1.0
+            w_int8 = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(w_int8, f"{name}_int8"),
+                    numpy_helper.from_array(w_scale.astype(np.float32), f"{name}_scale"),
+                ]
+            )
+            replaced.add(name)
         out = node.output[0]
         unscaled = add(
             "MatMulIntegerToFloat",
@@ -110,7 +111,8 @@ def quantize_model(model):
         add("Reshape", [add("Mul", [unscaled, scale], f"{out}_flat"), shape], out)
     del graph.node[:]
     graph.node.extend(nodes)
-    kept = [i for i in graph.initializer if i.name not in replaced]
+    used = {name for node in nodes for name in node.input}  # a weight other nodes read stays
+    kept = [i for i in graph.initializer if i.name not in replaced or i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):

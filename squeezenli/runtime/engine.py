@@ -51,6 +51,7 @@ def create_session(model_path: Path, *, optimized: bool = False):
     for the full-size int8 model, the same speed and the same bits."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # its errors reach the user as one line, not a log
     options = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = level.ORT_DISABLE_ALL if optimized else level.ORT_ENABLE_ALL

@@ -27,7 +27,13 @@ from squeezenli.models.build import (
     verify_downloads,
     verify_model,
 )
-from squeezenli.models.config import id2label, max_positions, parse_config, read_config
+from squeezenli.models.config import (
+    id2label,
+    int_field,
+    max_positions,
+    parse_config,
+    read_config,
+)
 from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
 from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
 from squeezenli.models.precision import Agreement, PrecisionChoice, choose
@@ -173,7 +179,7 @@ def prepare_model(
 
 def _fetched(spec: ModelSpec, progress: bool, step: Callable):
     """step(files) on the resolved model; a download found damaged is fetched again, once."""
-    files = resolve(spec.model, spec.revision, progress=progress)
+    files = resolve(spec.model, spec.revision, onnx_file=spec.onnx_file, progress=progress)
     try:
         verify_downloads(files)
         return step(files)
@@ -182,7 +188,7 @@ def _fetched(spec: ModelSpec, progress: bool, step: Callable):
             raise
         log.warning("%s; downloading it again", err)
         forget(files, err.name)
-        return step(resolve(spec.model, spec.revision, progress=progress))
+        return step(resolve(spec.model, spec.revision, onnx_file=spec.onnx_file, progress=progress))
 
 
 def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
@@ -212,7 +218,12 @@ def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoic
     user = tokenizer(max_length or limit)
     reference = user if user.max_length == limit else tokenizer(limit)
     if not is_export(files):
-        user.check_fits(parse_config(raw_config, origin), origin)
+        config = parse_config(raw_config, origin)
+        user.check_fits(config.vocab_size, config.type_vocab_size, origin)
+    elif "vocab_size" in raw_config:
+        types = raw_config.get("type_vocab_size")  # 0 or absent: the model takes no types
+        types = types if type(types) is int and types > 0 else None
+        user.check_fits(int_field(raw_config, "vocab_size", origin), types, origin)
 
     def measured() -> tuple[LabelMap, PrecisionChoice]:
         labels = id2label(raw_config, origin)

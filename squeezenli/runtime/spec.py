@@ -15,6 +15,7 @@ class ModelSpec:
 
     model: str | None = None  # Hub repo id or folder; None: the default model
     revision: str | None = None
+    onnx_file: str | None = None  # one of the model's ONNX files; None: chosen by its config
     precision: str = DEFAULT_PRECISION
     label_order: str | tuple[str, ...] | None = None
     max_length: int | None = None

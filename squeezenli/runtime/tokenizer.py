@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from squeezenli.errors import InputError, ModelError
-from squeezenli.models.config import ModelConfig, read_config, shown
+from squeezenli.models.config import read_config, shown
 
 MIN_LENGTH = 8  # room for the three special tokens and a little text
 SPECIAL_TOKENS = ("unk", "sep", "pad", "cls", "mask")
@@ -153,20 +153,20 @@ class PairTokenizer:
             reason = str(failure.args[0]).strip().splitlines()
             return f"the tokenizer failed on this text ({reason[0] if reason else 'no reason'})"
 
-    def check_fits(self, config: ModelConfig, origin: str) -> None:
+    def check_fits(self, vocab_size: int, type_vocab_size: int | None, origin: str) -> None:
         """Refuse a tokenizer whose ids or token types the model's tables do not hold: the
-        run would otherwise stop at the first pair that uses one."""
+        run would otherwise stop at the first pair that uses one. type_vocab_size None: the
+        model takes no token types (RoBERTa, DeBERTa-v3, DistilBERT exports)."""
         top = max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
-        if top >= config.vocab_size:
+        if top >= vocab_size:
             raise ModelError(
                 f"{origin}: the tokenizer has token id {top} but vocab_size is "
-                f"{config.vocab_size}: the tokenizer and the model do not belong together"
+                f"{vocab_size}: the tokenizer and the model do not belong together"
             )
         types = max(type_id for _, type_id in self._template.items)
-        if types >= config.type_vocab_size:
+        if type_vocab_size is not None and types >= type_vocab_size:
             raise ModelError(
-                f"{origin}: pairs use token type {types} but type_vocab_size is "
-                f"{config.type_vocab_size}"
+                f"{origin}: pairs use token type {types} but type_vocab_size is {type_vocab_size}"
             )
 
     def token_to_id(self, token: str) -> int | None:

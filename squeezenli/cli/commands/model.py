@@ -11,6 +11,7 @@ from squeezenli.cli.options import (
     JsonOpt,
     ModelOpt,
     ModelOptions,
+    OnnxFileOpt,
     QuietOpt,
     RevisionOpt,
     announce_builds,
@@ -29,6 +30,7 @@ app = typer.Typer(
 def download(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
+    onnx_file: OnnxFileOpt = None,
     precision: Annotated[
         Optional[list[str]], typer.Option("--precision", help="Variants to build (repeatable).")
     ] = None,
@@ -45,7 +47,9 @@ def download(
     announce_builds(not quiet)
     folder = None
     for variant in precision or [DEFAULT_PRECISION]:
-        prepared = prepare_model(model, revision, precision=variant, progress=not quiet)
+        prepared = prepare_model(
+            model, revision, onnx_file=onnx_file, precision=variant, progress=not quiet
+        )
         folder = prepared.files.folder
         if not quiet:
             typer.echo(f"{variant}: {prepared.choice.precision}, {prepared.built}", err=True)
@@ -53,17 +57,19 @@ def download(
 
 
 @app.command("path")
-def path(model: ModelOpt = None, revision: RevisionOpt = None) -> None:
+def path(
+    model: ModelOpt = None, revision: RevisionOpt = None, onnx_file: OnnxFileOpt = None
+) -> None:
     """Print the folder holding a model's files (downloading them if needed).
 
     Example: ls "$(squeezenli model path)"
     """
     from squeezenli.models.hub import resolve
 
-    typer.echo(str(resolve(model, revision).folder))
+    typer.echo(str(resolve(model, revision, onnx_file=onnx_file).folder))
 
 
-@model_options("model", "revision", "label_order")
+@model_options("model", "revision", "onnx_file", "label_order")
 def info(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
     """Show where a model comes from, its files, its built ONNX models and its label mapping.
 
@@ -71,7 +77,7 @@ def info(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
     """
     from squeezenli.models.info import model_info
 
-    details = model_info(opts.spec.model, opts.spec.revision, opts.spec.label_order)
+    details = model_info(opts.spec)
     if json_out:
         print_json(details)
         return
@@ -148,7 +154,7 @@ def remove(
         typer.echo(f"squeezenli: removed {what}, {freed / 2**20:.1f} MiB freed", err=True)
 
 
-@model_options("model", "revision", "precision", "label_order", "quiet")
+@model_options("model", "revision", "onnx_file", "precision", "label_order", "quiet")
 def check_labels(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
     """Run unambiguous NLI pairs and report which output index behaves as which class.
 

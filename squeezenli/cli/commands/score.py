@@ -10,7 +10,9 @@ import typer
 from squeezenli.cli.options import JsonOpt, ModelOptions, model_options
 
 
-@model_options("model", "revision", "precision", "label_order", "max_length", "threads", "quiet")
+@model_options(
+    "model", "revision", "onnx_file", "precision", "label_order", "max_length", "threads", "quiet"
+)
 def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
     hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
