@@ -285,6 +285,25 @@ def test_a_length_past_the_roberta_position_table_is_refused(hub):
     assert "--max-length 65 exceeds the model's 64 positions" in line
 
 
+def test_an_onnxruntime_failure_is_one_line_without_its_log(tmp_path):
+    """A config that claims a longer position table than its export holds: onnxruntime
+    fails inside the graph, and says so on stderr in a log of its own unless told not to."""
+    folder = tmp_path / "model"
+    (folder / "onnx").mkdir(parents=True)
+    for part in ("config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx"):
+        (folder / part).write_bytes((EXPORTS / "roberta" / part).read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 130}))
+    long = " ".join(["music"] * 100)
+    args = ("--json", "-m", str(folder), "--precision", "fp32", "--", long, "A man.")
+    done = squeezenli(*args, HF_HOME=str(tmp_path / "hf"))
+    line = one_error(done)
+    assert done.stderr.strip().splitlines() == [line]  # no log of onnxruntime's own
+    assert "GatherElements node '/model/roberta/embeddings/GatherElements'" in line
+    assert "a smaller --max-length keeps positions inside the table" in line
+    assert "onnxruntime_src" not in line
+
+
 def test_a_two_class_export_in_batch_and_eval(hub, tmp_path):
     repo = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
     gold = tmp_path / "gold.jsonl"

@@ -316,7 +316,7 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
         scratch = scratch_dir(build_dir)
         try:
             options = ort.SessionOptions()
-            options.log_severity_level = 3
+            options.log_severity_level = 4
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
             options.optimized_model_filepath = str(scratch / target.name)
             options.add_session_config_entry(

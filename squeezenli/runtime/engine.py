@@ -12,6 +12,7 @@ and fp32 5% of its speed on 2 cores (bench/). A pair's scores are the same bits 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,13 +52,13 @@ def create_session(model_path: Path, *, optimized: bool = False):
     for the full-size int8 model, the same speed and the same bits."""
     import onnxruntime as ort
 
-    ort.set_default_logger_severity(3)  # its errors reach the user as one line, not a log
+    ort.set_default_logger_severity(4)  # its errors reach the user as one line, not a log
     options = ort.SessionOptions()
     level = ort.GraphOptimizationLevel
     options.graph_optimization_level = level.ORT_DISABLE_ALL if optimized else level.ORT_ENABLE_ALL
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -70,6 +71,18 @@ def create_session(model_path: Path, *, optimized: bool = False):
             f"outputs {outputs}; expected inputs among {list(INPUTS)} and an output '{OUTPUT}')"
         )
     return session
+
+
+def runtime_error(err: Exception) -> str:
+    """What onnxruntime says went wrong, short: the failing node and its message, without
+    the source paths and C++ signatures it wraps them in."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    found = re.search(r"running (\w+) node\. Name:'([^']*)' Status Message: (.*)$", text)
+    if found is None:
+        return text[:300]
+    op, node, message = found.groups()
+    message = re.sub(r"^\S+\.(?:cc|h):\d+ .*?\] ", "", message)  # /src/x.cc:150 void f() [...]
+    return f"{op} node {node!r}: {message[:200]}"
 
 
 def reference_logits(model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str):
@@ -235,9 +248,17 @@ class Engine:
         try:
             logits = self.session.run([OUTPUT], self.feeds(encodings))[0]
         except Exception as err:  # onnxruntime's own error types: ids past a table, ...
-            first = str(err).strip().splitlines()
+            reason = runtime_error(err)
+            hint = (
+                " (an id or position past one of the model's tables: do config.json's "
+                "max_position_embeddings and vocab_size describe this export? a smaller "
+                "`max_length` keeps positions inside the table)"
+                if reason.startswith("Gather")
+                else ""
+            )
             raise ModelError(
-                f"the model failed on a batch: {first[0] if first else type(err).__name__}"
+                f"the model failed on a batch of {len(encodings)} pair(s) of up to "
+                f"{max(len(e.ids) for e in encodings)} tokens: {reason}{hint}"
             ) from None
         if logits.ndim != 2 or len(logits) != len(encodings) or not logits.shape[1]:
             raise ModelError(
