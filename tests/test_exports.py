@@ -243,9 +243,21 @@ def test_a_shipped_variant_runs_measured_against_the_fp32_export(hub):
     assert "onnx/model_O3.onnx" in info["onnx_files"]
     agreement = info["int8_agreement"]
     assert agreement["pairs"] == 512 and 0 <= agreement["max_difference"] < 1
+    # onnxruntime's dynamic int8 gives a whole batch one scale: a pair's scores move with it.
+    assert agreement["batch_difference"] > 1e-4 and not agreement["passes"]
     fp32 = _run(hub, *PAIR, "-m", repo, "--onnx-file", variant, "--json", "--precision", "fp32")
     plain = _run(hub, *PAIR, "-m", repo, "--json", "--precision", "fp32")
     assert fp32.returncode == 0 and fp32.stdout == plain.stdout  # fp32 is the repo's export
+    auto = _run(hub, *PAIR, "-m", repo, "--onnx-file", variant, "--json")
+    assert auto.returncode == 0 and auto.stdout == plain.stdout  # it failed: the export runs
+    assert "its scores depend on the batch" in auto.stderr
+    assert "; using onnx/model.onnx" in auto.stderr
+
+
+@pytest.mark.parametrize("family", ["roberta", "deberta-v3", "bart"])
+def test_squeezenli_int8_of_an_export_does_not_depend_on_the_batch(family):
+    agreement = load_model(str(EXPORTS / family), precision="int8").agreement
+    assert agreement is not None and agreement.batch_difference == 0.0
 
 
 def test_an_onnx_file_the_repo_lacks_is_refused_listing_what_it_has(hub):

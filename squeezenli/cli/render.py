@@ -78,9 +78,15 @@ def info_tables(info: dict) -> None:
         console.print(
             f"{fast} agreement with {exact} on {agreement['pairs']} calibration pairs: "
             f"labels {agreement['label_agreement']:.2%}, largest probability difference "
-            f"{agreement['max_difference']:.4f}, mean {agreement['mean_difference']:.4f} "
+            f"{agreement['max_difference']:.4f}, mean {agreement['mean_difference']:.4f}, "
+            f"moved by batching {_batch_difference(agreement)} "
             f"({verdict} auto's check)"
         )
+
+
+def _batch_difference(agreement: dict) -> str:
+    moved = agreement.get("batch_difference")
+    return "not measured" if moved is None else f"{moved:.4f}"
 
 
 def label_check_table(result: LabelCheck) -> None:

@@ -85,14 +85,26 @@ def runtime_error(err: Exception) -> str:
     return f"{op} node {node!r}: {message[:200]}"
 
 
-def reference_logits(model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str):
+def reference_logits(
+    model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str
+) -> np.ndarray:
     """Logits of fixed reference pairs (the label check, the calibration set) on a built
     model: a pair it cannot score is the model's fault here, not the input's."""
+    return reference_scores(model_path, tokenizer, pairs, what)[0]
+
+
+def reference_scores(
+    model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str, alone: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """reference_logits, and the logits of the first `alone` pairs each scored in a batch
+    of its own: what batching does to a pair's scores."""
     engine = Engine(create_session(model_path), tokenizer)
     try:
-        return engine.logits(pairs)
+        batched = engine.logits(pairs)
+        singles = [engine.logits([pair]) for pair in pairs[:alone]]
     except InputError as err:
         raise ModelError(f"{model_path}: cannot score {what}: {err}") from None
+    return batched, np.concatenate(singles) if singles else batched[:0]
 
 
 @dataclass(frozen=True)
