@@ -53,7 +53,8 @@ def info_tables(info: dict) -> None:
     for precision, path in info["built"].items():
         files.add_row(f"built ONNX ({precision})", path)
     console.print(files)
-    others = [name for name in info["onnx_files"] if name != info["weights"]]
+    used = (info["weights"], info["measured_against"])
+    others = [name for name in info["onnx_files"] if name not in used]
     if others:
         console.print(f"other ONNX files (--onnx-file): {', '.join(others)}")
     labels = Table(title="label mapping", title_justify="left")

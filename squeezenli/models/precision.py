@@ -132,7 +132,8 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, boo
         if found is not None:
             return found, False
         pairs = calibration_pairs()
-        log.info("measuring int8 against fp32 on %d calibration pairs (once)", len(pairs))
+        fast, exact = _names(files)
+        log.info("measuring %s against %s on %d calibration pairs (once)", fast, exact, len(pairs))
         for model in built.values():
             verify_model(model, files.build_dir)
         what = "the calibration pairs"
@@ -144,6 +145,14 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, boo
     return agreement, True
 
 
+def _names(files: ModelFiles) -> tuple[str, str]:
+    """What int8 and fp32 are for these files: a repo's variant and its fp32 export, or
+    squeezenli's two precisions."""
+    if files.reference_name is None:
+        return "int8", "fp32"
+    return files.weights_name, files.reference_name
+
+
 def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
     """auto: int8 if it passed its measurement, else fp32; int8 runs, with a warning if not."""
     if requested not in CHOICES:
@@ -151,9 +160,7 @@ def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> Preci
     if requested == "fp32":
         return PrecisionChoice(requested, "fp32", stored_agreement(files))
     agreement, fresh = measure(files, tokenizer)
-    # A repo's own variant is its int8, measured against the repo's fp32 export.
-    fast, exact = files.weights_name, files.reference_name
-    names = ("int8", "fp32") if exact is None else (fast, exact)
+    names = _names(files)
     if requested == "int8":
         if not agreement.passes:
             log.warning(
@@ -161,7 +168,8 @@ def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> Preci
             )
         return PrecisionChoice(requested, "int8", agreement)
     precision = "int8" if agreement.passes else "fp32"
-    if fresh or (exact is not None and not agreement.passes):  # a file asked for, not run
+    variant = files.reference_name is not None
+    if fresh or (variant and not agreement.passes):  # a file asked for and not run: say so
         used = names[0] if agreement.passes else names[1]
         log.warning("precision auto: %s; using %s", agreement.describe(*names), used)
     return PrecisionChoice(requested, precision, agreement)
