@@ -38,8 +38,8 @@ OPTIONAL_FILES = ("tokenizer_config.json",)
 
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-# What an ETag may be before it names a file in the cache's blobs folder (no path parts).
 _BLOB = re.compile(r"^[0-9a-f]{40,64}$")  # a cache blob's name: its sha256 or git sha1
+# What an ETag may be before it names a file in the cache's blobs folder (no path parts).
 _ETAG = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 # A transfer that brings fewer bytes than this in HF_HUB_DOWNLOAD_TIMEOUT seconds is stalled
 # (a server that drips a byte a second never trips a read timeout).
