@@ -316,6 +316,26 @@ def test_an_onnxruntime_failure_is_one_line_without_its_log(tmp_path):
     assert "onnxruntime_src" not in line
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_external_data_outside_the_model_folder_is_refused(tmp_path, precision):
+    """An export's tensors may live in other files; one that names a file outside its folder
+    (../../etc/hostname) is refused by onnx and onnxruntime alike, nothing read."""
+    folder = tmp_path / "model"
+    (folder / "onnx").mkdir(parents=True)
+    for part in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (folder / part).write_bytes((EXPORTS / "roberta" / part).read_bytes())
+    files = _external((EXPORTS / "roberta" / "onnx" / "model.onnx").read_bytes(), tmp_path)
+    proto = onnx.load_from_string(files["onnx/model.onnx"])
+    for entry in proto.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../../etc/hostname"
+    onnx.save_model(proto, str(folder / "onnx" / "model.onnx"))
+    (folder / "onnx" / "model.onnx_data").write_bytes(files["onnx/model.onnx_data"])
+    args = ("-m", str(folder), "--precision", precision, *PAIR)
+    line = one_error(squeezenli(*args, HF_HOME=str(tmp_path / "hf")))
+    assert "../../etc/hostname" in line
+
+
 def test_a_two_class_export_in_batch_and_eval(hub, tmp_path):
     repo = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
     gold = tmp_path / "gold.jsonl"
