@@ -89,7 +89,7 @@ def content_id(path: Path, build_dir: Path) -> str:
 def build_key(files: ModelFiles) -> str:
     """A short hash of everything a build is made from (module docstring)."""
     digest = hashlib.sha256(BUILD_TAG.encode())
-    for name in files.weight_names():
+    for name in files.large_files():
         digest.update(f"\0{name}\0{content_id(files.files[name], files.build_dir)}".encode())
     for name in KEYED_FILES:
         path = files.path(name)
@@ -101,7 +101,7 @@ def build_key(files: ModelFiles) -> str:
 
 def verify_downloads(files: ModelFiles) -> None:
     """Check the small downloaded files (config, tokenizer) against their hashes."""
-    large = files.weight_names()
+    large = files.large_files()
     for name, path in files.files.items():
         if name not in large:
             verify_blob(path, name)

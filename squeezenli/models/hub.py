@@ -76,8 +76,9 @@ class ModelFiles:
     def path(self, name: str) -> Path | None:
         return self.files.get(name)
 
-    def weight_names(self) -> list[str]:
-        """The large files: the weights, the reference export and their external data."""
+    def large_files(self) -> list[str]:
+        """The weights, the reference export and their external data: hashed into the build
+        key, not re-checked at every load as the small files are."""
         heads = [n for n in (self.weights_name, self.reference_name) if n is not None]
         return [n for n in self.files if n in heads or n.startswith(_data_prefixes(heads))]
 
