@@ -102,16 +102,26 @@ def read_fit_pairs(path: Path, count: int) -> list[tuple[str, str]]:
     return [(r["premise"], r["hypothesis"]) for r in rows[-count:]]
 
 
-def fit_classifier(model, tokenizer, pairs: list[tuple[str, str]], spread: float) -> None:
+def fit_classifier(
+    model, tokenizer, pairs: list[tuple[str, str]], spread: float, max_length: int = 512
+) -> None:
     """Scale a random head so each logit varies across real pairs with std `spread`, centred.
 
     An unfitted head on random weights predicts one class for every pair, so no label can
     flip and quantization error stays hidden (design.md); a fitted one spreads its
-    predictions over all classes, as a trained classifier does.
+    predictions over all classes, as a trained classifier does. The head is the model's last
+    Linear layer with one output per label (BERT's classifier, RoBERTa's and BART's
+    out_proj, ...): its inputs are caught on their way in.
     """
     import torch
 
-    pooled = []
+    head_layer = [
+        m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m.out_features == model.config.num_labels
+    ][-1]
+    caught: list = []
+    hook = head_layer.register_forward_hook(lambda _, inputs, __: caught.append(inputs[0]))
     with torch.no_grad():
         for start in range(0, len(pairs), 32):
             chunk = pairs[start : start + 32]
@@ -119,19 +129,18 @@ def fit_classifier(model, tokenizer, pairs: list[tuple[str, str]], spread: float
                 [p for p, _ in chunk],
                 [h for _, h in chunk],
                 truncation="longest_first",
-                max_length=512,
+                max_length=max_length,
                 padding=True,
                 return_tensors="pt",
             )
-            pooled.append(model.base_model(**batch)[1])
-        features = torch.cat(pooled)
-        head = torch.randn(
-            model.classifier.weight.shape, generator=torch.Generator().manual_seed(1)
-        )
+            model(**batch)
+        hook.remove()
+        features = torch.cat(caught)
+        head = torch.randn(head_layer.weight.shape, generator=torch.Generator().manual_seed(1))
         raw = features @ head.T
         head *= (spread / raw.std(dim=0)).unsqueeze(1)
-        model.classifier.weight.copy_(head)
-        model.classifier.bias.copy_(-(features @ head.T).mean(dim=0))
+        head_layer.weight.copy_(head)
+        head_layer.bias.copy_(-(features @ head.T).mean(dim=0))
 
 
 def main() -> None:

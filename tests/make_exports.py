@@ -3,12 +3,14 @@ with their golden values (dev only: needs torch and transformers).
 
     pip install -e '.[test,reference]' && python tests/make_exports.py
 
-Each family gets a tiny random model of its architecture, a tokenizer trained here on the
-test sentences (byte-level BPE for RoBERTa, a SentencePiece-style Unigram for DeBERTa-v3,
-WordPiece for DistilBERT), the ONNX export a repo of that family ships (the inputs optimum
-gives it: no token_type_ids) and the reference: transformers' ids, logits and zero-shot
-pipeline output, with padding and with truncation at the model's own limit. The default
-test run reads tests/fixtures/exports/ without torch (tests/test_exports.py).
+Each family gets a tiny random model of its architecture, its head fitted on 256 real MNLI
+pairs (../shared/data) so each logit varies with std 1.5 and its answers spread over every
+class (scripts/make_fullsize_checkpoint.py's fit_classifier), a tokenizer made here from the
+test sentences (byte-level BPE for RoBERTa and BART, a SentencePiece-style Unigram for
+DeBERTa-v3, WordPiece for DistilBERT), the ONNX export a repo of that family ships (the
+inputs optimum gives it: no token_type_ids) and the reference: transformers' ids, logits
+and zero-shot pipeline output, with padding and with truncation at the model's own limit.
+The default test run reads tests/fixtures/exports/ without torch (tests/test_exports.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import numpy as np
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent / "scripts"))
 
+from make_fullsize_checkpoint import DEFAULT_PAIRS, fit_classifier, read_fit_pairs  # noqa: E402
 from make_golden import PAIRS, ZERO_SHOT, encode, zero_shot_reference  # noqa: E402
 from tinymodel import write_tiny_model  # noqa: E402
 
@@ -328,6 +332,8 @@ def make(family: str, spec: dict, work: Path) -> dict:
                 tensor.normal_(0.0, tensor.shape[1] ** -0.5)  # scores: ties hide errors
             else:
                 tensor.normal_(0.0, 0.1)
+    model.eval()  # as a trained head would, its predictions spread over every class
+    fit_classifier(model, tokenizer, read_fit_pairs(DEFAULT_PAIRS, 256), 1.5, limit(folder))
     model.save_pretrained(folder)
     export(folder)
     cases = [reference(folder, None), reference(folder, 16)]
