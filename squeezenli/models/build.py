@@ -25,9 +25,9 @@ from squeezenli.models.config import parse_config, read_config
 from squeezenli.models.convert import CONVERTER_VERSION
 from squeezenli.models.hub import (
     CONFIG,
-    EXTERNAL_DATA,
     ModelFiles,
     cached_blob,
+    data_prefixes,
     describe_os_error,
     verify_blob,
 )
@@ -115,7 +115,7 @@ def _model_parts(model: Path) -> list[Path]:
 
 def _export_parts(model: Path) -> list[Path]:
     """A downloaded export and its files of external data (`model.onnx_data`, ...)."""
-    prefixes = tuple(model.name + suffix for suffix in EXTERNAL_DATA)
+    prefixes = data_prefixes(model.name)
     try:
         sides = sorted(p for p in model.parent.iterdir() if p.name.startswith(prefixes))
     except OSError:
@@ -193,18 +193,26 @@ def build_lock(build_dir: Path) -> Iterator[None]:
         lock.release()
 
 
+def model_paths(files: ModelFiles, key: str | None = None) -> dict[str, Path]:
+    """Where each precision's ONNX model is, built or not: squeezenli's builds; a repo's
+    export as fp32 (and squeezenli's int8 of it); or a variant the repo ships as int8, beside
+    its export as fp32."""
+    if files.reference_name is not None:
+        return {"fp32": files.files[files.reference_name], "int8": files.files[files.weights_name]}
+    key = key or build_key(files)
+    paths = {precision: built_path(files, precision, key) for precision in PRECISIONS}
+    if is_export(files):
+        paths["fp32"] = files.files[files.weights_name]
+    return paths
+
+
 def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
     """Path of a built ONNX model for these files and precision, building it if needed."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     key = build_key(files)
-    if files.reference_name is not None:  # a repo's variant runs as int8, its export as fp32
-        fp32, int8 = files.files[files.reference_name], files.files[files.weights_name]
-    elif is_export(files):
-        fp32, int8 = files.files[files.weights_name], built_path(files, "int8", key)
-    else:
-        fp32, int8 = built_path(files, "fp32", key), built_path(files, "int8", key)
-    target = fp32 if precision == "fp32" else int8
+    paths = model_paths(files, key)
+    fp32, target = paths["fp32"], paths[precision]
     if target.exists():
         return target
     with build_lock(files.build_dir):

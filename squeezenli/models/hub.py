@@ -80,7 +80,7 @@ class ModelFiles:
         """The weights, the reference export and their external data: hashed into the build
         key, not re-checked at every load as the small files are."""
         heads = [n for n in (self.weights_name, self.reference_name) if n is not None]
-        return [n for n in self.files if n in heads or n.startswith(_data_prefixes(heads))]
+        return [n for n in self.files if n in heads or n.startswith(data_prefixes(*heads))]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class Choice:
     variants: tuple[str, ...]
 
 
-def _data_prefixes(models: list[str]) -> tuple[str, ...]:
+def data_prefixes(*models: str) -> tuple[str, ...]:
+    """How the names of these ONNX files' external data files begin."""
     return tuple(model + suffix for model in models for suffix in EXTERNAL_DATA)
 
 
@@ -162,12 +163,11 @@ def choose_files(available: set[str], config: dict, onnx_file: str | None = None
             )
         weights = (usable or exports)[0]
     reference = exports[0] if onnx_file is not None and onnx_file not in EXPORTS else None
-    reference = reference if reference in available else None
     tokenizer = next((name for name in TOKENIZER_FILES if name in available), None)
     if tokenizer is None:
         raise ModelError("no tokenizer found: expected tokenizer.json or vocab.txt")
     models = [name for name in (weights, reference) if name is not None]
-    data = sorted(name for name in available if name.startswith(_data_prefixes(models)))
+    data = sorted(name for name in available if name.startswith(data_prefixes(*models)))
     names = [CONFIG, *models, *data, tokenizer]
     names += [name for name in OPTIONAL_FILES if name in available]
     return Choice(names, weights, reference, variants)
@@ -336,8 +336,9 @@ def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: b
             config = Path(hf_hub_download(repo_id, CONFIG, revision=revision))
         choice = choose_files(set(listed), read_config(config), onnx_file)
         paths = {CONFIG: config}
-        for name in choice.names[1:]:
-            paths[name] = Path(hf_hub_download(repo_id, name, revision=revision))
+        for name in choice.names:
+            if name != CONFIG:
+                paths[name] = Path(hf_hub_download(repo_id, name, revision=revision))
     except hf_errors.GatedRepoError:
         raise ModelError(
             f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN"

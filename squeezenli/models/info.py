@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squeezenli.models.build import PRECISIONS, built_path, is_export
+from squeezenli.models.build import model_paths
 from squeezenli.models.config import id2label, read_config
 from squeezenli.models.hub import CONFIG, resolve
 from squeezenli.models.labelcheck import stored_order
@@ -20,11 +20,7 @@ def model_info(spec: ModelSpec) -> dict:
     measured = stored_order(files) if needs_measurement(names, label_order) else None
     labels = resolve_labels(names, files.source, label_order, measured[0] if measured else None)
     agreement = stored_agreement(files)
-    built = {p: str(built_path(files, p)) for p in PRECISIONS if built_path(files, p).exists()}
-    if is_export(files):
-        built["fp32"] = str(files.files[files.reference_name or files.weights_name])
-    if files.reference_name is not None:
-        built["int8"] = str(files.files[files.weights_name])
+    built = {p: str(path) for p, path in model_paths(files).items() if path.exists()}
     return {
         "model": files.source,
         "revision": files.revision,

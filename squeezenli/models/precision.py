@@ -90,13 +90,11 @@ def calibration_pairs() -> list[Pair]:
     return [(r["premise"], r["hypothesis"]) for r in rows]
 
 
-def compare(fp32: np.ndarray, int8: np.ndarray, int8_alone: np.ndarray | None = None) -> Agreement:
-    """Agreement of two [pairs, labels] probability arrays; with int8_alone (the first pairs
-    scored one at a time), how far batching moves int8's."""
+def compare(fp32: np.ndarray, int8: np.ndarray, int8_alone: np.ndarray) -> Agreement:
+    """Agreement of two [pairs, labels] probability arrays, and how far batching moves
+    int8's (int8_alone: its first pairs, each scored in a batch of its own)."""
     differences = np.abs(fp32 - int8).max(axis=1)
-    moved = None
-    if int8_alone is not None:
-        moved = float(np.abs(int8[: len(int8_alone)] - int8_alone).max(initial=0.0))
+    moved = float(np.abs(int8[: len(int8_alone)] - int8_alone).max(initial=0.0))
     return Agreement(
         pairs=len(fp32),
         label_agreement=float((fp32.argmax(axis=1) == int8.argmax(axis=1)).mean()),

@@ -198,10 +198,17 @@ def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoic
     max_length, override = spec.max_length, spec.label_order
     origin = str(files.files[CONFIG])
     raw_config = read_config(files.files[CONFIG])
-    if is_export(files):
-        positions = max_positions(raw_config, origin)
+    tables: tuple[int, int | None] | None = None  # vocab_size, type_vocab_size
+    if not is_export(files):
+        config = parse_config(raw_config, origin)
+        positions = config.max_position_embeddings
+        tables = (config.vocab_size, config.type_vocab_size)
     else:
-        positions = parse_config(raw_config, origin).max_position_embeddings
+        positions = max_positions(raw_config, origin)
+        if "vocab_size" in raw_config:  # an export's config: type_vocab_size 0 or absent, no types
+            types = raw_config.get("type_vocab_size")
+            types = types if type(types) is int and types > 0 else None
+            tables = (int_field(raw_config, "vocab_size", origin), types)
     if max_length is not None and max_length > positions:
         raise InputError(f"`max_length` {max_length} exceeds the model's {positions} positions")
     tokenizer_config = files.path("tokenizer_config.json")
@@ -217,13 +224,8 @@ def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoic
 
     user = tokenizer(max_length or limit)
     reference = user if user.max_length == limit else tokenizer(limit)
-    if not is_export(files):
-        config = parse_config(raw_config, origin)
-        user.check_fits(config.vocab_size, config.type_vocab_size, origin)
-    elif "vocab_size" in raw_config:
-        types = raw_config.get("type_vocab_size")  # 0 or absent: the model takes no types
-        types = types if type(types) is int and types > 0 else None
-        user.check_fits(int_field(raw_config, "vocab_size", origin), types, origin)
+    if tables is not None:
+        user.check_fits(*tables, origin)
 
     def measured() -> tuple[LabelMap, PrecisionChoice]:
         labels = id2label(raw_config, origin)
