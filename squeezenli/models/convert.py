@@ -13,7 +13,9 @@ Two rewrites keep the copies between groups down, the cost that dominates once t
 are int8: query, key and value of a group are one MatMul (their weights side by side), and
 when the intermediate and output convolutions have the same groups, group j of the output
 reads only group j of the intermediate, so each group runs MatMul -> gelu -> MatMul on its
-own and the 3072-wide tensor is never concatenated and split again.
+own and the 3072-wide tensor is never concatenated and split again. The last layer runs
+its projections and feed-forward on the [CLS] rows only, the rows the pooler reads: the same
+bits as the whole layer's, fp32 and int8 (bench/), for ~1/12 fewer multiply-adds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from squeezenli.errors import ModelError
 from squeezenli.models.config import ModelConfig
 
 # Bump when the graph changes, so cached builds from older versions are not reused.
-CONVERTER_VERSION = 3
+CONVERTER_VERSION = 4
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
@@ -228,6 +230,7 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
     words = g.op("Gather", g.const("word_emb", get(emb + "word_embeddings.weight")), "input_ids")
     shape = g.op("Shape", "input_ids")  # [batch, length]
     zero, one, two = (g.const("index", np.array([n], np.int64)) for n in range(3))
+    first_index = g.const("zero_s", np.array(0, np.int64))
     length = g.op("Slice", shape, one, two)
     positions = g.op(
         "Slice", g.const("pos_emb", get(emb + "position_embeddings.weight")), zero, length, zero
@@ -306,6 +309,7 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
         y = outs[0] if n == 1 else g.op("Concat", *outs, axis=-1)
         return g.op("Add", y, g.const("b", param("out", i, "bias")))
 
+    last = config.num_hidden_layers - 1
     for i in range(config.num_hidden_layers):
         q, k, v = attention_inputs(i, x)
         scores = g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2]))
@@ -313,15 +317,22 @@ def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
             scores = g.op("Div", scores, scale)
         scores = g.op("Add", scores, bias)
         context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
-        context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), tokens)
+        context = g.op("Transpose", context, perm=[0, 2, 1, 3])  # [B, L, heads, d]
+        if i == last:
+            # Only [CLS] reaches the pooler, so the last layer's projections, feed-forward and
+            # layer norms run on its row alone (~6.7% of the weight multiply-adds skipped).
+            # Attention still runs for every query row: a single row's product with the
+            # values summed its padding differently and moved int8 answers with the batch.
+            context = g.op("Gather", context, first_index, axis=1)
+            x = g.op("Gather", g.op("Reshape", x, unflattened(hidden)), first_index, axis=1)
+        context = g.op("Reshape", context, tokens)
         attended = g.op("Add", linear("attn_out", i, context), x)
         attended = _layer_norm(g, attended, param("ln1", i, "weight"), param("ln1", i, "bias"), eps)
         x = g.op("Add", feed_forward(i, attended), attended)
         x = _layer_norm(g, x, param("ln2", i, "weight"), param("ln2", i, "bias"), eps)
 
-    # Pooler: tanh(dense) on the first ([CLS]) position; then the classifier.
-    x = g.op("Reshape", x, unflattened(hidden))
-    first = g.op("Gather", x, g.const("zero_s", np.array(0, np.int64)), axis=1)
+    # Pooler: tanh(dense) on the [CLS] rows the last layer kept; then the classifier.
+    first = x
     pooler = names["pooler"]
     pool_w = g.const("pool_w", get(pooler + ".weight"))
     pooled = g.op(
