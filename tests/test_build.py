@@ -7,6 +7,7 @@ import onnxruntime
 
 from squeezenli.models.build import ensure_onnx, ensure_ready, ready_path
 from squeezenli.models.hub import resolve
+from squeezenli.models.int8_kernels import ready_suffix
 from squeezenli.runtime.model import load_model
 
 PAIRS = [("A man plays a guitar.", "A person makes music."), ("a", "b c d e")]
@@ -17,7 +18,7 @@ def test_the_ready_copy_is_named_for_the_runtime_and_scores_the_same(tiny_model)
     built = ensure_onnx(files, "fp32")
     ready = ensure_ready(built, files.build_dir)
     assert ready == ready_path(built, files.build_dir)
-    assert ready.name.endswith(f".ort{onnxruntime.__version__}.onnx")
+    assert ready.name.endswith(f".ort{onnxruntime.__version__}{ready_suffix()}.onnx")
     assert (ready.parent / (ready.name + ".data")).is_file()  # weights mapped, not parsed
     nli = load_model(str(tiny_model), precision="fp32")
     session = onnxruntime.InferenceSession(str(built), providers=["CPUExecutionProvider"])
@@ -86,7 +87,7 @@ def test_builds_left_by_older_versions_are_removed(tiny_model):
     ]
     for path in stale:
         path.write_bytes(b"old")
-    for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}.onnx*"):
+    for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}*.onnx*"):
         path.unlink()  # so this start makes a ready copy, and tidies up after it
     load_model(str(tiny_model), precision="fp32")
     assert not [p for p in stale if p.exists()]

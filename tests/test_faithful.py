@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from tinymodel import random_tensors, tiny_config, vocabulary, write_tiny_model
 
+from squeezenli.models import int8_kernels
 from squeezenli.models.build import build_key, ensure_onnx, ready_path
 from squeezenli.models.hub import resolve
 from squeezenli.models.labelcheck import check_pairs
@@ -305,3 +306,51 @@ def test_int8_of_any_opset_scores_close_to_fp32(tiny_model, tmp_path, opset):
     ]
     assert np.abs(outputs[0] - outputs[1]).max() < 0.1
     assert any(n.op_type == "MatMulIntegerToFloat" for n in int8.graph.node)
+
+
+@pytest.mark.parametrize(
+    ("machine", "cpuinfo", "exact"),
+    [
+        ("x86_64", "flags\t: fpu sse avx2 avx512f avx512bw\n", True),  # Skylake-SP, Zen 3
+        ("x86_64", "flags\t: fpu avx2 avx512f avx512_vnni\n", False),
+        ("x86_64", "flags\t: fpu avx2 avx_vnni\n", False),  # Alder Lake
+        ("x86_64", None, True),  # flags unknown: exact
+        ("aarch64", "Features\t: fp asimd\n", False),  # not onnxruntime's x86 kernels
+    ],
+)
+def test_exact_int8_kernels_are_chosen_where_vnni_is_missing(
+    tmp_path, monkeypatch, machine, cpuinfo, exact
+):
+    cpu = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        cpu.write_text(cpuinfo)
+    monkeypatch.setattr(int8_kernels, "CPUINFO", cpu)
+    monkeypatch.setattr(int8_kernels.platform, "machine", lambda: machine)
+    int8_kernels.needs_exact_kernels.cache_clear()
+    try:
+        assert int8_kernels.needs_exact_kernels() is exact
+        assert bool(int8_kernels.session_settings()) is exact
+    finally:
+        int8_kernels.needs_exact_kernels.cache_clear()
+
+
+def test_exact_int8_kernels_give_the_bits_vnni_gives(tiny_model, monkeypatch):
+    """On a CPU without VNNI, onnxruntime's u8s8 kernels saturate pairs of products at 16
+    bits; its exact u8u8 ones are used there instead (int8_kernels.py). Forced on here: a
+    ready copy of its own, holding uint8 weights, and the same bits as the default kernels
+    of this machine (exact ones too, VNNI or not)."""
+    import onnx
+
+    expected = load_model(str(tiny_model), precision="int8").logits(PAIRS)
+    files = resolve(str(tiny_model))
+    usual = ready_path(ensure_onnx(files, "int8"), files.build_dir)
+    monkeypatch.setattr(int8_kernels, "needs_exact_kernels", lambda: True)
+    exact = load_model(str(tiny_model), precision="int8")
+    ready = ready_path(exact.onnx_path, files.build_dir)
+    assert ready.name.endswith("-u8u8.onnx") and ready.is_file()
+    assert usual.is_file() or usual == ready  # a cache shared by both kinds of CPU keeps both
+    graph = onnx.load(str(ready), load_external_data=False).graph
+    weights = {i.name: i.data_type for i in graph.initializer}
+    kinds = {weights[n.input[1]] for n in graph.node if n.op_type == "MatMulIntegerToFloat"}
+    assert kinds == {onnx.TensorProto.UINT8}
+    np.testing.assert_array_equal(exact.logits(PAIRS), expected)

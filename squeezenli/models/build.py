@@ -31,6 +31,7 @@ from squeezenli.models.hub import (
     describe_os_error,
     verify_blob,
 )
+from squeezenli.models.int8_kernels import ready_suffix, session_settings
 from squeezenli.models.quantize import QUANTIZER_VERSION
 
 PRECISIONS = ("fp32", "int8")
@@ -280,7 +281,7 @@ def ready_path(built: Path, build_dir: Path) -> Path:
         for part in _export_parts(built):
             parts.update(f"{part.name}\0{content_id(part, build_dir)}\0".encode())
         stem = f"{parts.hexdigest()[:16]}-{BUILD_TAG}-export"
-    return build_dir / f"{stem}.ort{onnxruntime.__version__}.onnx"
+    return build_dir / f"{stem}.ort{onnxruntime.__version__}{ready_suffix()}.onnx"
 
 
 def ensure_ready(built: Path, build_dir: Path) -> Path:
@@ -304,10 +305,11 @@ def _prune_stale(build_dir: Path, keep: str | None = None) -> None:
     versions are dead weight (hundreds of MB): remove them; with keep, every other build too."""
     import onnxruntime
 
-    runtime = f".ort{onnxruntime.__version__}.onnx"
+    # Both kinds of int8 kernels stay (int8_kernels.py): a cache shared by two CPUs keeps both.
+    runtimes = (f".ort{onnxruntime.__version__}.onnx", f".ort{onnxruntime.__version__}-u8u8.onnx")
     for path in build_dir.glob("*-c*-*"):
         old_version = f"-{BUILD_TAG}-" not in path.name
-        old_runtime = ".ort" in path.name and runtime not in path.name
+        old_runtime = ".ort" in path.name and not any(r in path.name for r in runtimes)
         other_key = keep is not None and not path.name.startswith(keep)
         if old_version or old_runtime or other_key:
             path.unlink(missing_ok=True)
@@ -333,6 +335,8 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
             options.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
+            for key, value in session_settings().items():
+                options.add_session_config_entry(key, value)
             try:
                 ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types

@@ -33,6 +33,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.convert import INPUTS, OUTPUT
+from squeezenli.models.int8_kernels import session_settings
 from squeezenli.runtime.tokenizer import PairTokenizer
 
 Pair = tuple[str, str]
@@ -59,6 +60,8 @@ def create_session(model_path: Path, *, optimized: bool = False):
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = 1
     options.log_severity_level = 4
+    for key, value in session_settings().items():  # exact int8 on CPUs without VNNI
+        options.add_session_config_entry(key, value)
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
