@@ -245,7 +245,8 @@ def _backtracking_tokenizer(folder: Path) -> None:
 
     from squeezenli.runtime.tokenizer import _read_options, _wordpiece
 
-    tokenizer = _wordpiece(folder / "vocab.txt", _read_options(folder / "tokenizer_config.json"))
+    options = _read_options(folder / "tokenizer_config.json")
+    tokenizer, _ = _wordpiece(folder / "vocab.txt", options)
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Split(Regex("(a|aa)+b"), "isolated"), pre_tokenizers.BertPreTokenizer()]
     )

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.config import read_config, shown
@@ -87,13 +88,16 @@ def truncated_lengths(first: int, second: int, budget: int) -> tuple[int, int]:
 class PairTokenizer:
     """Encodes premise/hypothesis pairs, truncating longest-first as transformers does."""
 
-    def __init__(self, tokenizer, max_length: int) -> None:
+    def __init__(self, tokenizer, max_length: int, top_id: int | None = None) -> None:
+        """top_id: the largest token id, when the caller knows it (a vocab.txt read here);
+        else check_fits asks the tokenizer for its whole vocabulary (~10 ms for 30k)."""
         if max_length < MIN_LENGTH:
             raise InputError(f"`max_length` must be at least {MIN_LENGTH}, got {max_length}")
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
         self._template = _pair_template(tokenizer)
+        self._top_id = top_id
         self.max_length = max_length
 
     @classmethod
@@ -114,7 +118,8 @@ class PairTokenizer:
             except Exception as err:  # the Rust side raises a bare Exception
                 raise ModelError(f"{tokenizer_json}: cannot load tokenizer: {err}") from None
         elif vocab is not None:
-            tokenizer = _wordpiece(vocab, options)
+            tokenizer, top_id = _wordpiece(vocab, options)
+            return cls(tokenizer, max_length, top_id)
         else:
             raise ModelError("no tokenizer.json or vocab.txt")
         return cls(tokenizer, max_length)
@@ -157,7 +162,9 @@ class PairTokenizer:
         """Refuse a tokenizer whose ids or token types the model's tables do not hold: the
         run would otherwise stop at the first pair that uses one. type_vocab_size None: the
         model takes no token types (RoBERTa, DeBERTa-v3, DistilBERT exports)."""
-        top = max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+        top = self._top_id
+        if top is None:
+            top = max(self._tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
         if top >= vocab_size:
             raise ModelError(
                 f"{origin}: the tokenizer has token id {top} but vocab_size is "
@@ -237,8 +244,9 @@ _OPTION_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _wordpiece(vocab_path: Path, options: dict):
-    """A BERT WordPiece tokenizer from vocab.txt, as transformers' BertTokenizerFast builds it."""
+def _wordpiece(vocab_path: Path, options: dict) -> tuple[Any, int]:
+    """A BERT WordPiece tokenizer from vocab.txt, as transformers' BertTokenizerFast builds it,
+    and its largest id (its special tokens are in the vocabulary: none is added)."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
 
@@ -272,4 +280,4 @@ def _wordpiece(vocab_path: Path, options: dict):
     specials = [str(options.get(f"{k}_token", f"[{k.upper()}]")) for k in SPECIAL_TOKENS]
     tokenizer.add_special_tokens([t for t in specials if t in vocab])
     tokenizer.decoder = decoders.WordPiece(prefix="##")
-    return tokenizer
+    return tokenizer, max(vocab.values())
