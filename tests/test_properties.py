@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -232,6 +232,7 @@ extra_fields = st.dictionaries(field_names, st.text(max_size=8) | st.integers(),
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(extra_fields, min_size=1, max_size=6), st.sampled_from(["csv", "tsv"]))
+@example(extras=[{"id": "\r\n"}], fmt="csv")  # a quoted CRLF stays one
 def test_delimited_output_keeps_every_field_or_refuses(
     tiny_nli_model, tmp_path_factory, extras, fmt
 ):
@@ -247,10 +248,11 @@ def test_delimited_output_keeps_every_field_or_refuses(
         assert result.exit_code == 2 and result.stdout == "", result.output
         return
     assert result.exit_code == 0, result.output
+    stdout = result.stdout_bytes.decode()  # .stdout turns every \r\n into \n, quoted ones too
     if fmt == "csv":
-        table = list(csv.DictReader(io.StringIO(result.stdout)))
+        table = list(csv.DictReader(io.StringIO(stdout, newline="")))
     else:
-        header, *lines = result.stdout.rstrip("\n").split("\n")  # not splitlines: \x1e
+        header, *lines = stdout.rstrip("\n").split("\n")  # not splitlines: \x1e
         names = [_unescape(h) for h in header.split("\t")]
         table = [dict(zip(names, (_unescape(c) for c in line.split("\t")))) for line in lines]
     assert len(table) == len(rows)
