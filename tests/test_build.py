@@ -92,3 +92,23 @@ def test_builds_left_by_older_versions_are_removed(tiny_model):
     load_model(str(tiny_model), precision="fp32")
     assert not [p for p in stale if p.exists()]
     assert built.exists() and ready_path(built, files.build_dir).exists()
+
+
+def test_builds_of_newer_versions_stay(tiny_model):
+    """An older squeezenli sharing the cache keeps a newer one's builds, and the newer one
+    keeps the older's until it builds: neither rebuilds the other's on every start."""
+    files = resolve(str(tiny_model))
+    built = ensure_onnx(files, "fp32")
+    key = built.name.split("-c")[0]
+    newer = [
+        files.build_dir / f"{key}-c999q999-fp32.onnx",
+        files.build_dir / f"{built.stem}.ort999.0.0.onnx",
+        files.build_dir / f"{built.stem}.ort999.0.0-u8u8.onnx.data",
+    ]
+    for path in newer:
+        path.write_bytes(b"new")
+    for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}*.onnx*"):
+        path.unlink()  # so this start makes a ready copy, and tidies up after it
+    load_model(str(tiny_model), precision="fp32")
+    assert ready_path(built, files.build_dir).exists()
+    assert all(path.exists() for path in newer)

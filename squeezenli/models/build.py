@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -301,18 +302,31 @@ def ensure_ready(built: Path, build_dir: Path) -> Path:
 
 
 def _prune_stale(build_dir: Path, keep: str | None = None) -> None:
-    """After an upgrade, builds by older versions and ready copies made by other onnxruntime
-    versions are dead weight (hundreds of MB): remove them; with keep, every other build too."""
+    """After an upgrade, builds by older versions and ready copies made by older onnxruntime
+    versions are dead weight (hundreds of MB): remove them; with keep, every other build too.
+    Those of newer versions stay: two environments sharing a cache (an old squeezenli in one,
+    a new one in another) would otherwise rebuild each other's builds on every start."""
     import onnxruntime
 
-    # Both kinds of int8 kernels stay (int8_kernels.py): a cache shared by two CPUs keeps both.
-    runtimes = (f".ort{onnxruntime.__version__}.onnx", f".ort{onnxruntime.__version__}-u8u8.onnx")
+    ours = (CONVERTER_VERSION, QUANTIZER_VERSION)
+    runtime = _numbers(onnxruntime.__version__)
     for path in build_dir.glob("*-c*-*"):
-        old_version = f"-{BUILD_TAG}-" not in path.name
-        old_runtime = ".ort" in path.name and not any(r in path.name for r in runtimes)
+        tag = _VERSIONS_IN_NAME.search(path.name)
+        old_version = tag is not None and (int(tag[1]), int(tag[2] or 0)) < ours
+        made_by = _RUNTIME_IN_NAME.search(path.name)
+        old_runtime = made_by is not None and _numbers(made_by[1]) < runtime
         other_key = keep is not None and not path.name.startswith(keep)
         if old_version or old_runtime or other_key:
             path.unlink(missing_ok=True)
+
+
+_VERSIONS_IN_NAME = re.compile(r"-c(\d+)(?:q(\d+))?-")
+_RUNTIME_IN_NAME = re.compile(r"\.ort([0-9][0-9.]*?)(?:-u8u8)?\.onnx")
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    """The leading release numbers of a version string ("1.32.0" -> (1, 32, 0))."""
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
 
 
 def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
