@@ -58,14 +58,18 @@ def test_int8_is_close_to_fp32(tiny_model, golden):
 # Live comparison with the reference, when it is installed (pip install -e '.[reference]').
 
 
+@pytest.mark.parametrize("layers", [None, 1], ids=["tiny", "one-layer"])  # one: its last
 @pytest.mark.parametrize("model_type", ["squeezebert", "bert"])
-def test_live_against_transformers(tmp_path, model_type):
+def test_live_against_transformers(tmp_path, model_type, layers):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from make_golden import reference_logits
     from tinymodel import write_tiny_model
 
-    folder = write_tiny_model(tmp_path / model_type, model_type=model_type, seed=7)
+    overrides = {"num_hidden_layers": layers} if layers else None
+    folder = write_tiny_model(
+        tmp_path / model_type, model_type=model_type, seed=7, config_overrides=overrides
+    )
     pairs = [
         ("A man plays a guitar on stage.", "A person is making music."),
         ("the dog runs in the park and the cat sits on the red car all morning", "no"),
