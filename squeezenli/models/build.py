@@ -301,6 +301,11 @@ def ensure_ready(built: Path, build_dir: Path) -> Path:
     return target
 
 
+# The versions in a build's name (converter, quantizer) and in a ready copy's (onnxruntime).
+_VERSIONS_IN_NAME = re.compile(r"-c(\d+)(?:q(\d+))?-")
+_RUNTIME_IN_NAME = re.compile(r"\.ort([0-9][0-9.]*?)(?:-u8u8)?\.onnx")
+
+
 def _prune_stale(build_dir: Path, keep: str | None = None) -> None:
     """After an upgrade, builds by older versions and ready copies made by older onnxruntime
     versions are dead weight (hundreds of MB): remove them; with keep, every other build too.
@@ -318,10 +323,6 @@ def _prune_stale(build_dir: Path, keep: str | None = None) -> None:
         other_key = keep is not None and not path.name.startswith(keep)
         if old_version or old_runtime or other_key:
             path.unlink(missing_ok=True)
-
-
-_VERSIONS_IN_NAME = re.compile(r"-c(\d+)(?:q(\d+))?-")
-_RUNTIME_IN_NAME = re.compile(r"\.ort([0-9][0-9.]*?)(?:-u8u8)?\.onnx")
 
 
 def _numbers(version: str) -> tuple[int, ...]:
