@@ -6,7 +6,8 @@ Installs this working tree with `pip install .` into a fresh virtual environment
 --against, the git revision REV into another, with a cache of its own so that neither
 prunes the other's builds), builds the model once in each, then runs
 `squeezenli PREMISE HYPOTHESIS --json` --runs times per install, interleaved so the machine's
-drift touches each alike, and prints the median and best wall time and the median peak memory.
+drift touches each alike, and prints the median and best wall time, the median CPU time (all
+threads: a spinning helper thread shows there before it shows in wall time) and peak memory.
 The development environment's editable install starts ~0.1 s slower than this.
 """
 
@@ -18,11 +19,26 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DEV_CACHE, PAIR, ROOT, ensure_model, measure_rss  # noqa: E402
+from run import DEV_CACHE, PAIR, ROOT, ensure_model  # noqa: E402
+
+
+def start(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, all threads) and peak MiB of one run."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{err.decode()}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def install(source: Path, folder: Path) -> Path:
@@ -73,16 +89,16 @@ def report(sources: dict[str, Path], model: Path, work: Path, args) -> None:
         command = [str(script), *PAIR, "-m", str(model), "--precision", args.precision, "--json"]
         subprocess.run(command, env=env, check=True, capture_output=True)  # build once
         commands[name] = (command, env)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
     for _ in range(args.runs):
         for name, (command, env) in commands.items():
-            times[name].append(measure_rss(command, env)[:2])
-    for name, runs in times.items():
-        walls = [wall for wall, _ in runs]
-        peak = statistics.median(mib for _, mib in runs)
+            runs[name].append(start(command, env))
+    for name, measured in runs.items():
+        walls, cpus, peaks = zip(*measured)
         print(
             f"{name}: median {statistics.median(walls):.3f} s, best {min(walls):.3f} s, "
-            f"peak {peak:.0f} MiB ({args.precision}, {len(walls)} runs)"
+            f"CPU {statistics.median(cpus):.3f} s, peak {statistics.median(peaks):.0f} MiB "
+            f"({args.precision}, {len(walls)} runs)"
         )
 
 
