@@ -8,9 +8,9 @@ from __future__ import annotations
 def main() -> None:
     import os
 
-    # numpy's OpenBLAS starts a thread per core when imported (~14 ms of a one-pair start on
-    # 2 cores); squeezenli never multiplies matrices in numpy (onnxruntime does), so one is
-    # enough. A value the user set is kept.
+    # numpy's OpenBLAS starts a thread per core when imported, and they spin: a quarter of a
+    # one-pair start's CPU time (bench/startup.py). squeezenli never multiplies matrices in
+    # numpy (onnxruntime does), so one is enough. A value the user set is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from squeezenli.cli import signals
 
