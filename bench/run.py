@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_CACHE = Path.home() / ".cache" / "squeezenli-dev"
@@ -35,8 +36,15 @@ DEFAULT_PAIRS = ROOT.parent / "shared" / "data" / "mnli_dev_mismatched_sample.js
 PAIR = ("A man plays a guitar on stage.", "A person is making music.")
 
 
-def measure_rss(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """As measure(), reading the child's own peak memory through wait4."""
+class Measured(NamedTuple):
+    wall: float  # seconds
+    peak_mib: float
+    out: str
+    cpu: float  # seconds, user + system, every thread
+
+
+def measure_rss(command: list[str], env: dict[str, str]) -> Measured:
+    """Run command; its wall time, and its own peak memory and CPU time through wait4."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = process.stdout.read()
@@ -48,7 +56,8 @@ def measure_rss(command: list[str], env: dict[str, str]) -> tuple[float, float, 
         raise SystemExit(
             f"failed ({process.returncode}): {' '.join(command)}\n{err.decode()[-3000:]}"
         )
-    return wall, usage.ru_maxrss / 1024, out.decode()
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(wall, usage.ru_maxrss / 1024, out.decode(), cpu)
 
 
 def ensure_model(model: str | None) -> Path:
@@ -197,7 +206,7 @@ def main() -> None:
             probs_file = tmp / (name.replace(" ", "_").replace(",", "") + ".npy")
             command = child + extra[:1] + ["--model", str(model), "--pairs", str(pairs_file)]
             command += ["--threads", str(args.threads), "--probs", str(probs_file)] + extra[1:]
-            wall, peak, out = measure_rss(command, env)
+            wall, peak, out, _ = measure_rss(command, env)
             stats = json.loads(out.strip().splitlines()[-1])
             probs[name] = np.load(probs_file)
             row = {
@@ -319,7 +328,7 @@ def measure_memory(args, model: Path, pairs_file: Path, tmp: Path, env) -> dict:
     for key, path, count in (("small", pairs_file, len(lines)), ("large", large, args.memory_rows)):
         command = ["squeezenli", "batch", str(path), "-m", str(model), "-q", "-o", "jsonl"]
         with open(os.devnull, "wb"):
-            wall, peak, _ = measure_rss(command, env)
+            wall, peak, _, _ = measure_rss(command, env)
         results[f"{key}_rows"] = count
         results[f"{key}_mib"] = peak
         results[f"{key}_pairs_per_s"] = count / wall
@@ -332,7 +341,7 @@ def measure_ray(model: Path, pairs_file: Path, env) -> dict:
     results, outputs = {}, {}
     for key, extra in (("local", []), ("ray", ["--engine", "ray"])):
         command = ["squeezenli", "batch", str(pairs_file), "-m", str(model), "-q", *extra]
-        wall, _, outputs[key] = measure_rss(command, env)
+        wall, _, outputs[key], _ = measure_rss(command, env)
         results[f"{key}_wall_s"] = wall
         results[f"{key}_pairs_per_s"] = count / wall
     results["identical_output"] = outputs["local"] == outputs["ray"]

@@ -19,26 +19,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import DEV_CACHE, PAIR, ROOT, ensure_model  # noqa: E402
-
-
-def start(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds (user + system, all threads) and peak MiB of one run."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    err = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{err.decode()}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+from run import DEV_CACHE, PAIR, ROOT, ensure_model, measure_rss  # noqa: E402
 
 
 def install(source: Path, folder: Path) -> Path:
@@ -89,12 +74,14 @@ def report(sources: dict[str, Path], model: Path, work: Path, args) -> None:
         command = [str(script), *PAIR, "-m", str(model), "--precision", args.precision, "--json"]
         subprocess.run(command, env=env, check=True, capture_output=True)  # build once
         commands[name] = (command, env)
-    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
+    runs: dict[str, list] = {name: [] for name in commands}
     for _ in range(args.runs):
         for name, (command, env) in commands.items():
-            runs[name].append(start(command, env))
+            runs[name].append(measure_rss(command, env))
     for name, measured in runs.items():
-        walls, cpus, peaks = zip(*measured)
+        walls = [m.wall for m in measured]
+        cpus = [m.cpu for m in measured]
+        peaks = [m.peak_mib for m in measured]
         print(
             f"{name}: median {statistics.median(walls):.3f} s, best {min(walls):.3f} s, "
             f"CPU {statistics.median(cpus):.3f} s, peak {statistics.median(peaks):.0f} MiB "

@@ -76,7 +76,9 @@ def test_a_torn_fp32_model_under_an_int8_one_is_rebuilt_too(tiny_model):
     assert fp32.stat().st_size > 1000
 
 
-def test_builds_left_by_older_versions_are_removed(tiny_model):
+def test_builds_of_older_versions_are_removed_and_newer_ones_stay(tiny_model):
+    """Newer ones stay: an older squeezenli sharing the cache keeps a newer one's builds, so
+    neither rebuilds the other's on every start."""
     files = resolve(str(tiny_model))
     built = ensure_onnx(files, "fp32")
     key = built.name.split("-c")[0]
@@ -85,30 +87,16 @@ def test_builds_left_by_older_versions_are_removed(tiny_model):
         files.build_dir / f"{built.stem}-0123abcd.ort0.0.1.onnx",
         files.build_dir / f"{built.stem}-0123abcd.ort0.0.1.onnx.data",
     ]
-    for path in stale:
-        path.write_bytes(b"old")
-    for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}*.onnx*"):
-        path.unlink()  # so this start makes a ready copy, and tidies up after it
-    load_model(str(tiny_model), precision="fp32")
-    assert not [p for p in stale if p.exists()]
-    assert built.exists() and ready_path(built, files.build_dir).exists()
-
-
-def test_builds_of_newer_versions_stay(tiny_model):
-    """An older squeezenli sharing the cache keeps a newer one's builds, and the newer one
-    keeps the older's until it builds: neither rebuilds the other's on every start."""
-    files = resolve(str(tiny_model))
-    built = ensure_onnx(files, "fp32")
-    key = built.name.split("-c")[0]
     newer = [
         files.build_dir / f"{key}-c999q999-fp32.onnx",
         files.build_dir / f"{built.stem}.ort999.0.0.onnx",
         files.build_dir / f"{built.stem}.ort999.0.0-u8u8.onnx.data",
     ]
-    for path in newer:
-        path.write_bytes(b"new")
+    for path in stale + newer:
+        path.write_bytes(b"other")
     for path in files.build_dir.glob(f"*.ort{onnxruntime.__version__}*.onnx*"):
         path.unlink()  # so this start makes a ready copy, and tidies up after it
     load_model(str(tiny_model), precision="fp32")
-    assert ready_path(built, files.build_dir).exists()
+    assert not [p for p in stale if p.exists()]
+    assert built.exists() and ready_path(built, files.build_dir).exists()
     assert all(path.exists() for path in newer)
