@@ -32,7 +32,7 @@ from squeezenli.models.hub import (
     describe_os_error,
     verify_blob,
 )
-from squeezenli.models.int8_kernels import ready_suffix, session_settings
+from squeezenli.models.int8_kernels import EXACT_SUFFIX, ready_suffix, session_settings
 from squeezenli.models.quantize import QUANTIZER_VERSION
 
 PRECISIONS = ("fp32", "int8")
@@ -303,7 +303,7 @@ def ensure_ready(built: Path, build_dir: Path) -> Path:
 
 # The versions in a build's name (converter, quantizer) and in a ready copy's (onnxruntime).
 _VERSIONS_IN_NAME = re.compile(r"-c(\d+)(?:q(\d+))?-")
-_RUNTIME_IN_NAME = re.compile(r"\.ort([0-9][0-9.]*?)(?:-u8u8)?\.onnx")
+_RUNTIME_IN_NAME = re.compile(rf"\.ort([0-9][0-9.]*?)(?:{re.escape(EXACT_SUFFIX)})?\.onnx")
 
 
 def _prune_stale(build_dir: Path, keep: str | None = None) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 PRECISE_SETTING = "session.x64quantprecision"
 CPUINFO = Path("/proc/cpuinfo")
+EXACT_SUFFIX = "-u8u8"  # in the names of ready copies made with exact kernels
 _X86 = {"x86_64", "amd64", "i386", "i686", "x86"}
 _EXACT_FLAGS = re.compile(r"\b(avx512_vnni|avx_vnni|amx_int8)\b")
 
@@ -45,4 +46,4 @@ def session_settings() -> dict[str, str]:
 def ready_suffix() -> str:
     """Part of a ready copy's name: one optimized with exact kernels holds uint8 weights and
     is a different file from one that holds int8 weights."""
-    return "-u8u8" if needs_exact_kernels() else ""
+    return EXACT_SUFFIX if needs_exact_kernels() else ""
