@@ -31,6 +31,25 @@ from tinymodel import name_labels, write_tiny_model  # noqa: E402
 FIXTURES = HERE / "fixtures"
 
 
+@pytest.fixture(params=["vnni", "no-vnni"])
+def cpu_kind(request, tmp_path, monkeypatch) -> str:
+    """Runs a test as on an x86 CPU with VNNI and as on one without (AVX2 only), whatever
+    this one is: int8_kernels reads the CPU's flags from a file made here. onnxruntime's
+    kernels stay this machine's; what changes is every choice squeezenli makes from them."""
+    from squeezenli.models import int8_kernels
+
+    flags = "fpu sse avx2 avx512f avx512_vnni" if request.param == "vnni" else "fpu sse avx2"
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(int8_kernels, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(int8_kernels.platform, "machine", lambda: "x86_64")
+    for cached in (int8_kernels.needs_exact_kernels, int8_kernels.cpu_name):
+        cached.cache_clear()
+    yield request.param
+    for cached in (int8_kernels.needs_exact_kernels, int8_kernels.cpu_name):
+        cached.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def golden() -> dict:
     return json.loads((FIXTURES / "golden.json").read_text())

@@ -60,7 +60,23 @@ def test_a_pairs_scores_do_not_depend_on_its_batch(tiny_model, precision):
         assert (other.argmax(axis=1) == together.argmax(axis=1)).all()
 
 
-def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog):
+def _timed_as(monkeypatch, speedup: float) -> list[str]:
+    """Time int8 as `speedup` times faster than fp32 (tests never depend on how fast this
+    machine is); the CPUs it was asked to time on are listed."""
+    from squeezenli.models import precision
+
+    timed: list[str] = []
+
+    def fake(files, built, tokenizer, pairs):
+        timed.append(int8_kernels.cpu_name())
+        return precision.Speed(int8_kernels.cpu_name(), len(pairs), speedup, 1.0, 100.0, 100.0)
+
+    monkeypatch.setattr(precision, "_time", fake)
+    return timed
+
+
+def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog, monkeypatch):
+    _timed_as(monkeypatch, 2.0)
     sure = load_model(str(_variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))))
     assert sure.requested_precision == "auto" and sure.precision == "int8"
     assert sure.agreement is not None and sure.agreement.passes
@@ -81,16 +97,67 @@ def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog):
     assert "using fp32" not in caplog.text
 
 
-def test_model_info_shows_the_measurements(tmp_path):
+def test_auto_keeps_fp32_where_int8_is_not_faster_on_this_cpu(tmp_path, caplog, monkeypatch):
+    from squeezenli.models.precision import MIN_SPEEDUP
+
+    _timed_as(monkeypatch, MIN_SPEEDUP * 0.9)
+    folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
+    with caplog.at_level(logging.WARNING, logger="squeezenli"):
+        slow = load_model(str(folder))
+    assert slow.agreement is not None and slow.agreement.passes
+    assert slow.precision == "fp32" and "using fp32" in caplog.text
+    assert f"auto needs {MIN_SPEEDUP}x" in caplog.text
+    assert load_model(str(folder), precision="int8").precision == "int8"  # still when asked
+
+
+def test_speed_is_timed_once_per_kind_of_cpu_and_agreement_once_per_build(
+    tmp_path, monkeypatch, cpu_kind
+):
+    from squeezenli.models import precision
+
+    timed = _timed_as(monkeypatch, 2.0)
+    folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
+    load_model(str(folder))
+    load_model(str(folder))
+    assert len(timed) == 1 and cpu_kind.replace("-", " ").upper() in timed[0].upper()
+    agreement = load_model(str(folder)).agreement
+    monkeypatch.setattr(int8_kernels, "CPUINFO", tmp_path / "other-cpuinfo")
+    (tmp_path / "other-cpuinfo").write_text("model name\t: Another CPU\nflags\t: avx2\n")
+    int8_kernels.cpu_name.cache_clear()
+    monkeypatch.setattr(precision, "_measure_agreement", lambda *args: pytest.fail("measured"))
+    assert load_model(str(folder)).agreement == agreement  # agreement is the build's
+    assert len(timed) == 2 and "Another CPU" in timed[1]  # speed is the CPU's
+
+
+def test_speed_is_timed_on_the_calibration_pairs(tiny_model, tmp_path):
+    """The real timing: both precisions over every calibration pair, CPU and wall time."""
+    from squeezenli.models.precision import calibration_pairs, stored_speed
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_model, folder)
+    nli = load_model(str(folder), precision="int8")
+    speed = stored_speed(resolve(str(folder)))
+    assert speed is not None and speed == nli.speed
+    assert speed.pairs == len(calibration_pairs()) and speed.cpu == int8_kernels.cpu_name()
+    assert speed.fp32_cpu_s > 0 and speed.int8_cpu_s > 0
+    assert speed.fp32_pairs_per_s > 0 and speed.int8_pairs_per_s > 0
+    assert speed.speedup == speed.fp32_cpu_s / speed.int8_cpu_s
+
+
+def test_model_info_shows_the_measurements(tmp_path, monkeypatch):
     from squeezenli.models.info import model_info
 
+    _timed_as(monkeypatch, 2.0)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
-    assert model_info(ModelSpec(str(folder)))["int8_agreement"] is None
+    before = model_info(ModelSpec(str(folder)))
+    assert before["int8_agreement"] is None and before["int8_speed"] is None
     load_model(str(folder))
     info = model_info(ModelSpec(str(folder)))
     agreement = info["int8_agreement"]
     assert agreement["passes"] and agreement["label_agreement"] == 1.0
     assert set(agreement) >= {"pairs", "max_difference", "mean_difference"}
+    speed = info["int8_speed"]
+    assert speed["speedup"] == 2.0 and speed["pays"] and speed["cpu"] == int8_kernels.cpu_name()
     assert info["label_check"]["wins"].keys() == {"entailment", "neutral", "contradiction"}
 
 
@@ -282,75 +349,3 @@ def test_a_bit_flipped_build_is_detected_and_rebuilt(tiny_model, tmp_path, caplo
         again = load_model(str(folder), precision=precision)
     assert "does not match its recorded hash" in caplog.text
     np.testing.assert_allclose(again.logits(PAIRS), expected, atol=1e-6, rtol=0)
-
-
-@pytest.mark.parametrize("opset", [17, 18])
-def test_int8_of_any_opset_scores_close_to_fp32(tiny_model, tmp_path, opset):
-    """Exports come in newer opsets, where ReduceMax takes its axes as an input."""
-    import onnx
-    import onnxruntime
-
-    from squeezenli.models.quantize import quantize_model
-
-    fp32 = onnx.load(str(ensure_onnx(resolve(str(tiny_model)), "fp32")))
-    fp32.opset_import[0].version = opset
-    int8 = quantize_model(onnx.load_from_string(fp32.SerializeToString()))
-    feeds = {
-        "input_ids": np.array([[2, 90, 91, 3, 92, 3]], np.int64),
-        "attention_mask": np.ones((1, 6), np.int64),
-        "token_type_ids": np.array([[0, 0, 0, 0, 1, 1]], np.int64),
-    }
-    outputs = [
-        onnxruntime.InferenceSession(m.SerializeToString()).run(None, feeds)[0]
-        for m in (fp32, int8)
-    ]
-    assert np.abs(outputs[0] - outputs[1]).max() < 0.1
-    assert any(n.op_type == "MatMulIntegerToFloat" for n in int8.graph.node)
-
-
-@pytest.mark.parametrize(
-    ("machine", "cpuinfo", "exact"),
-    [
-        ("x86_64", "flags\t: fpu sse avx2 avx512f avx512bw\n", True),  # Skylake-SP, Zen 3
-        ("x86_64", "flags\t: fpu avx2 avx512f avx512_vnni\n", False),
-        ("x86_64", "flags\t: fpu avx2 avx_vnni\n", False),  # Alder Lake
-        ("x86_64", None, True),  # flags unknown: exact
-        ("aarch64", "Features\t: fp asimd\n", False),  # not onnxruntime's x86 kernels
-    ],
-)
-def test_exact_int8_kernels_are_chosen_where_vnni_is_missing(
-    tmp_path, monkeypatch, machine, cpuinfo, exact
-):
-    cpu = tmp_path / "cpuinfo"
-    if cpuinfo is not None:
-        cpu.write_text(cpuinfo)
-    monkeypatch.setattr(int8_kernels, "CPUINFO", cpu)
-    monkeypatch.setattr(int8_kernels.platform, "machine", lambda: machine)
-    int8_kernels.needs_exact_kernels.cache_clear()
-    try:
-        assert int8_kernels.needs_exact_kernels() is exact
-        assert bool(int8_kernels.session_settings()) is exact
-    finally:
-        int8_kernels.needs_exact_kernels.cache_clear()
-
-
-def test_exact_int8_kernels_give_the_bits_vnni_gives(tiny_model, monkeypatch):
-    """On a CPU without VNNI, onnxruntime's u8s8 kernels saturate pairs of products at 16
-    bits; its exact u8u8 ones are used there instead (int8_kernels.py). Forced on here: a
-    ready copy of its own, holding uint8 weights, and the same bits as the default kernels
-    of this machine (exact ones too, VNNI or not)."""
-    import onnx
-
-    expected = load_model(str(tiny_model), precision="int8").logits(PAIRS)
-    files = resolve(str(tiny_model))
-    usual = ready_path(ensure_onnx(files, "int8"), files.build_dir)
-    monkeypatch.setattr(int8_kernels, "needs_exact_kernels", lambda: True)
-    exact = load_model(str(tiny_model), precision="int8")
-    ready = ready_path(exact.onnx_path, files.build_dir)
-    assert ready.name.endswith("-u8u8.onnx") and ready.is_file()
-    assert usual.is_file() or usual == ready  # a cache shared by both kinds of CPU keeps both
-    graph = onnx.load(str(ready), load_external_data=False).graph
-    weights = {i.name: i.data_type for i in graph.initializer}
-    kinds = {weights[n.input[1]] for n in graph.node if n.op_type == "MatMulIntegerToFloat"}
-    assert kinds == {onnx.TensorProto.UINT8}
-    np.testing.assert_array_equal(exact.logits(PAIRS), expected)

@@ -83,6 +83,17 @@ def info_tables(info: dict) -> None:
             f"moved by batching {_batch_difference(agreement)} "
             f"({verdict} auto's check)"
         )
+    speed = info["int8_speed"]
+    if speed is None:
+        console.print(f"{fast} speed on this CPU: not measured yet (on the first int8 or auto run)")
+    else:
+        verdict = "pays" if speed["pays"] else "does not pay"
+        console.print(
+            f"{fast} speed on this CPU ({speed['cpu']}), {speed['pairs']} calibration pairs: "
+            f"{speed['int8_pairs_per_s']:.1f} pairs/s against {exact}'s "
+            f"{speed['fp32_pairs_per_s']:.1f}, {speed['int8_cpu_s']:.2f} against "
+            f"{speed['fp32_cpu_s']:.2f} CPU s: {speed['speedup']:.2f}x ({verdict} for auto)"
+        )
 
 
 def _batch_difference(agreement: dict) -> str:

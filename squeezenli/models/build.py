@@ -32,7 +32,7 @@ from squeezenli.models.hub import (
     describe_os_error,
     verify_blob,
 )
-from squeezenli.models.int8_kernels import EXACT_SUFFIX, ready_suffix, session_settings
+from squeezenli.models.int8_kernels import EXACT_SUFFIX, needs_exact_kernels, saturates, settings
 from squeezenli.models.quantize import QUANTIZER_VERSION
 
 PRECISIONS = ("fp32", "int8")
@@ -42,6 +42,7 @@ BUILD_TAG = f"c{CONVERTER_VERSION}q{QUANTIZER_VERSION}"
 KEYED_FILES = (CONFIG, "tokenizer.json", "vocab.txt", "tokenizer_config.json")
 log = logging.getLogger("squeezenli")
 _MEMO = ".content-hashes.json"
+_KERNELS_MEMO = ".int8-saturates.json"  # export content -> whether its weights may saturate
 LOCK_NOTICE_S = 1.0  # a wait for another builder longer than this is announced
 
 
@@ -72,12 +73,7 @@ def content_id(path: Path, build_dir: Path) -> str:
     stat = real.stat()
     seen = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}:{stat.st_dev}"
     memo_path = build_dir / _MEMO
-    try:
-        memo = orjson.loads(memo_path.read_bytes())
-        if not isinstance(memo, dict):
-            memo = {}
-    except (OSError, orjson.JSONDecodeError):
-        memo = {}
+    memo = _read_memo(memo_path)
     entry = memo.get(str(real))
     if isinstance(entry, list) and len(entry) == 2 and entry[0] == seen:
         return str(entry[1])
@@ -86,6 +82,15 @@ def content_id(path: Path, build_dir: Path) -> str:
     with contextlib.suppress(OSError), atomic_path(memo_path) as tmp:
         tmp.write_bytes(orjson.dumps(memo))
     return digest
+
+
+def _read_memo(path: Path) -> dict:
+    """A JSON object remembered in the cache; an unreadable or damaged one is empty."""
+    try:
+        memo = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
 
 
 def build_key(files: ModelFiles) -> str:
@@ -272,17 +277,59 @@ def _quantize(source: Path, target: Path) -> None:
 
 def ready_path(built: Path, build_dir: Path) -> Path:
     """Where the onnxruntime-ready copy of a model lives: named by the built model (an export
-    by its content) and by the onnxruntime version that optimized it, the only one that may
-    load it."""
+    by its content), by the onnxruntime version that optimized it, the only one that may
+    load it, and by the int8 kernels it was made for (exact_kernels)."""
     import onnxruntime
 
-    stem = built.stem
-    if built.parent != build_dir:  # a downloaded export, named model.onnx: by its content
-        parts = hashlib.sha256()
-        for part in _export_parts(built):
-            parts.update(f"{part.name}\0{content_id(part, build_dir)}\0".encode())
-        stem = f"{parts.hexdigest()[:16]}-{BUILD_TAG}-export"
-    return build_dir / f"{stem}.ort{onnxruntime.__version__}{ready_suffix()}.onnx"
+    stem = built.stem if built.parent == build_dir else _export_stem(built, build_dir)
+    suffix = EXACT_SUFFIX if exact_kernels(built, build_dir) else ""
+    return build_dir / f"{stem}.ort{onnxruntime.__version__}{suffix}.onnx"
+
+
+def _export_stem(export: Path, build_dir: Path) -> str:
+    """A downloaded export is named model.onnx: it is known by its content."""
+    parts = hashlib.sha256()
+    for part in _export_parts(export):
+        parts.update(f"{part.name}\0{content_id(part, build_dir)}\0".encode())
+    return f"{parts.hexdigest()[:16]}-{BUILD_TAG}-export"
+
+
+def exact_kernels(model: Path, build_dir: Path) -> bool:
+    """Whether onnxruntime must run its exact int8 kernels for this model on this CPU
+    (int8_kernels.py): never where VNNI is; never for squeezenli's own builds, whose int8
+    weights cannot saturate; for a downloaded export whose weights may, and for the ready
+    copy made of it (named so)."""
+    if not needs_exact_kernels():
+        return False
+    if model.parent == build_dir:
+        return model.name.endswith(f"{EXACT_SUFFIX}.onnx")
+    return _export_saturates(model, build_dir)
+
+
+def kernel_settings(model: Path, build_dir: Path) -> dict[str, str]:
+    """The onnxruntime session config entries that exact_kernels asks for."""
+    return settings(exact_kernels(model, build_dir))
+
+
+def _export_saturates(export: Path, build_dir: Path) -> bool:
+    """int8_kernels.saturates for a downloaded export, read once and remembered by content
+    (a few hundred ms for a large export; every start asks). An export that cannot be read
+    is taken to saturate: the exact kernels are right for every model."""
+    import onnx
+
+    key = _export_stem(export, build_dir)
+    memo_path = build_dir / _KERNELS_MEMO
+    memo = _read_memo(memo_path)
+    if isinstance(memo.get(key), bool):
+        return memo[key]
+    try:
+        found = saturates(onnx.load(str(export)))
+    except Exception:  # onnx's DecodeError, a missing external file: exact is always right
+        return True
+    memo[key] = found
+    with contextlib.suppress(OSError), atomic_path(memo_path) as tmp:
+        tmp.write_bytes(orjson.dumps(memo))
+    return found
 
 
 def ensure_ready(built: Path, build_dir: Path) -> Path:
@@ -350,7 +397,7 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
             options.add_session_config_entry(
                 "session.optimized_model_external_initializers_min_size_in_bytes", "1024"
             )
-            for key, value in session_settings().items():
+            for key, value in kernel_settings(built, build_dir).items():
                 options.add_session_config_entry(key, value)
             try:
                 ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])

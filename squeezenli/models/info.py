@@ -7,7 +7,7 @@ from squeezenli.models.config import id2label, read_config
 from squeezenli.models.hub import CONFIG, resolve
 from squeezenli.models.labelcheck import stored_order
 from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_labels
-from squeezenli.models.precision import stored_agreement
+from squeezenli.models.precision import stored_agreement, stored_speed
 from squeezenli.runtime.spec import ModelSpec
 
 
@@ -20,6 +20,7 @@ def model_info(spec: ModelSpec) -> dict:
     measured = stored_order(files) if needs_measurement(names, label_order) else None
     labels = resolve_labels(names, files.source, label_order, measured[0] if measured else None)
     agreement = stored_agreement(files)
+    speed = stored_speed(files)
     built = {p: str(path) for p, path in model_paths(files).items() if path.exists()}
     return {
         "model": files.source,
@@ -40,4 +41,5 @@ def model_info(spec: ModelSpec) -> dict:
             "wins": {gold: row.tolist() for gold, row in zip(NLI_CLASSES, measured[1])},
         },
         "int8_agreement": agreement.as_dict() if agreement else None,
+        "int8_speed": speed.as_dict() if speed else None,
     }

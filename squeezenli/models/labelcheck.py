@@ -19,7 +19,7 @@ import orjson
 
 from squeezenli.errors import ModelError
 from squeezenli.models.atomic import atomic_path
-from squeezenli.models.build import ensure_onnx, measurement_path, verify_model
+from squeezenli.models.build import ensure_onnx, kernel_settings, measurement_path, verify_model
 from squeezenli.models.hub import ModelFiles
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.runtime.engine import reference_logits
@@ -131,7 +131,10 @@ def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ..
         built = ensure_onnx(files, "fp32")
         verify_model(built, files.build_dir)
         texts = [(p["premise"], p["hypothesis"]) for p in pairs]
-        counts = count_wins(reference_logits(built, tokenizer, texts, "the check pairs"), pairs)
+        logits = reference_logits(
+            built, tokenizer, texts, "the check pairs", kernel_settings(built, files.build_dir)
+        )
+        counts = count_wins(logits, pairs)
         with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
             tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
         stored = stored_order(files)

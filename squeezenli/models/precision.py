@@ -6,11 +6,16 @@ fp32 export, the variant is the int8 and the export the fp32: measured and chose
 Random weights cannot say how a real model quantizes, and neither can a user beforehand, so
 when an int8 model is built, the calibration pairs shipped in the package (512 MultiNLI
 dev-mismatched pairs, data/README.md) are scored in fp32 and int8 and the agreement is stored
-beside the build. `auto` then runs int8 only when it passed; otherwise fp32.
+beside the build. int8 is also timed against fp32 on those pairs, on this kind of CPU (its
+speed is the CPU's, not the build's: int8 ran ~1.5x fp32 on a VNNI CPU and ~1.1x with the
+exact kernels of a CPU without VNNI). `auto` runs int8 only when it agrees and is faster by
+MIN_SPEEDUP; otherwise fp32.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,9 +25,24 @@ import orjson
 
 from squeezenli.errors import InputError
 from squeezenli.models.atomic import atomic_path
-from squeezenli.models.build import build_lock, ensure_onnx, log, measurement_path, verify_model
+from squeezenli.models.build import (
+    build_lock,
+    ensure_onnx,
+    kernel_settings,
+    log,
+    measurement_path,
+    verify_model,
+)
 from squeezenli.models.hub import ModelFiles
-from squeezenli.runtime.engine import Pair, reference_logits, reference_scores, softmax
+from squeezenli.models.int8_kernels import cpu_name
+from squeezenli.runtime.engine import (
+    Engine,
+    Pair,
+    create_session,
+    reference_logits,
+    reference_scores,
+    softmax,
+)
 from squeezenli.runtime.tokenizer import PairTokenizer
 
 CHOICES = ("auto", "fp32", "int8")
@@ -35,6 +55,11 @@ MAX_DIFFERENCE = 0.05
 # moves by 0.0; a per-tensor quantized model a repo ships, by up to ~0.1 on real weights).
 BATCH_CHECK = 64
 MAX_BATCH_DIFFERENCE = 1e-6
+# ... and only if it takes at most 1/MIN_SPEEDUP of fp32's CPU time on this CPU. Labels may
+# differ on up to 0.5% of pairs; that is worth a clear gain, not one inside the timing's
+# noise (interleaved runs on these machines spread by ~5%, one-off runs by far more).
+MIN_SPEEDUP = 1.2
+SPEED_ROUNDS = 4  # the calibration pairs are timed in this many slices, fp32 and int8 in turn
 
 
 @dataclass(frozen=True)
@@ -76,12 +101,44 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class Speed:
+    """int8 and fp32 timed on the calibration pairs on one kind of CPU (cpu)."""
+
+    cpu: str
+    pairs: int
+    fp32_cpu_s: float  # process CPU time, every thread
+    int8_cpu_s: float
+    fp32_pairs_per_s: float  # wall clock
+    int8_pairs_per_s: float
+
+    @property
+    def speedup(self) -> float:
+        """fp32's CPU time over int8's: how many times fewer CPU seconds int8 takes."""
+        return self.fp32_cpu_s / max(self.int8_cpu_s, 1e-9)
+
+    @property
+    def pays(self) -> bool:
+        return self.speedup >= MIN_SPEEDUP
+
+    def describe(self, fast: str = "int8", exact: str = "fp32") -> str:
+        return (
+            f"{fast} takes 1/{self.speedup:.2f} of {exact}'s CPU time on this CPU "
+            f"({self.int8_pairs_per_s:.0f} against {self.fp32_pairs_per_s:.0f} pairs/s; auto "
+            f"needs {MIN_SPEEDUP}x)"
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "speedup": self.speedup, "pays": self.pays}
+
+
+@dataclass(frozen=True)
 class PrecisionChoice:
-    """The precision a model runs in, and the measurement behind it (None when not measured)."""
+    """The precision a model runs in, and the measurements behind it (None when not made)."""
 
     requested: str
     precision: str
     agreement: Agreement | None
+    speed: Speed | None = None
 
 
 def calibration_pairs() -> list[Pair]:
@@ -109,38 +166,97 @@ def stored_agreement(files: ModelFiles) -> Agreement | None:
     return _read(measurement_path(files, "int8", "agreement"))
 
 
-def _read(path: Path) -> Agreement | None:
+def stored_speed(files: ModelFiles) -> Speed | None:
+    """The speeds stored for these files on this kind of CPU, if any (nothing is built)."""
+    return _read(_speed_path(files), Speed)
+
+
+def _speed_path(files: ModelFiles) -> Path:
+    """Speeds are the CPU's: one file per CPU model and onnxruntime version (int8_kernels)."""
+    cpu = hashlib.sha256(cpu_name().encode()).hexdigest()[:12]
+    return measurement_path(files, "int8", f"speed-{cpu}")
+
+
+def _read(path: Path, kind=Agreement):
     try:
         data = orjson.loads(path.read_bytes())
-        return Agreement(**{k: v for k, v in data.items() if k != "passes"})
+        derived = {"passes", "pays", "speedup"}
+        return kind(**{k: v for k, v in data.items() if k not in derived})
     except (OSError, orjson.JSONDecodeError, TypeError):
         return None
 
 
-def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, bool]:
-    """Score the calibration pairs in fp32 and int8 once per build; the figures are stored.
-    Also says whether this call made the measurement (else it was stored)."""
-    path = measurement_path(files, "int8", "agreement")
-    found = _read(path)
-    if found is not None:
-        return found, False
+def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, Speed, bool]:
+    """Score the calibration pairs in fp32 and int8 once per build, and time them once per
+    kind of CPU; the figures are stored. Also says whether this call measured anything."""
+    found = _read(measurement_path(files, "int8", "agreement")), stored_speed(files)
+    if found[0] is not None and found[1] is not None:
+        return found[0], found[1], False
     built = {precision: ensure_onnx(files, precision) for precision in ("fp32", "int8")}
     with build_lock(files.build_dir):  # not reentrant: builds are made before it is taken
-        found = _read(path)
-        if found is not None:
-            return found, False
+        agreement, speed = _read(measurement_path(files, "int8", "agreement")), stored_speed(files)
+        if agreement is not None and speed is not None:
+            return agreement, speed, False
         pairs = calibration_pairs()
         fast, exact = _names(files)
-        log.info("measuring %s against %s on %d calibration pairs (once)", fast, exact, len(pairs))
         for model in built.values():
             verify_model(model, files.build_dir)
-        what = "the calibration pairs"
-        fp32 = reference_logits(built["fp32"], tokenizer, pairs, what)
-        int8, alone = reference_scores(built["int8"], tokenizer, pairs, what, BATCH_CHECK)
-        agreement = compare(softmax(fp32), softmax(int8), softmax(alone))
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(orjson.dumps(agreement.as_dict()))
-    return agreement, True
+        if agreement is None:
+            agreement = _measure_agreement(files, built, tokenizer, pairs, (fast, exact))
+        if speed is None:
+            log.info("timing %s against %s on this CPU (once)", fast, exact)
+            speed = _time(files, built, tokenizer, pairs)
+            with atomic_path(_speed_path(files)) as tmp:
+                tmp.write_bytes(orjson.dumps(speed.as_dict()))
+    return agreement, speed, True
+
+
+def _measure_agreement(
+    files: ModelFiles, built: dict[str, Path], tokenizer: PairTokenizer, pairs, names
+) -> Agreement:
+    log.info("measuring %s against %s on %d calibration pairs (once)", *names, len(pairs))
+    what = "the calibration pairs"
+    settings = {p: kernel_settings(path, files.build_dir) for p, path in built.items()}
+    fp32 = reference_logits(built["fp32"], tokenizer, pairs, what, settings["fp32"])
+    int8, alone = reference_scores(
+        built["int8"], tokenizer, pairs, what, BATCH_CHECK, settings["int8"]
+    )
+    agreement = compare(softmax(fp32), softmax(int8), softmax(alone))
+    with atomic_path(measurement_path(files, "int8", "agreement")) as tmp:
+        tmp.write_bytes(orjson.dumps(agreement.as_dict()))
+    return agreement
+
+
+def _time(
+    files: ModelFiles, built: dict[str, Path], tokenizer: PairTokenizer, pairs: list[Pair]
+) -> Speed:
+    """CPU and wall time of each precision over the pairs, in interleaved slices (fp32, int8,
+    then int8, fp32, ...) so that a machine's drift within the run falls on both; each
+    engine warms up on a slice first."""
+    engines = {
+        p: Engine(create_session(path, settings=kernel_settings(path, files.build_dir)), tokenizer)
+        for p, path in built.items()
+    }
+    cpu = dict.fromkeys(engines, 0.0)
+    wall = dict.fromkeys(engines, 0.0)
+    size = -(-len(pairs) // SPEED_ROUNDS)
+    slices = [pairs[i : i + size] for i in range(0, len(pairs), size)]
+    for engine in engines.values():
+        engine.logits(slices[0])
+    for turn, piece in enumerate(slices):
+        for precision in ("fp32", "int8") if turn % 2 == 0 else ("int8", "fp32"):
+            cpu_start, wall_start = time.process_time(), time.perf_counter()
+            engines[precision].logits(piece)
+            cpu[precision] += time.process_time() - cpu_start
+            wall[precision] += time.perf_counter() - wall_start
+    return Speed(
+        cpu=cpu_name(),
+        pairs=len(pairs),
+        fp32_cpu_s=round(cpu["fp32"], 4),
+        int8_cpu_s=round(cpu["int8"], 4),
+        fp32_pairs_per_s=round(len(pairs) / max(wall["fp32"], 1e-9), 2),
+        int8_pairs_per_s=round(len(pairs) / max(wall["int8"], 1e-9), 2),
+    )
 
 
 def _names(files: ModelFiles) -> tuple[str, str]:
@@ -152,22 +268,28 @@ def _names(files: ModelFiles) -> tuple[str, str]:
 
 
 def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
-    """auto: int8 if it passed its measurement, else fp32; int8 runs, with a warning if not."""
+    """auto: int8 if it agreed with fp32 and is faster here, else fp32; int8 runs when asked,
+    with a warning if it did not agree."""
     if requested not in CHOICES:
         raise InputError(f"`precision` {requested!r} is unknown (choose from {', '.join(CHOICES)})")
     if requested == "fp32":
-        return PrecisionChoice(requested, "fp32", stored_agreement(files))
-    agreement, fresh = measure(files, tokenizer)
+        return PrecisionChoice(requested, "fp32", stored_agreement(files), stored_speed(files))
+    agreement, speed, fresh = measure(files, tokenizer)
     names = _names(files)
     if requested == "int8":
         if not agreement.passes:
             log.warning(
                 "%s: %s may change answers; %s does not", agreement.describe(*names), *names
             )
-        return PrecisionChoice(requested, "int8", agreement)
-    precision = "int8" if agreement.passes else "fp32"
+        return PrecisionChoice(requested, "int8", agreement, speed)
+    runs_int8 = agreement.passes and speed.pays
     variant = files.reference_name is not None
-    if fresh or (variant and not agreement.passes):  # a file asked for and not run: say so
-        used = names[0] if agreement.passes else names[1]
-        log.warning("precision auto: %s; using %s", agreement.describe(*names), used)
-    return PrecisionChoice(requested, precision, agreement)
+    if fresh or (variant and not runs_int8):  # a file asked for and not run: say so
+        used = names[0] if runs_int8 else names[1]
+        log.warning(
+            "precision auto: %s; %s; using %s",
+            agreement.describe(*names),
+            speed.describe(*names),
+            used,
+        )
+    return PrecisionChoice(requested, "int8" if runs_int8 else "fp32", agreement, speed)

@@ -11,9 +11,13 @@ constant weight becomes, on its input seen as a [tokens, channels] matrix,
     y = MatMulIntegerToFloat(q, W_int8, 1, w_scale, 128) * s
 
 so a row's result depends on that row alone: a pair scored alone or in any batch gets the
-same bits. Weights are int8 with a scale per output channel. Gemm nodes (BERT's pooler and
+same bits. Weights are int8 with a scale per output channel, and each pair of weights that
+x86 CPUs without VNNI add in 16 bits (rows 2j and 2j + 1) shares a budget of 128, so those
+CPUs' fast kernels give the exact sums, the bits VNNI gives (Int8Range.PAIRED; the scale of
+each column is the one that errs least under that budget). Gemm nodes (BERT's pooler and
 classifier) stay fp32. Measured on the fitted full-size stand-in (bench/quantization.py):
-94.2% label agreement with fp32 (per-tensor: 84.8%). QuantizeLinear along axis 0 replaced a
+93.7% label agreement with fp32 (8-bit weights without the budget: 94.2%, saturating without
+VNNI; 7-bit weights: 85.8%; per-tensor: 84.8%). QuantizeLinear along axis 0 replaced a
 Div and a per-tensor QuantizeLinear: +8% int8 pairs/s (bench/, 2 cores). Inputs the
 converter does not already give as matrices (an export's [batch, length, channels]) are
 reshaped to one and back. onnxruntime's MatMulNBits (8 bits, int8 compute, blocks of 32)
@@ -22,17 +26,87 @@ was as faithful per pair but slower than fp32 here.
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 
 import numpy as np
 
+from squeezenli.models.int8_kernels import PAIR_BUDGET
+
 # Bump when the quantized graph changes: it is part of an int8 build's key.
-QUANTIZER_VERSION = 2
+QUANTIZER_VERSION = 3
 
 
-def quantize_model(model):
+class Int8Range(enum.Enum):
+    """How far quantized values reach: (activation levels each side of zero, weight levels,
+    whether each pair of weights along K shares one budget).
+
+    Activations are stored as uint8 around a zero point of levels + 1, so their codes reach
+    2 * levels + 1. x86 CPUs without VNNI add each pair of uint8 x int8 products (rows 2j and
+    2j + 1 of a weight) in 16 bits with saturation (int8_kernels.py); when 255 times the two
+    weights' magnitudes stays under 2**15, the sums are exact there too: the same bits as
+    VNNI and as the exact kernels.
+    """
+
+    FULL = (127, 127, False)  # 255 * (127 + 127) = 64770: saturates (squeezenli before v3)
+    WEIGHTS_7BIT = (127, 63, False)  # 255 * (63 + 63) = 32130: exact on every x86 kernel
+    ACTIVATIONS_7BIT = (63, 127, False)  # 127 * (127 + 127) = 32258: exact everywhere
+    PAIRED = (127, 127, True)  # 255 * 128 = 32640: 8-bit weights, |w_2j| + |w_2j+1| <= 128
+
+    @property
+    def activation_levels(self) -> int:
+        return self.value[0]
+
+    def weights(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """int8 codes [K, N] and a scale per column for an fp32 weight [K, N]."""
+        levels, paired = self.value[1], self.value[2]
+        peak = np.abs(w).max(axis=0)
+        peak[peak == 0] = 1.0
+        if not paired:
+            scale = peak / levels
+            return np.clip(np.rint(w / scale), -levels, levels).astype(np.int8), scale
+
+        def fitted(stretch: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            scale = peak / levels * stretch
+            codes = _fit_pairs(np.clip(np.rint(w / scale), -levels, levels))
+            return codes, scale, ((codes * scale - w) ** 2).sum(axis=0)
+
+        best, best_scale, best_error = fitted(PAIR_STRETCHES[0])
+        for stretch in PAIR_STRETCHES[1:]:  # per column, the scale that errs least once paired
+            codes, scale, error = fitted(stretch)
+            better = error < best_error
+            best = np.where(better, codes, best)
+            best_scale = np.where(better, scale, best_scale)
+            best_error = np.minimum(error, best_error)
+        return best.astype(np.int8), best_scale
+
+
+# Scales PAIRED tries per column, as multiples of the plain 8-bit one: a larger scale leaves
+# fewer pairs over budget but coarser steps (2.0 puts every weight within 7 bits).
+PAIR_STRETCHES = np.linspace(1.0, 2.0, 21)
+
+
+def _fit_pairs(codes: np.ndarray) -> np.ndarray:
+    """Codes whose pairs of rows (2j, 2j + 1) have |a| + |b| <= PAIR_BUDGET: a pair over it
+    is shrunk in proportion, rounded toward zero."""
+    codes = codes.copy()
+    even = codes.shape[0] // 2 * 2
+    a, b = codes[0:even:2], codes[1:even:2]
+    total = np.abs(a) + np.abs(b)
+    shrink = np.where(total > PAIR_BUDGET, PAIR_BUDGET / np.maximum(total, 1), 1.0)
+    codes[0:even:2], codes[1:even:2] = np.trunc(a * shrink), np.trunc(b * shrink)
+    return codes
+
+
+# Chosen by measurement (README, Precision).
+DEFAULT_RANGE = Int8Range.PAIRED
+
+
+def quantize_model(model, int8_range: Int8Range = DEFAULT_RANGE):
     """Rewrite an fp32 onnx.ModelProto in place as described above; returns it."""
     from onnx import TensorProto, helper, numpy_helper
+
+    levels = int8_range.activation_levels
 
     graph = model.graph
     weights = {i.name: i for i in graph.initializer if len(i.dims) == 2}
@@ -41,10 +115,10 @@ def quantize_model(model):
     graph.initializer.extend(
         numpy_helper.from_array(np.array(v, dtype), name)
         for name, v, dtype in (
-            ("rowq_127", 127.0, np.float32),
+            ("rowq_levels", float(levels), np.float32),
             ("rowq_tiny", 1e-30, np.float32),
             ("rowq_one", 1.0, np.float32),
-            ("rowq_zero_point", 128, np.uint8),
+            ("rowq_zero_point", levels + 1, np.uint8),
             ("rowq_last", [-1], np.int64),
             ("rowq_first", [0], np.int64),
         )
@@ -64,7 +138,7 @@ def quantize_model(model):
             peak = add("ReduceMax", [magnitude, "rowq_last"], f"{x}_peak", keepdims=0)
         else:
             peak = add("ReduceMax", [magnitude], f"{x}_peak", axes=[-1], keepdims=0)
-        scale = add("Div", [add("Max", [peak, "rowq_tiny"], f"{x}_pos"), "rowq_127"], f"{x}_s")
+        scale = add("Div", [add("Max", [peak, "rowq_tiny"], f"{x}_pos"), "rowq_levels"], f"{x}_s")
         zero_points = add("Expand", ["rowq_zero_point", add("Shape", [scale], f"{x}_n")], f"{x}_z")
         q = add("QuantizeLinear", [x, scale, zero_points], f"{x}_q", axis=0)
         return q, add("Unsqueeze", [scale, "rowq_last"], f"{x}_rows")
@@ -82,9 +156,7 @@ def quantize_model(model):
             quantized[x] = quantize_rows(rows)
         q, scale = quantized[x]
         if name not in replaced:  # a weight two MatMuls share (DeBERTa's) is quantized once
-            w_scale = np.abs(w).max(axis=0) / 127.0
-            w_scale[w_scale == 0] = 1.0
-            w_int8 = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
+            w_int8, w_scale = int8_range.weights(w)
             graph.initializer.extend(
                 [
                     numpy_helper.from_array(w_int8, f"{name}_int8"),
@@ -146,9 +218,9 @@ def _const(graph, name: str, values: list[int]) -> str:
     return name
 
 
-def quantize_file(source: Path, target: Path) -> None:
+def quantize_file(source: Path, target: Path, int8_range: Int8Range = DEFAULT_RANGE) -> None:
     """Read an fp32 ONNX file (its external data too), write the int8 form to target."""
     import onnx
 
-    model = quantize_model(onnx.load(str(source)))
+    model = quantize_model(onnx.load(str(source)), int8_range)
     onnx.save_model(model, str(target))

@@ -13,7 +13,7 @@ and fp32 5% of its speed on 2 cores (bench/). A pair's scores are the same bits 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -33,7 +33,6 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.convert import INPUTS, OUTPUT
-from squeezenli.models.int8_kernels import session_settings
 from squeezenli.runtime.tokenizer import PairTokenizer
 
 Pair = tuple[str, str]
@@ -46,11 +45,14 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
-def create_session(model_path: Path, *, optimized: bool = False):
+def create_session(
+    model_path: Path, *, optimized: bool = False, settings: Mapping[str, str] | None = None
+):
     """A single-threaded onnxruntime CPU session: the Engine runs one batch per core on it
     (module docstring); onnxruntime allows concurrent runs on one session. A model onnxruntime
     has already optimized (build.ensure_ready) is not optimized again: 30 ms less start-up
-    for the full-size int8 model, the same speed and the same bits."""
+    for the full-size int8 model, the same speed and the same bits. settings: session config
+    entries (build.kernel_settings: the exact int8 kernels where a model needs them)."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)  # its errors reach the user as one line, not a log
@@ -60,7 +62,7 @@ def create_session(model_path: Path, *, optimized: bool = False):
     options.inter_op_num_threads = 1
     options.intra_op_num_threads = 1
     options.log_severity_level = 4
-    for key, value in session_settings().items():  # exact int8 on CPUs without VNNI
+    for key, value in (settings or {}).items():
         options.add_session_config_entry(key, value)
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
@@ -89,19 +91,28 @@ def runtime_error(err: Exception) -> str:
 
 
 def reference_logits(
-    model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str
+    model_path: Path,
+    tokenizer: PairTokenizer,
+    pairs: list,
+    what: str,
+    settings: Mapping[str, str] | None = None,
 ) -> np.ndarray:
     """Logits of fixed reference pairs (the label check, the calibration set) on a built
     model: a pair it cannot score is the model's fault here, not the input's."""
-    return reference_scores(model_path, tokenizer, pairs, what)[0]
+    return reference_scores(model_path, tokenizer, pairs, what, settings=settings)[0]
 
 
 def reference_scores(
-    model_path: Path, tokenizer: PairTokenizer, pairs: list, what: str, alone: int = 0
+    model_path: Path,
+    tokenizer: PairTokenizer,
+    pairs: list,
+    what: str,
+    alone: int = 0,
+    settings: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """reference_logits, and the logits of the first `alone` pairs each scored in a batch
     of its own: what batching does to a pair's scores."""
-    engine = Engine(create_session(model_path), tokenizer)
+    engine = Engine(create_session(model_path, settings=settings), tokenizer)
     try:
         batched = engine.logits(pairs)
         singles = [engine.logits([pair]) for pair in pairs[:alone]]

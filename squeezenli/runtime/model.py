@@ -23,6 +23,7 @@ from squeezenli.models.build import (
     ensure_onnx,
     ensure_ready,
     is_export,
+    kernel_settings,
     log,
     verify_downloads,
     verify_model,
@@ -36,7 +37,7 @@ from squeezenli.models.config import (
 )
 from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
 from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
-from squeezenli.models.precision import Agreement, PrecisionChoice, choose
+from squeezenli.models.precision import Agreement, PrecisionChoice, Speed, choose
 from squeezenli.runtime.engine import Engine, Pair, create_session, softmax
 from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
@@ -78,6 +79,7 @@ class NLIModel:
         self.precision = choice.precision  # what runs: fp32 or int8
         self.requested_precision = choice.requested
         self.agreement: Agreement | None = choice.agreement  # int8 against fp32, if measured
+        self.speed: Speed | None = choice.speed  # both timed on this CPU, if measured
 
     @property
     def max_length(self) -> int:
@@ -267,9 +269,11 @@ def _session_from_builds(files: ModelFiles, precision: str):
     ready = ensure_ready(built, files.build_dir)
     try:
         verify_model(ready, files.build_dir)
-        return built, create_session(ready, optimized=True)
+        return built, create_session(
+            ready, optimized=True, settings=kernel_settings(ready, files.build_dir)
+        )
     except DamagedModelError as err:  # the built model still serves; the ready copy is redone
         log.warning("%s; making it again", err)
         discard_ready(ready)
         verify_model(built, files.build_dir)
-        return built, create_session(built)
+        return built, create_session(built, settings=kernel_settings(built, files.build_dir))
