@@ -72,12 +72,13 @@ def variants(folder: Path, tmp: Path) -> dict[str, tuple[Path, bool]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--pairs", type=Path, default=PAIRS, help="JSON lines with pairs")
     parser.add_argument("--count", type=int, default=1000, help="pairs to score")
     parser.add_argument("--alone", type=int, default=200, help="pairs also scored one by one")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the pairs")
     args = parser.parse_args()
-    rows = [json.loads(line) for line in PAIRS.read_text().splitlines()[: args.count]]
+    rows = [json.loads(line) for line in args.pairs.read_text().splitlines()[: args.count]]
     pairs = [(r["premise"], r["hypothesis"]) for r in rows]
     print(f"CPU: {cpu_name()}; needs exact kernels for 8-bit codes: {needs_exact_kernels()}")
     for folder in args.models:
@@ -99,7 +100,7 @@ def main() -> None:
                     cpu, wall = time.process_time(), time.perf_counter()
                     probs[name] = softmax(engine.logits(pairs))
                     times[name].append((time.process_time() - cpu, time.perf_counter() - wall))
-            print(f"\n{folder} ({len(pairs)} MNLI dev-mismatched pairs, {args.threads} threads)")
+            print(f"\n{folder} ({len(pairs)} pairs of {args.pairs.name}, {args.threads} threads)")
             reference = probs["fp32"]
             for name, engine in engines.items():
                 cpu = statistics.median(c for c, _ in times[name])
