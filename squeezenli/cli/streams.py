@@ -27,7 +27,13 @@ class CountingReader(io.RawIOBase):
     def __init__(self, raw: IO[bytes]) -> None:
         super().__init__()
         self._raw = raw
-        self.consumed = 0
+        self._read = 0
+
+    @property
+    def consumed(self) -> int:
+        """Bytes of the file read so far: a gzip file's compressed bytes (its size is the
+        one progress compares them with), else the bytes passed on."""
+        return self._raw.compressed_read if isinstance(self._raw, _Gunzip) else self._read
 
     def readable(self) -> bool:
         return True
@@ -35,7 +41,7 @@ class CountingReader(io.RawIOBase):
     def readinto(self, buffer) -> int:
         read = getattr(self._raw, "readinto1", None) or self._raw.readinto  # type: ignore[attr-defined]
         n = read(buffer) or 0
-        self.consumed += n
+        self._read += n
         return n
 
 
@@ -61,10 +67,7 @@ class Inputs:
         self._readers: list[CountingReader] = []  # one per input opened so far
         if self.options.delimiter is not None and len(self.options.delimiter) != 1:
             raise InputError(f"--delimiter must be one character, got {self.options.delimiter!r}")
-        try:
-            "".encode(self.options.encoding)
-        except LookupError:
-            raise InputError(f"--encoding: unknown encoding {self.options.encoding!r}") from None
+        _check_encoding(self.options.encoding)
         for name in self.names:
             if name != "-" and not os.access(name, os.R_OK):
                 why = "no such file" if not os.path.exists(name) else "not readable"
@@ -73,16 +76,36 @@ class Inputs:
                 raise InputError(f"cannot open {name}: it is a folder")
 
     def includes(self, path: Path) -> bool:
-        """Whether path is one of the input files (writing it would destroy the input)."""
+        """Whether path is one of the inputs, stdin's file included (writing it would destroy
+        the input: `--errors in.jsonl < in.jsonl`, `--errors /dev/stdin`). A terminal or
+        /dev/null behind stdin is no input to destroy."""
+        try:
+            target = os.stat(path)
+        except OSError:
+            return False  # not there: no input can be it
         for name in self.names:
-            if name != "-" and os.path.exists(path) and os.path.samefile(name, path):
+            try:
+                found = os.fstat(sys.stdin.fileno()) if name == "-" else os.stat(name)
+            except (OSError, ValueError, io.UnsupportedOperation):
+                continue
+            kind = stat.S_IFMT(found.st_mode)
+            same = (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+            if same and kind in (stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK):
                 return True
         return False
+
+    def _regular(self) -> bool:
+        """Whether every input is a regular file: one that can be read twice (a pipe named
+        as a file, /dev/stdin or <(...), is read once, like '-')."""
+        try:
+            return all(name != "-" and stat.S_ISREG(os.stat(name).st_mode) for name in self.names)
+        except OSError:
+            return False
 
     @property
     def total_bytes(self) -> int | None:
         """The size of all inputs, when all are regular files."""
-        if "-" in self.names:
+        if not self._regular():
             return None
         try:
             return sum(os.stat(name).st_size for name in self.names)
@@ -91,8 +114,9 @@ class Inputs:
 
     def columns(self) -> list[str] | None:
         """Every field the inputs hold, in first-seen order, read before scoring (for an
-        output whose header comes first); None when an input is stdin (read once only)."""
-        if "-" in self.names:
+        output whose header comes first); None when an input is stdin or another pipe (read
+        once only)."""
+        if not self._regular():
             return None
         from squeezenli.records.readers import scan_columns
 
@@ -101,7 +125,11 @@ class Inputs:
             with _open(name) as (raw, source):
                 stream = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
                 fmt = detect_format(source, self.fmt)
-                names.update(dict.fromkeys(scan_columns(stream, source, fmt, self.options)))
+                try:
+                    for field in scan_columns(stream, source, fmt, self.options):
+                        names[field] = None
+                except InputError:  # damage (a cut gzip): the scoring pass writes every row
+                    return list(names)  # before it, then reports it, as without a header
         return list(names)
 
     def consumed(self) -> int:
@@ -117,6 +145,25 @@ class Inputs:
                 fmt = detect_format(source, self.fmt)
                 records = read_records(stream, source, fmt, self.options)
                 yield Source(records, live=_is_live(raw))
+
+
+# Lines are split on the byte 0x0A before they are decoded: an encoding must write these
+# characters as ASCII does (UTF-16/32 and EBCDIC do not).
+_ASCII_PROBE = 'a,\t"\r\n{}:'
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        probe = _ASCII_PROBE.encode(encoding)
+    except LookupError:
+        raise InputError(f"--encoding: unknown encoding {encoding!r}") from None
+    except (UnicodeError, TypeError):  # 'undefined', or a codec of bytes to bytes
+        probe = b""
+    if probe != _ASCII_PROBE.encode("ascii"):
+        raise InputError(
+            f"--encoding {encoding}: not a text encoding that keeps ASCII as it is (lines are "
+            f"split on newline bytes); convert the file first, e.g. iconv -f {encoding} -t UTF-8"
+        )
 
 
 def _is_live(raw: IO[bytes]) -> bool:
@@ -138,34 +185,82 @@ def _open(name: str):
         raise InputError(f"cannot open {name}: {err.strerror}") from None
     with handle:
         if name.lower().endswith(".gz"):
-            import gzip
-
-            with gzip.GzipFile(fileobj=handle) as unzipped:
-                yield _GzipErrors(unzipped, name), name
+            yield _Gunzip(handle, name), name
             return
         yield handle, name
 
 
-class _GzipErrors(io.RawIOBase):
-    """A gzip stream whose damage (a truncated or corrupt file) is an OSError naming it,
-    which the reader reports as a read error of that input."""
+class _Gunzip(io.RawIOBase):
+    """A gzip file's bytes, decompressed a bounded piece at a time (a bomb stays small), with
+    every member of a multi-member file. Damage (a cut file, corrupt data, trailing garbage)
+    is an OSError naming it, raised only once every byte that decompressed before it has
+    been read, so the rows before the damage are scored and written (gzip.GzipFile lost the
+    last ones it had decompressed)."""
 
-    def __init__(self, inner, name: str) -> None:
+    _PIECE = 1 << 20  # most decompressed bytes held at once
+
+    def __init__(self, raw: IO[bytes], name: str) -> None:
+        import zlib
+
         super().__init__()
-        self._inner = inner
+        self._raw = raw
         self._name = name
+        self._zlib = zlib
+        self._stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._damage: str | None = None
+        self._ended = False
+        self.compressed_read = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        import gzip
-        import zlib
+        while not self._pending:
+            if self._damage is not None:
+                raise OSError(f"{self._name}: damaged gzip data ({self._damage})")
+            if self._ended:
+                return 0
+            self._fill()
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
+    def _next_input(self) -> bytes:
+        chunk = self._raw.read(1 << 16)
+        self.compressed_read += len(chunk)
+        return chunk
+
+    def _fill(self) -> None:
+        stream = self._stream
+        if stream.eof:  # a member ended: another may follow, or zero padding, or nothing
+            rest = stream.unused_data.lstrip(b"\0")
+            while not rest:
+                chunk = self._next_input()
+                if not chunk:
+                    self._ended = True
+                    return
+                rest = chunk.lstrip(b"\0")
+            while len(rest) < 2 and (chunk := self._next_input()):  # a magic number cut in two
+                rest += chunk
+            if not rest.startswith(b"\x1f\x8b"):
+                self._damage = "data after the end of the gzip stream"
+                return
+            self._stream = stream = self._zlib.decompressobj(16 + self._zlib.MAX_WBITS)
+            data = rest
+        else:
+            data = stream.unconsumed_tail or self._next_input()
+            if not data and self.compressed_read == 0:  # an empty file holds no rows
+                self._ended = True
+                return
+            if not data:
+                self._damage = "the file ends before the end of its compressed stream"
+                return
         try:
-            return self._inner.readinto(buffer)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-            raise OSError(f"{self._name}: damaged gzip data ({err})") from None
+            self._pending = stream.decompress(data, self._PIECE)
+        except self._zlib.error as err:
+            self._damage = str(err)
 
 
 def write_json_line(row: dict[str, Any]) -> None:

@@ -217,18 +217,28 @@ def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
     """Path of a built ONNX model for these files and precision, building it if needed."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    key = build_key(files)
-    paths = model_paths(files, key)
-    fp32, target = paths["fp32"], paths[precision]
+    target = model_paths(files)[precision]
     if target.exists():
         return target
     with build_lock(files.build_dir):
+        # Keyed again under the lock: the files may have changed while it was awaited, and a
+        # build of the new files must not be filed under the old files' key.
+        key = build_key(files)
+        paths = model_paths(files, key)
+        fp32, target = paths["fp32"], paths[precision]
         if not fp32.exists():  # another process may have built it while we waited
             log.info("building the fp32 ONNX model from %s (once)", files.weights_name)
             _build_fp32(files, fp32)
         if not target.exists():
             log.info("quantizing it to %s (once)", precision)
             _quantize(fp32, target)
+        if build_key(files) != key:  # changed while being read: what was built is no one's
+            for path in files.build_dir.glob(f"{key}-*"):
+                path.unlink(missing_ok=True)
+            raise ModelError(
+                f"the model's files in {files.folder} changed while it was being built; "
+                "run again once they are in place"
+            )
         if files.revision is None:  # a local folder: builds of its earlier contents are dead
             _prune_stale(files.build_dir, keep=key)
     return target

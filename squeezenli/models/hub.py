@@ -162,7 +162,8 @@ def choose_files(available: set[str], config: dict, onnx_file: str | None = None
                 + (others if variants else "")
             )
         weights = (usable or exports)[0]
-    reference = exports[0] if onnx_file is not None and onnx_file not in EXPORTS else None
+    # A variant is measured against the repo's fp32 export; without one, it is the export.
+    reference = exports[0] if onnx_file not in (None, *EXPORTS) and exports else None
     tokenizer = next((name for name in TOKENIZER_FILES if name in available), None)
     if tokenizer is None:
         raise ModelError("no tokenizer found: expected tokenizer.json or vocab.txt")

@@ -178,10 +178,18 @@ def _speed_path(files: ModelFiles) -> Path:
 
 
 def _read(path: Path, kind=Agreement):
+    """A stored measurement; one that is damaged (not an object of the right fields, as
+    a cache file edited or cut short may be) is not there, and is measured again."""
     try:
         data = orjson.loads(path.read_bytes())
+        if not isinstance(data, dict):
+            return None
         derived = {"passes", "pays", "speedup"}
-        return kind(**{k: v for k, v in data.items() if k not in derived})
+        found = kind(**{k: v for k, v in data.items() if k not in derived})
+        numbers = [v for k, v in asdict(found).items() if k != "cpu"]
+        if not all(v is None or (type(v) in (int, float)) for v in numbers):
+            return None
+        return found
     except (OSError, orjson.JSONDecodeError, TypeError):
         return None
 

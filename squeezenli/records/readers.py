@@ -143,7 +143,13 @@ def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
         value = _BIG_INT.search(raw) and _exact_json(raw) or orjson.loads(raw)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as err:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        return Record(source, number, None, f"invalid JSON: {err}", text)
+        message = f"invalid JSON: {err}"
+        if "UTF-8" in message:  # where, and the --encoding hint the other formats give
+            try:
+                _decode(raw, "utf-8")
+            except _BadText as bad:
+                message = str(bad)
+        return Record(source, number, None, message, text)
     if not isinstance(value, dict):
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         return Record(source, number, None, f"expected a JSON object, got {_kind(value)}", text)
@@ -155,10 +161,15 @@ _BIG_INT = re.compile(rb"\d{19,}")
 
 
 def _exact_json(raw: bytes) -> Any:
-    """JSON parsed by the standard library, which keeps integers of any width."""
+    """JSON parsed by the standard library, which keeps integers of any width (and refuses
+    NaN and Infinity as orjson does: they are not JSON, and would be written back as such)."""
     import json
 
-    return json.loads(raw)
+    return json.loads(raw, parse_constant=_not_json)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (write it as a string or null)")
 
 
 FORMATS = ("jsonl", "csv", "tsv")
@@ -230,6 +241,8 @@ def read_csv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[R
             yield Record(source, start, None, f"malformed CSV: {err}", lines.last_text)
             continue
         if columns is None:
+            if not any(row):  # blank lines before the header, as anywhere, are skipped
+                continue
             columns = _header(row, source) if options.header else _numbered(row)
             if options.header:
                 continue
@@ -248,6 +261,8 @@ def read_tsv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[R
             continue
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        if number == 1:
+            _refuse_cr_only(raw, source)
         try:
             text = _decode(raw, options.encoding).rstrip("\r\n")
         except _BadText as err:
@@ -255,6 +270,8 @@ def read_tsv(stream: IO[bytes], source: str, options: ReadOptions) -> Iterator[R
             continue
         row = [_unescape(cell) for cell in text.split("\t")]
         if columns is None:
+            if not any(row):  # blank lines before the header, as anywhere, are skipped
+                continue
             columns = _header(row, source) if options.header else _numbered(row)
             if options.header:
                 continue
@@ -273,7 +290,9 @@ def _unescape(cell: str) -> str:
 
 
 def _header(row: list[str], source: str) -> list[str]:
-    duplicates = sorted({h for h in row if row.count(h) > 1})
+    from collections import Counter
+
+    duplicates = sorted(h for h, n in Counter(row).items() if n > 1)  # linear: headers may be wide
     if duplicates:
         raise InputError(f"{source}:1: duplicate column names: {', '.join(duplicates)}")
     return row
@@ -322,8 +341,20 @@ class _CountedLines:
             raise InputError(f"{self._source}:{self.count}: {_too_long()}")
         if self.count == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        if self.count == 1:
+            _refuse_cr_only(raw, self._source)
         self._last = raw
         return _decode(raw, self._encoding)
+
+
+def _refuse_cr_only(first: bytes, source: str) -> None:
+    """A file whose lines end in CR alone (classic Mac OS) reads as one endless line: say so
+    once, instead of reporting that line as one malformed row."""
+    if not first.endswith(b"\n") and b"\r" in first.rstrip(b"\r"):
+        raise InputError(
+            f"{source}: its lines end in CR alone (old Mac line endings); convert them "
+            "first, e.g. tr '\\r' '\\n' < FILE > FIXED"
+        )
 
 
 class ColumnsError(InputError):
@@ -394,13 +425,12 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def scan_columns(stream: IO[bytes], source: str, fmt: str, options: ReadOptions) -> list[str]:
-    """Every field name an input holds, in first-seen order: a CSV/TSV header, or the keys
-    of every JSON line (read once more before scoring, for a CSV/TSV output's header)."""
-    names: dict[str, None] = {}
+def scan_columns(stream: IO[bytes], source: str, fmt: str, options: ReadOptions) -> Iterator[str]:
+    """Every field name an input holds, in first-seen order (repeats included): a CSV/TSV
+    header, or the keys of every JSON line (read once more before scoring, for a CSV/TSV
+    output's header). Yielded as found, so a caller keeps what came before a damaged part."""
     for record in read_records(stream, source, fmt, options):
         if record.data is not None:
-            names.update(dict.fromkeys(record.data))
+            yield from record.data
             if record.tabular:
                 break
-    return list(names)

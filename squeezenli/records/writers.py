@@ -51,14 +51,16 @@ class DelimitedWriter:
         self._row = io.StringIO()
         self._writer = csv.writer(self._row, lineterminator="\r\n")
         self._columns = columns
+        self._known: set[str] = set(columns or ())  # a set: rows may have thousands of fields
         self._started = False
 
     def write(self, row: dict[str, Any]) -> None:
         if not self._started:
             self._columns = self._columns or list(row)
+            self._known = set(self._columns)
             self.start()
         assert self._columns is not None
-        extra = [name for name in row if name not in self._columns]
+        extra = [name for name in row if name not in self._known]
         if extra:
             raise InputError(
                 f"field(s) {', '.join(extra)} are not in the header written from the first "

@@ -148,6 +148,8 @@ def _renames(text: str | None, own: list[str]) -> dict[str, str]:
                 f"--output-fields takes NAME=NEW pairs over the result's fields "
                 f"({', '.join(own)}), got {item.strip()!r}"
             )
+        if old in renamed:
+            raise InputError(f"--output-fields renames {old!r} twice ({renamed[old]!r}, {new!r})")
         renamed[old] = new
     return renamed
 
