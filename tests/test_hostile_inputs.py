@@ -274,3 +274,48 @@ def test_a_damaged_gzip_writes_every_row_before_the_damage(
         assert len(written) == len(rows)
     first = written[0].split(",")[0] if output == "csv" else json.loads(written[0])["premise"]
     assert first == "a man plays song 0"
+
+
+def _external_export(folder: Path, blobs: Path, data_kind: str = "symlink") -> None:
+    """The roberta stand-in as the Hugging Face cache lays out an export over 2 GB: its files
+    are symbolic links into blobs/, the tensors in onnx/model.onnx_data."""
+    import onnx
+
+    shutil.copytree(EXPORTS / "roberta", folder)
+    blobs.mkdir()
+    model = onnx.load(str(folder / "onnx/model.onnx"))
+    (folder / "onnx/model.onnx").unlink()
+    onnx.save_model(
+        model,
+        str(blobs / "model.onnx"),
+        save_as_external_data=True,
+        location="model.onnx_data",
+        size_threshold=0,
+    )
+    (folder / "onnx/model.onnx").symlink_to(blobs / "model.onnx")
+    if data_kind == "symlink":
+        (folder / "onnx/model.onnx_data").symlink_to(blobs / "model.onnx_data")
+    else:
+        os.mkfifo(folder / "onnx/model.onnx_data")
+
+
+@pytest.mark.parametrize("precision", ["int8", "auto"])
+def test_external_data_behind_symbolic_links_quantizes(tmp_path, precision):
+    folder = tmp_path / "export"
+    _external_export(folder, tmp_path / "blobs")
+    pair = [ROWS[0]["premise"], ROWS[0]["hypothesis"]]
+    done = _run([*pair, "-m", str(folder), "--precision", precision, "--json"])
+    assert done.returncode == 0, done.stderr
+    fp32 = _run([*pair, "-m", str(folder), "--precision", "fp32", "--json"])
+    ours, exact = (json.loads(d.stdout)["scores"] for d in (done, fp32))
+    assert max(abs(ours[k] - exact[k]) for k in exact) < 0.2
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_external_data_that_is_a_fifo_is_refused_not_waited_on(tmp_path, precision):
+    folder = tmp_path / "export"
+    _external_export(folder, tmp_path / "blobs", data_kind="fifo")
+    (tmp_path / "blobs" / "model.onnx_data").unlink()
+    pair = [ROWS[0]["premise"], ROWS[0]["hypothesis"]]
+    line = one_error(_run([*pair, "-m", str(folder), "--precision", precision]), 3)
+    assert "model.onnx_data" in line and "not a regular file" in line

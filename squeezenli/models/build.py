@@ -300,6 +300,8 @@ def _export_stem(export: Path, build_dir: Path) -> str:
     """A downloaded export is named model.onnx: it is known by its content."""
     parts = hashlib.sha256()
     for part in _export_parts(export):
+        if not os.path.isfile(part):  # a FIFO would block its reader (and onnxruntime) for ever
+            raise ModelError(f"{part}: not a regular file; an export's files must be files")
         parts.update(f"{part.name}\0{content_id(part, build_dir)}\0".encode())
     return f"{parts.hexdigest()[:16]}-{BUILD_TAG}-export"
 

@@ -222,5 +222,38 @@ def quantize_file(source: Path, target: Path, int8_range: Int8Range = DEFAULT_RA
     """Read an fp32 ONNX file (its external data too), write the int8 form to target."""
     import onnx
 
-    model = quantize_model(onnx.load(str(source)), int8_range)
+    model = quantize_model(_load_with_data(source), int8_range)
     onnx.save_model(model, str(target))
+
+
+def _load_with_data(source: Path):
+    """An ONNX model with its external data read in. The Hugging Face cache's files are
+    symbolic links into its blobs, and onnx refuses to read external data through a link (or
+    a hard link), so each tensor's bytes are read here: from a plain name in the model's
+    folder, never a path out of it, and from a regular file (a FIFO would block for ever)."""
+    import os
+
+    import onnx
+
+    model = onnx.load(str(source), load_external_data=False)
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        name = info.get("location", "")
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            raise ValueError(f"external data {name!r} is not a file in the model's folder")
+        real = Path(os.path.realpath(source.parent / name))
+        if not real.is_file():
+            raise ValueError(f"external data {name!r} is not a regular file")
+        length = int(info["length"]) if "length" in info else -1
+        with open(real, "rb") as handle:
+            handle.seek(int(info.get("offset", 0)))
+            data = handle.read(length)
+        if 0 <= length != len(data):
+            raise ValueError(f"external data {name!r} ends before tensor {tensor.name!r}")
+        tensor.raw_data = data
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+    return model
