@@ -72,7 +72,9 @@ class HubServer:
         self.cut: dict[str, int] = {}  # file name -> how many more GETs to cut off halfway
         # A server that lies or stalls: "commit" and "etag" replace those headers of file
         # answers, "info" the body of the model listing; "stall" waits that many seconds
-        # before answering, "drip" sends bodies a byte at a time, that many seconds apart.
+        # before answering, "drip" sends bodies a byte at a time, that many seconds apart;
+        # "head_size" (file name -> bytes) is the size a HEAD answer claims for a file;
+        # "unserved" names files the listing names and the server answers with 404.
         self.lies: dict[str, object] = {}
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -160,7 +162,7 @@ class HubServer:
                 if repo is None:
                     return
                 files = repo.commits[sha]
-                if name not in files:
+                if name not in files or name in hub.lies.get("unserved", ()):  # type: ignore[operator]
                     return self._error(404, "EntryNotFound", f"{name} does not exist", sha=sha)
                 data = files[name]
                 headers = {
@@ -176,6 +178,8 @@ class HubServer:
                     status, body = 206, data[start : end + 1]
                     headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{len(data)}"
                 headers["Content-Length"] = str(len(body))
+                if head and name in hub.lies.get("head_size", {}):  # type: ignore[operator]
+                    headers["Content-Length"] = str(hub.lies["head_size"][name])  # type: ignore[index]
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import squeezenli
 from typer.testing import CliRunner
 
@@ -113,9 +114,22 @@ def test_eval_refuses_mixed_two_and_three_class_gold_labels(tiny_nli_model):
 def test_windows_start_small_and_grow():
     from squeezenli.tasks.scoring import growing_windows
 
-    sizes = [len(w) for w in growing_windows(range(3000), 1024)]
+    sizes = [len(w) for w in growing_windows([("a premise", "a hypothesis")] * 3000, 1024)]
     assert sizes[:7] == [16, 32, 64, 128, 256, 512, 1024]
     assert sum(sizes) == 3000 and max(sizes) == 1024
+
+
+@pytest.mark.parametrize("timely", [False, True])
+def test_a_window_of_long_pairs_is_cut_by_its_characters(timely):
+    from squeezenli.tasks.scoring import WINDOW_CHARS, growing_windows, timely_windows
+
+    long = ("x" * (WINDOW_CHARS // 3), "h")
+    pairs = [long] * 7 + [("a", "b")] * 40
+    cut = timely_windows(pairs, 1024) if timely else growing_windows(pairs, 1024)
+    windows = list(cut)
+    assert sum(windows, []) == pairs
+    assert [len(w) for w in windows[:2]] == [3, 3]  # the third pair takes it past the limit
+    assert all(sum(len(p) + len(h) for p, h in w[:-1]) < WINDOW_CHARS for w in windows)
 
 
 def test_usage_errors_are_one_line_like_every_other_error():

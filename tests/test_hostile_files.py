@@ -273,3 +273,48 @@ def test_a_tokenizer_panic_is_that_rows_error(tiny_nli_model, tmp_path):
     assert failed.returncode == 2, failed.stderr
     assert "rows.jsonl:2: the tokenizer failed" in failed.stderr
     assert len(failed.stdout.splitlines()) == 1  # the row before it, then the stop
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "auto"])
+def test_an_export_that_is_no_classifier_is_named_and_never_quantized(
+    tiny_model, tmp_path, precision
+):
+    folder = _model(tiny_model, tmp_path)
+    _export(folder, [("other", 3)])
+    home = tmp_path / "hf"
+    done = squeezenli(*PAIR, "--model", str(folder), "--precision", precision, HF_HOME=str(home))
+    line = one_error(done, 3)
+    assert line.startswith(f"squeezenli: error: {folder / 'model.onnx'}: not an ONNX sequence")
+    assert not [p for p in home.rglob("*.onnx") if "int8" in p.name]  # nothing was built
+
+
+def test_an_allocation_failure_is_one_line_without_onnxruntimes_source(tiny_model, tmp_path):
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    folder = _model(tiny_model, tmp_path)
+    (folder / "model.safetensors").unlink()
+    value = h.make_tensor("one", T.FLOAT, [1], [1.0])
+    nodes = [
+        h.make_node("Cast", ["input_ids"], ["f"], to=T.FLOAT),
+        h.make_node("ConstantOfShape", ["shape"], ["big"], value=value),  # 4 TB of floats
+        h.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+        h.make_node("ReduceSum", ["f", "axis"], ["r"], keepdims=1),
+        h.make_node("Mul", ["r", "s"], ["r2"]),
+        h.make_node("Tile", ["r2", "repeats"], ["logits"]),
+    ]
+    constants = {"shape": [10**6, 10**6], "axis": [1], "repeats": [1, 3]}
+    graph = h.make_graph(
+        nodes,
+        "alloc",
+        [h.make_tensor_value_info("input_ids", T.INT64, ["b", "l"])],
+        [h.make_tensor_value_info("logits", T.FLOAT, ["b", 3])],
+        [onnx.numpy_helper.from_array(np.array(v, np.int64), n) for n, v in constants.items()],
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(folder / "model.onnx"))
+    line = _refused(folder, "--label-order", "e,n,c")
+    assert "Failed to allocate memory" in line and "ConstantOfShape" in line
+    assert ".cc:" not in line and "onnxruntime::" not in line

@@ -100,3 +100,16 @@ def test_the_guard_lets_an_honest_hub_through(hub):
     done = _score(hub)
     assert done.returncode == 0, done.stderr
     assert os.path.isdir(Path(hub.home) / "hub" / "models--acme--tiny-nli" / "snapshots")
+
+
+def test_a_file_the_server_claims_is_huge_is_one_error(hub):
+    hub.lies["head_size"] = {"model.safetensors": 60 * 10**9}
+    line = one_error(_score(hub))
+    assert "cannot download model.safetensors" in line and "too large" in line
+
+
+def test_a_listed_file_the_server_does_not_serve_says_what_to_do(hub):
+    hub.lies["unserved"] = {"model.safetensors"}
+    line = one_error(_score(hub))
+    assert "names model.safetensors, but the server does not serve it (404)" in line
+    assert "--onnx-file" in line

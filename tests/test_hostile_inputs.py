@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from conftest import one_error, run_env
 from tinymodel import random_tensors, tiny_config
@@ -160,6 +161,28 @@ def test_nan_in_a_json_line_is_that_rows_error_not_invalid_output(tiny_nli_model
     assert [json.loads(line)["id"] for line in done.stdout.splitlines()] == [1]  # valid JSON
     assert f"{path}:1: invalid JSON" in done.stderr
     assert f"{path}:2:" in done.stderr and "Infinity" in done.stderr
+
+
+@pytest.mark.parametrize("output", ["jsonl", "csv", "tsv"])
+def test_a_field_nested_as_deep_as_the_reader_accepts_is_written_back(
+    tiny_nli_model, tmp_path, output
+):
+    depth = 1020  # orjson reads up to 1024 levels and writes 254; json's encoder recurses
+    nested = "[" * depth + "1" + "]" * depth
+    path = tmp_path / "deep.jsonl"
+    path.write_text(f'{{"premise": "A man plays.", "hypothesis": "Music.", "x": {nested}}}\n')
+    done = _run(["batch", str(path), "-m", str(tiny_nli_model), "-o", output])
+    assert done.returncode == 0, done.stderr
+    if output == "jsonl":
+        value = orjson.loads(done.stdout)["x"]
+    else:
+        header, cells = (
+            line.split("," if output == "csv" else "\t") for line in done.stdout.splitlines()
+        )
+        value = orjson.loads(cells[header.index("x")])
+    for _ in range(depth):
+        (value,) = value
+    assert value == 1
 
 
 def test_bad_utf8_in_a_json_line_says_where_and_suggests_an_encoding(tiny_nli_model, tmp_path):
@@ -319,3 +342,181 @@ def test_external_data_that_is_a_fifo_is_refused_not_waited_on(tmp_path, precisi
     pair = [ROWS[0]["premise"], ROWS[0]["hypothesis"]]
     line = one_error(_run([*pair, "-m", str(folder), "--precision", precision]), 3)
     assert "model.onnx_data" in line and "not a regular file" in line
+
+
+def _widen_output(source: Path, target: Path) -> None:
+    """The export with one more logit per pair (its first, repeated): a variant that is not
+    a variant of this export."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["logits3" if name == "logits" else name for name in node.output]
+    graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.array([v], np.int64), n)
+            for n, v in (("w_start", 0), ("w_end", 1), ("w_axis", 1))
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Slice", ["logits3", "w_start", "w_end", "w_axis"], ["w_first"]),
+            helper.make_node("Concat", ["logits3", "w_first"], ["logits"], axis=1),
+        ]
+    )
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["b", 4]))
+    onnx.save_model(model, str(target))
+
+
+@pytest.mark.parametrize("precision", ["int8", "auto"])
+def test_a_variant_with_other_outputs_than_its_export_is_refused(tmp_path, precision):
+    folder = tmp_path / "export"
+    shutil.copytree(EXPORTS / "roberta", folder)
+    _widen_output(folder / "onnx/model.onnx", folder / "onnx/model_quantized.onnx")
+    pair = [ROWS[0]["premise"], ROWS[0]["hypothesis"]]
+    args = ["-m", str(folder), "--onnx-file", "onnx/model_quantized.onnx"]
+    line = one_error(_run([*pair, *args, "--precision", precision]), 3)
+    assert "onnx/model_quantized.onnx gives 4 logits per pair and onnx/model.onnx 3" in line
+    assert "--precision fp32" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "says"),
+    [
+        ("calibration.jsonl", None, "cannot be read"),
+        ("calibration.jsonl", b"\x00garbage\n", "is damaged (line 1:"),
+        ("calibration.jsonl", b'{"premise": "A man."}\n', "line 1 has no text in 'hypothesis'"),
+        ("calibration.jsonl", b"\n\n", "is empty"),
+        ("label_check.jsonl", b"[1, 2]\n", "line 1 is not an object"),
+        ("label_check.jsonl", b'{"premise": "a", "hypothesis": "b", "label": "x"}\n', "'label'"),
+    ],
+)
+def test_a_damaged_packaged_data_file_is_one_error(tiny_nli_model, tmp_path, name, damage, says):
+    """The package's own reference pairs are files on disk like any other: an install with
+    one missing or damaged says so, and how to repair it, without a traceback."""
+    import squeezenli
+
+    package = tmp_path / "site" / "squeezenli"
+    shutil.copytree(Path(squeezenli.__file__).parent, package)
+    data = package / "data" / name
+    if damage is None:
+        data.unlink()
+    else:
+        data.write_bytes(damage)
+    command = ["-m", str(tiny_nli_model)]
+    if name == "calibration.jsonl":
+        command = ["A man plays.", "Music.", *command, "--precision", "int8"]
+    else:
+        command = ["model", "check-labels", *command]
+    done = subprocess.run(
+        [sys.executable, "-m", "squeezenli", *command],
+        env=run_env(PYTHONPATH=str(package.parent), HF_HOME=str(tmp_path / "hf")),  # unmeasured
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = one_error(done, 3)
+    assert str(data) in line and says in line and "reinstall squeezenli" in line
+
+
+def _fixed_size_export(folder: Path, rows: int | None, length: int) -> None:
+    """The roberta stand-in as an export made for one input size ([rows, length]), as
+    some exports for mobile and for hardware are (a real one: [batch, 160])."""
+    import onnx
+
+    shutil.copytree(EXPORTS / "roberta", folder)
+    model = onnx.load(str(folder / "onnx/model.onnx"))
+    for tensor in model.graph.input:
+        dims = tensor.type.tensor_type.shape.dim
+        if rows is not None:
+            dims[0].dim_value = rows
+        dims[1].dim_value = length
+    onnx.save_model(model, str(folder / "onnx/model.onnx"))
+
+
+@pytest.mark.parametrize("rows", [None, 1, 4])
+def test_a_fixed_size_export_is_padded_to_its_size(tmp_path, rows):
+    dynamic, fixed = tmp_path / "dynamic", tmp_path / "fixed"
+    shutil.copytree(EXPORTS / "roberta", dynamic)
+    _fixed_size_export(fixed, rows, 40)
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in ROWS * 3))
+
+    def scores(folder: Path, *extra: str) -> np.ndarray:
+        done = _run(["batch", str(source), "-m", str(folder), "--precision", "fp32", *extra])
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line)["scores"] for line in done.stdout.splitlines()]
+        return np.array([[r[k] for k in sorted(r)] for r in rows])
+
+    np.testing.assert_allclose(scores(fixed), scores(dynamic), atol=1e-4, rtol=0)
+    line = one_error(_run([*[*ROWS[0].values()][1:], "-m", str(fixed), "--max-length", "64"]), 2)
+    assert "made for exactly 40 tokens per pair (give 40 or less)" in line
+
+
+def _summary(stderr: str) -> tuple[int, int]:
+    (line,) = [line for line in stderr.splitlines() if " rows scored, " in line]
+    scored, failed = line.split(": ", 1)[1].split(" rows scored, ")
+    return int(scored), int(failed.split(" failed")[0])
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+@pytest.mark.parametrize(
+    ("output", "odd"), [("jsonl", {"prediction": 1}), ("csv", {"late": 1}), ("tsv", {"late": 1})]
+)
+def test_the_summary_counts_exactly_the_rows_written_and_reported(
+    tiny_nli_model, on_error, output, odd
+):
+    """A row the output cannot take (a field that collides with the result's; a field a CSV
+    header read from stdin lacks) is that row's error: reported and the run goes on under
+    skip, the run's end under fail; the summary counts what was written and reported."""
+    rows = [dict(ROWS[0]), dict(ROWS[1]), {**ROWS[2], **odd}, dict(ROWS[0])]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    args = ["batch", "-", "-m", str(tiny_nli_model), "-o", output, "--on-error", on_error]
+    done = _run(args, text=text)
+    written = done.stdout.splitlines()[(output != "jsonl") :]
+    assert "Traceback" not in done.stderr
+    assert "<stdin>:3:" in done.stderr
+    if on_error == "skip":
+        assert done.returncode == 1 and len(written) == 3
+    else:
+        assert done.returncode == 2 and len(written) == 2
+    assert _summary(done.stderr) == (len(written), 1)
+
+
+def _long_text(seed: int, chars: int) -> str:
+    """Words, punctuation, accents and runs of every kind of white space, past a piece."""
+    rng = np.random.default_rng(seed)
+    words = ["music", "A", "man", "plays", "guitar,", "naïve", "café.", "(stage)", "don't", "1999"]
+    spaces = [" ", " ", " ", "  ", "\n", "\t", " \n ", "\u3000", "   "]
+    parts, size = [], 0
+    while size < chars:
+        parts.append(words[rng.integers(len(words))] + spaces[rng.integers(len(spaces))])
+        size += len(parts[-1])
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("family", ["roberta", "deberta-v3", "distilbert", "wordpiece"])
+# 65, 66: an odd budget for one template or the other (it splits two long sides by which is
+# longer); 10**6: nothing cut.
+@pytest.mark.parametrize("max_length", [65, 66, 10**6])
+def test_a_long_text_encodes_in_pieces_to_the_ids_of_the_whole(
+    tiny_model, monkeypatch, family, max_length
+):
+    from squeezenli.runtime import tokenizer as module
+
+    folder = tiny_model if family == "wordpiece" else EXPORTS / family
+    files = {
+        "tokenizer_json": None if family == "wordpiece" else folder / "tokenizer.json",
+        "vocab": folder / "vocab.txt" if family == "wordpiece" else None,
+        "tokenizer_config": folder / "tokenizer_config.json",
+    }
+    tokenizer = module.PairTokenizer.from_files(**files, max_length=max_length)
+    long, longer = _long_text(1, 3 * module.PIECE_CHARS), _long_text(2, 3 * module.PIECE_CHARS + 7)
+    pairs = [(long, "A man plays."), ("Short.", long), (long, longer), (longer, long)]
+    pieces = tokenizer.encode(pairs)
+    monkeypatch.setattr(module, "PIECE_CHARS", 10 * len(longer))  # each text encoded whole
+    assert pieces == tokenizer.encode(pairs)

@@ -8,9 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import run_env
+from hostile import write_loop_export
+
+EXPORTS = Path(__file__).parent / "fixtures" / "exports"
 
 ROW = json.dumps({"premise": "A man plays a guitar on stage.", "hypothesis": "Music."}) + "\n"
 
@@ -102,3 +106,34 @@ def test_sigterm_ends_a_run_whose_reader_stopped_reading(tiny_nli_model, tmp_pat
     err = process.stderr.read().decode()
     assert process.returncode == 143, err
     assert "stopped by SIGTERM (output blocked" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["score", "A man.", "A person."], ["batch"], ["batch", "--threads", "1"]]
+)
+def test_a_signal_ends_a_run_that_onnxruntime_would_never_finish(tmp_path, command):
+    """An export with a Loop of 10^15 trips: the signal terminates onnxruntime's run."""
+    folder = write_loop_export(tmp_path / "loop", EXPORTS / "roberta", 10**15)
+    env = run_env(HF_HOME=str(tmp_path / "hf"))
+    model = ("-m", str(folder), "--precision", "fp32")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "squeezenli", *command, *model],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    process.stdin.write(ROW.encode() * 3)
+    process.stdin.close()
+    time.sleep(6)  # built and inside the run (a build of this graph takes well under a second)
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("SIGTERM did not end a run inside onnxruntime")
+    out, err = process.stdout.read(), process.stderr.read()
+    assert process.returncode == 143, err.decode()
+    assert err.decode().strip().splitlines()[-1] == "squeezenli: stopped by SIGTERM"
+    assert b"Traceback" not in err and out == b""

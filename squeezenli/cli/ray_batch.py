@@ -72,8 +72,21 @@ def run_on_ray(
                         failed += 1
                         _fail(error_log, row, on_error, lines)
                         continue
+                    data, pair, prediction = _scored(row, lines, labels)
+                    where = (
+                        Record(row["source"], int(row["number"]), data)
+                        if lines
+                        else Record("<ray>", 0, data)
+                    )
+                    try:
+                        sink.write(data, pair, prediction, where)
+                    except RowFailure as problem:  # a row the output cannot take
+                        failed += 1
+                        if on_error == "fail":
+                            raise
+                        error_log.write(where, problem.error)
+                        continue
                     done += 1
-                    sink.write(*_scored(row, lines, labels))
     except ray.exceptions.RayError as err:
         raise _failure(err) from err
     finally:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from squeezenli.cli.progress import RowProgress
 from squeezenli.cli.signals import rows_pass
 from squeezenli.cli.streams import ErrorLog, Inputs, Source, summary
+from squeezenli.records.readers import RowFailure
 
 
 class RowRun:
@@ -23,8 +25,10 @@ class RowRun:
         *,
         quiet: bool,
         sources: Iterable[Source] | None = None,
+        skip: bool = False,
     ) -> None:
         self.what = what
+        self._skip = skip  # a row that cannot be written is reported (else: the run stops)
         self.done = 0
         self.failed = 0
         self._inputs = inputs
@@ -50,6 +54,19 @@ class RowRun:
                     continue
                 self.done += 1
                 yield outcome
+
+    @contextmanager
+    def writing(self, outcome) -> Iterator[None]:
+        """Write one good outcome: a row the output cannot take (RowFailure) was counted
+        done, and is counted failed instead, then reported, or it stops the run."""
+        try:
+            yield
+        except RowFailure as failure:
+            self.done -= 1
+            self.failed += 1
+            if not self._skip:
+                raise
+            self._errors.write(outcome.record, failure.error)
 
     def __enter__(self) -> RowRun:
         self._pass.__enter__()

@@ -7,7 +7,8 @@ Outside a pass over rows (starting up, loading, building) the process stops at o
 exception raised there could land inside a C extension's import and surface as its
 ImportError, and nothing has been written that could tear (builds are written atomically,
 and what a killed builder leaves is removed by the next run). Within a pass, the signal is
-raised as Interrupted, so the pass ends with its summary and closed files."""
+raised as Interrupted, so the pass ends with its summary and closed files, within GRACE_S
+seconds: past that (a run onnxruntime cannot terminate), the process stops at once."""
 
 from __future__ import annotations
 
@@ -36,14 +37,20 @@ def _handle(signum: int, frame) -> None:
     if not _state["writing"]:
         if not _state["armed"]:
             _stop_at_once(signum, "")
+        _deadline(signum, f"still running {GRACE_S:.0f} s after the signal")
         raise Interrupted(signum)
     if _state["pending"] is not None:  # a second signal while the line is stuck: go now
         _stop_at_once(signum, "signalled twice")
     _state["pending"] = signum
-    timer = threading.Timer(GRACE_S, _stop_at_once, (signum, f"output blocked {GRACE_S:.0f} s"))
+    _state["timer"] = _deadline(signum, f"output blocked {GRACE_S:.0f} s")
+
+
+def _deadline(signum: int, why: str) -> threading.Timer:
+    """Stop at once GRACE_S seconds from now, unless cancelled or the process ends first."""
+    timer = threading.Timer(GRACE_S, _stop_at_once, (signum, why))
     timer.daemon = True
     timer.start()
-    _state["timer"] = timer
+    return timer
 
 
 def _stop_at_once(signum: int, why: str) -> None:
@@ -81,4 +88,5 @@ def whole_line() -> Iterator[None]:
             _state["timer"].cancel()
             _state["timer"] = None
         if pending is not None:
+            _deadline(pending, f"still running {GRACE_S:.0f} s after the signal")
             raise Interrupted(pending)

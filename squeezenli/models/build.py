@@ -275,6 +275,7 @@ def _quantize(source: Path, target: Path) -> None:
     from squeezenli.models.quantize import quantize_file
 
     verify_model(source, target.parent)
+    _check_export(source)
     try:
         _save(target, lambda tmp: quantize_file(source, tmp))
     except OSError as err:
@@ -283,6 +284,22 @@ def _quantize(source: Path, target: Path) -> None:
         ) from None
     except Exception as err:  # onnx's DecodeError and friends: the fp32 model is damaged
         raise DamagedModelError(f"{source}: cannot read ONNX model: {err}") from None
+
+
+def _check_export(source: Path) -> None:
+    """An export that squeezenli cannot run is refused before it is quantized (what it
+    takes and gives, from its graph; the tensors are not read)."""
+    import onnx
+
+    from squeezenli.models.convert import check_interface
+
+    try:
+        graph = onnx.load(str(source), load_external_data=False).graph
+    except Exception:  # onnx's DecodeError and friends: quantizing names the damage
+        return
+    initializers = {t.name for t in graph.initializer}
+    inputs = {i.name for i in graph.input if i.name not in initializers}
+    check_interface(inputs, [o.name for o in graph.output], source)
 
 
 def ready_path(built: Path, build_dir: Path) -> Path:

@@ -35,6 +35,16 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "logits"
 
 
+def check_interface(inputs: set[str], outputs: list[str], origin: object) -> None:
+    """A model squeezenli can run takes input_ids (and maybe the other INPUTS) and gives
+    OUTPUT: an export that does not is refused before anything is built from it."""
+    if "input_ids" not in inputs or not inputs <= set(INPUTS) or OUTPUT not in outputs:
+        raise ModelError(
+            f"{origin}: not an ONNX sequence classifier (inputs {sorted(inputs)}, "
+            f"outputs {outputs}; expected inputs among {list(INPUTS)} and an output '{OUTPUT}')"
+        )
+
+
 class _Graph:
     """A tiny onnx.helper wrapper that names nodes and initializers uniquely."""
 

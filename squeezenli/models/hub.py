@@ -299,7 +299,7 @@ def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: b
     """List the revision's files on the Hub, read its config, then fetch the chosen files
     into the cache."""
     import httpx2
-    from huggingface_hub import HfApi, constants, hf_hub_download
+    from huggingface_hub import HfApi, constants
     from huggingface_hub import errors as hf_errors
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
@@ -328,18 +328,25 @@ def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: b
         (disable_progress_bars if not progress else enable_progress_bars)()
         # The requested revision (not info.sha), so the cache records refs/<revision>
         # and a later offline run can find the snapshot by the same name.
-        config = Path(hf_hub_download(repo_id, CONFIG, revision=revision))
+        config = _fetch(repo_id, CONFIG, revision)
         try:  # read before the other files are chosen: a torn one is fetched again here
             verify_blob(config, CONFIG)
         except DamagedDownloadError as err:
             log.warning("%s; downloading it again", err)
             _forget(config)
-            config = Path(hf_hub_download(repo_id, CONFIG, revision=revision))
+            config = _fetch(repo_id, CONFIG, revision)
         choice = choose_files(set(listed), read_config(config), onnx_file)
+        models = [n for n in (choice.weights, choice.reference) if n and n.endswith(".onnx")]
+        listed_data = {n for n in choice.names if n.startswith(data_prefixes(*models))}
         paths = {CONFIG: config}
         for name in choice.names:
-            if name != CONFIG:
-                paths[name] = Path(hf_hub_download(repo_id, name, revision=revision))
+            if name != CONFIG and name not in listed_data:
+                paths[name] = _fetch(repo_id, name, revision)
+        for model in models:  # the external data its graph refers to, not all that is listed
+            for name in _referenced_data(paths[model], model):
+                if name not in paths and name in listed:
+                    paths[name] = _fetch(repo_id, name, revision)
+        choice = replace(choice, names=[n for n in choice.names if n in paths])
     except hf_errors.GatedRepoError:
         raise ModelError(
             f"{repo_id} is gated: accept its terms on the Hub and set HF_TOKEN"
@@ -351,8 +358,6 @@ def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: b
         ) from None
     except hf_errors.RevisionNotFoundError:
         raise ModelError(f"revision '{revision}' not found in {repo_id}") from None
-    except hf_errors.RemoteEntryNotFoundError as err:
-        raise ModelError(f"{where}: a listed file is missing on the server: {err}") from None
     except hf_errors.HfHubHTTPError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ModelError(f"{where}: download failed: {first}") from None
@@ -374,6 +379,42 @@ def _download(repo_id: str, revision: str, onnx_file: str | None, *, progress: b
     commit = folder.name if _COMMIT.match(folder.name) else (info.sha or revision)
     files = _files(folder, choice, repo_id, commit, repo_folder(repo_id) / "squeezenli")
     return replace(files, files=paths)
+
+
+def _referenced_data(path: Path, name: str) -> list[str]:
+    """The repo names of the external data files an ONNX file's tensors refer to (a file it
+    does not refer to, as a stale `model.onnx_data.old` beside it, is not downloaded). A
+    file onnx cannot read refers to nothing here, and is refused when it is built."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # onnx's DecodeError and friends: the build names the damage
+        return []
+    folder = os.path.dirname(name)
+    found = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+            found.add(f"{folder}/{location}" if folder else location)
+    return sorted(n for n in found if _safe_name(n))
+
+
+def _fetch(repo_id: str, name: str, revision: str) -> Path:
+    """One file into the cache; what huggingface_hub refuses for this file is named."""
+    from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, name, revision=revision))
+    except hf_errors.RemoteEntryNotFoundError:
+        raise ModelError(
+            f"the model's listing names {name}, but the server does not serve it (404): "
+            "try again later, or choose other files (--onnx-file, --revision)"
+        ) from None
+    except ValueError as err:  # a size it will not download: "The file is too large ..."
+        first = str(err).split(". ")[0].strip().rstrip(".")
+        raise ModelError(f"cannot download {name}: {first or type(err).__name__}") from None
 
 
 def _remove_dead_partials(repo_id: str) -> None:

@@ -12,7 +12,6 @@ order found is used when it is conclusive (labels.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import orjson
@@ -22,6 +21,7 @@ from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import ensure_onnx, kernel_settings, measurement_path, verify_model
 from squeezenli.models.hub import ModelFiles
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
+from squeezenli.models.packaged import packaged_rows
 from squeezenli.runtime.engine import reference_logits
 from squeezenli.runtime.tokenizer import PairTokenizer
 
@@ -77,8 +77,7 @@ class LabelCheck:
 
 
 def check_pairs() -> list[dict]:
-    text = resources.files("squeezenli").joinpath("data/label_check.jsonl").read_bytes()
-    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    return packaged_rows("label_check.jsonl", ("premise", "hypothesis"), NLI_CLASSES)
 
 
 def count_wins(

@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from squeezenli.errors import InputError
+from squeezenli.errors import InputError, ModelError
 from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import (
     build_lock,
@@ -35,6 +34,7 @@ from squeezenli.models.build import (
 )
 from squeezenli.models.hub import ModelFiles
 from squeezenli.models.int8_kernels import cpu_name
+from squeezenli.models.packaged import packaged_rows
 from squeezenli.runtime.engine import (
     Engine,
     Pair,
@@ -142,8 +142,7 @@ class PrecisionChoice:
 
 
 def calibration_pairs() -> list[Pair]:
-    text = resources.files("squeezenli").joinpath("data/calibration.jsonl").read_bytes()
-    rows = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    rows = packaged_rows("calibration.jsonl", ("premise", "hypothesis"))
     return [(r["premise"], r["hypothesis"]) for r in rows]
 
 
@@ -229,6 +228,12 @@ def _measure_agreement(
     int8, alone = reference_scores(
         built["int8"], tokenizer, pairs, what, BATCH_CHECK, settings["int8"]
     )
+    if fp32.shape[1] != int8.shape[1]:
+        raise ModelError(
+            f"{names[0]} gives {int8.shape[1]} logits per pair and {names[1]} "
+            f"{fp32.shape[1]}: they are not the same classifier (give --onnx-file a variant "
+            "of this export, or --precision fp32)"
+        )
     agreement = compare(softmax(fp32), softmax(int8), softmax(alone))
     with atomic_path(measurement_path(files, "int8", "agreement")) as tmp:
         tmp.write_bytes(orjson.dumps(agreement.as_dict()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from typing import IO, Any
 
 import orjson
@@ -16,13 +17,21 @@ def write_jsonl(stream: IO[bytes], row: dict[str, Any]) -> None:
     stream.write(dump_json(row) + b"\n")
 
 
+# The readers accept JSON nested as deep as orjson reads (1024 levels), orjson writes only
+# 254, and the standard library's encoder counts its levels against the recursion limit.
+_WRITE_DEPTH_LIMIT = 4 * 1024
+
+
 def dump_json(value: Any) -> bytes:
-    """Compact JSON; integers wider than 64 bits (which orjson refuses) written exactly."""
+    """Compact JSON; integers wider than 64 bits (which orjson refuses) written exactly, and
+    values nested as deep as any the readers accept."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:
         import json
 
+        if sys.getrecursionlimit() < _WRITE_DEPTH_LIMIT:
+            sys.setrecursionlimit(_WRITE_DEPTH_LIMIT)
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_plain)
         return text.encode()
 

@@ -8,11 +8,18 @@ Cores are used by running one batch per core at once on a single-threaded sessio
 splitting each operator across cores: this model's graph is hundreds of small operators per
 batch (quantization, bias, gelu, regrouping), and a fork and join per operator cost int8 17%
 and fp32 5% of its speed on 2 cores (bench/). A pair's scores are the same bits either way.
+
+Runs never happen on the caller's thread, even with one thread: a thread inside
+onnxruntime's run cannot take a signal until the run returns, which for a slow or hostile
+graph may be never. The caller waits on a future instead, and a caller that stops (Ctrl-C,
+an error, a consumer that stops early) terminates the runs still going (RunOptions.terminate).
 """
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +39,7 @@ from squeezenli.defaults import (
     cpus_available,
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
-from squeezenli.models.convert import INPUTS, OUTPUT
+from squeezenli.models.convert import OUTPUT, check_interface
 from squeezenli.runtime.tokenizer import PairTokenizer
 
 Pair = tuple[str, str]
@@ -46,13 +53,18 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def create_session(
-    model_path: Path, *, optimized: bool = False, settings: Mapping[str, str] | None = None
+    model_path: Path,
+    *,
+    optimized: bool = False,
+    settings: Mapping[str, str] | None = None,
+    origin: Path | None = None,
 ):
     """A single-threaded onnxruntime CPU session: the Engine runs one batch per core on it
     (module docstring); onnxruntime allows concurrent runs on one session. A model onnxruntime
     has already optimized (build.ensure_ready) is not optimized again: 30 ms less start-up
     for the full-size int8 model, the same speed and the same bits. settings: session config
-    entries (build.kernel_settings: the exact int8 kernels where a model needs them)."""
+    entries (build.kernel_settings: the exact int8 kernels where a model needs them). origin:
+    the file errors name, when model_path is a copy made from it (build.ensure_ready)."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)  # its errors reach the user as one line, not a log
@@ -67,27 +79,32 @@ def create_session(
     try:
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise DamagedModelError(f"{model_path}: cannot load ONNX model: {err}") from None
+        raise DamagedModelError(
+            f"{origin or model_path}: cannot load ONNX model: {runtime_error(err)}"
+        ) from None
     inputs = {i.name for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
-    if "input_ids" not in inputs or not inputs <= set(INPUTS) or OUTPUT not in outputs:
-        raise ModelError(
-            f"{model_path}: not an ONNX sequence classifier (inputs {sorted(inputs)}, "
-            f"outputs {outputs}; expected inputs among {list(INPUTS)} and an output '{OUTPUT}')"
-        )
+    check_interface(inputs, outputs, origin or model_path)
     return session
 
 
 def runtime_error(err: Exception) -> str:
     """What onnxruntime says went wrong, short: the failing node and its message, without
     the source paths and C++ signatures it wraps them in."""
-    text = " ".join(str(err).split()) or type(err).__name__
+    text = _CXX_SOURCE.sub("", " ".join(str(err).split())) or type(err).__name__
     found = re.search(r"running (\w+) node\. Name:'([^']*)' Status Message: (.*)$", text)
     if found is None:
         return text[:300]
     op, node, message = found.groups()
-    message = re.sub(r"^\S+\.(?:cc|h):\d+ .*?\] ", "", message)  # /src/x.cc:150 void f() [...]
     return f"{op} node {node!r}: {message[:200]}"
+
+
+# Where in onnxruntime's C++ a message was raised, and the function's signature:
+# "/onnxruntime_src/.../bfc_arena.cc:360 void* onnxruntime::BFCArena::Allocate(size_t, bool) "
+_CXX_SOURCE = re.compile(
+    r"\S+\.(?:cc|cpp|h|hpp):\d+ (?:[\w:<>,*&~ ]+\((?:[^()]|\([^()]*\))*\)(?: const)?"
+    r"(?: \[[^\]]*\])? )?"
+)
 
 
 def reference_logits(
@@ -158,12 +175,23 @@ class Engine:
         # The model's outputs: as the caller knows them (its labels), else as the graph says.
         width = session.get_outputs()[0].shape[-1]
         self.classes = classes or (width if isinstance(width, int) else None)
+        # An export made for one input size (input_ids [1, 160], say) takes only that size:
+        # its batches are padded to it, pairs cut to its length, and its batches no bigger.
+        shape = next(i.shape for i in session.get_inputs() if i.name == "input_ids")
+        fixed = [d if isinstance(d, int) and d > 0 else None for d in [*shape, None, None][:2]]
+        self.fixed_rows, self.fixed_length = fixed
+        if self.fixed_length is not None and tokenizer.max_length > self.fixed_length:
+            tokenizer = copy.copy(tokenizer)
+            tokenizer.max_length = self.fixed_length
+        batch_size = min(batch_size, self.fixed_rows or batch_size)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.window = window
         self.threads = threads
-        self._pool = ThreadPoolExecutor(threads, "squeezenli-batch") if threads > 1 else None
+        self._pool = ThreadPoolExecutor(threads, "squeezenli-batch")
+        self._running: set = set()  # RunOptions of the runs in flight, for terminate()
+        self._running_lock = threading.Lock()
         self._inputs = [i.name for i in session.get_inputs()]
         pad = tokenizer.token_to_id("[PAD]")
         self._pad_id = pad if pad is not None else 0
@@ -229,14 +257,17 @@ class Engine:
         good = {i: e for i, e in enumerate(encodings) if not isinstance(e, str)}
         rows = list(good)
         result = np.full((len(chunk), self.classes or 0), np.nan, np.float32)
-        indices = [[rows[i] for i in b] for b in self.batches([len(e.ids) for e in good.values()])]
+        lengths = [self.fixed_length or len(e.ids) for e in good.values()]
+        indices = [[rows[i] for i in b] for b in self.batches(lengths)]
         for index, logits in zip(indices, self._run_all([[good[i] for i in x] for x in indices])):
             if result.shape[1] != logits.shape[1]:  # the graph left its width open
                 self.classes = logits.shape[1]
                 result = np.full((len(chunk), self.classes), np.nan, np.float32)
             result[index] = logits
             self.real_tokens += sum(len(good[i].ids) for i in index)
-            self.padded_tokens += len(index) * max(len(good[i].ids) for i in index)
+            self.padded_tokens += len(index) * (
+                self.fixed_length or max(len(good[i].ids) for i in index)
+            )
         for i in rows:
             if not np.isfinite(result[i]).all():
                 errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
@@ -244,10 +275,8 @@ class Engine:
 
     def _run_all(self, batches: list[list]) -> Iterator[np.ndarray]:
         """Logits of each batch, in order, `threads` batches running at once. Batches not yet
-        started are cancelled when the caller stops early (an error, Ctrl-C)."""
-        if self._pool is None or len(batches) < 2:
-            yield from map(self._run, batches)
-            return
+        started are cancelled, and those running terminated, when the caller stops early (an
+        error, Ctrl-C): no run outlives its caller (module docstring)."""
         futures: list[Future] = [self._pool.submit(self._run, b) for b in batches]
         try:
             for future in futures:
@@ -255,13 +284,25 @@ class Engine:
         finally:
             for future in futures:
                 future.cancel()
+            if not all(future.done() for future in futures):
+                self.terminate()
+
+    def terminate(self) -> None:
+        """End every run in flight now: each raises in its own thread (onnxruntime checks
+        the flag between operators)."""
+        with self._running_lock:
+            for options in self._running:
+                options.terminate = True
 
     def feeds(self, encodings: list) -> dict[str, np.ndarray]:
-        """A batch as the model's inputs (only those it takes), padded to its longest pair."""
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), width), self._pad_id, np.int64)
-        types = np.zeros((len(encodings), width), np.int64)
-        mask = np.zeros((len(encodings), width), np.int64)
+        """A batch as the model's inputs (only those it takes), padded to its longest pair, or
+        to the one size a fixed-size export takes (its extra rows one padding token each)."""
+        width = self.fixed_length or max(len(e.ids) for e in encodings)
+        rows = self.fixed_rows or len(encodings)
+        ids = np.full((rows, width), self._pad_id, np.int64)
+        types = np.zeros((rows, width), np.int64)
+        mask = np.zeros((rows, width), np.int64)
+        mask[len(encodings) :, 0] = 1
         for row, enc in enumerate(encodings):
             n = len(enc.ids)
             ids[row, :n] = enc.ids
@@ -271,8 +312,15 @@ class Engine:
         return {n: arrays[n] for n in self._inputs}
 
     def _run(self, encodings: list) -> np.ndarray:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        with self._running_lock:
+            self._running.add(options)
         try:
-            logits = self.session.run([OUTPUT], self.feeds(encodings))[0]
+            logits = self.session.run([OUTPUT], self.feeds(encodings), options)[0]
+            if self.fixed_rows is not None and logits.ndim and len(logits) == self.fixed_rows:
+                logits = logits[: len(encodings)]
         except Exception as err:  # onnxruntime's own error types: ids past a table, ...
             reason = runtime_error(err)
             hint = (
@@ -286,6 +334,9 @@ class Engine:
                 f"the model failed on a batch of {len(encodings)} pair(s) of up to "
                 f"{max(len(e.ids) for e in encodings)} tokens: {reason}{hint}"
             ) from None
+        finally:
+            with self._running_lock:
+                self._running.discard(options)
         if logits.ndim != 2 or len(logits) != len(encodings) or not logits.shape[1]:
             raise ModelError(
                 f"the model's '{OUTPUT}' has shape {list(logits.shape)} for "

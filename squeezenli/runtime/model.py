@@ -154,6 +154,12 @@ def load_model(
             classes=len(labels.names),
             threads=spec.threads,
         )
+        fixed = engine.fixed_length
+        if spec.max_length is not None and fixed is not None and spec.max_length > fixed:
+            raise InputError(
+                f"`max_length` {spec.max_length} is more than this export takes: it was made "
+                f"for exactly {fixed} tokens per pair (give {fixed} or less)"
+            )
         return NLIModel(files, engine, labels, onnx_path, choice)
 
     return _fetched(spec, progress, load)
@@ -270,7 +276,7 @@ def _session_from_builds(files: ModelFiles, precision: str):
     try:
         verify_model(ready, files.build_dir)
         return built, create_session(
-            ready, optimized=True, settings=kernel_settings(ready, files.build_dir)
+            ready, optimized=True, settings=kernel_settings(ready, files.build_dir), origin=built
         )
     except DamagedModelError as err:  # the built model still serves; the ready copy is redone
         log.warning("%s; making it again", err)

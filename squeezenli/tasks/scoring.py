@@ -13,7 +13,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -52,13 +51,30 @@ class Result(Generic[T]):
     pair: Pair | None = None
 
 
-def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[list]:
-    """Lists of up to `size` items; a list is cut early when no item arrives within `wait` s."""
+# A window also ends once its pairs hold this many characters: what a window holds, and
+# what tokenizing it at once takes, stays bounded however long the rows (16 rows of 8 MiB
+# took 20 GB), while windows of ordinary pairs (~150 characters) are cut by their count.
+WINDOW_CHARS = 1 << 22
+
+
+def _chars(pair: Pair) -> int:
+    return len(pair[0]) + len(pair[1])
+
+
+def timely_windows(items: Iterable[Pair], size: int, wait: float = 0.05) -> Iterator[list]:
+    """Lists of up to `size` pairs (and WINDOW_CHARS characters); a list is cut early when no
+    pair arrives within `wait` s. The reader runs ahead by at most 2 x size pairs and about
+    WINDOW_CHARS characters."""
     inbox: queue.Queue = queue.Queue(maxsize=size * 2)
+    ahead = [0]  # characters read and not yet taken
+    taken = threading.Condition()
 
     def read() -> None:
         try:
             for item in items:
+                with taken:
+                    taken.wait_for(lambda: ahead[0] < WINDOW_CHARS)
+                    ahead[0] += _chars(item)
                 inbox.put(item)
         except BaseException as err:  # handed to the consumer, raised there
             inbox.put(err)
@@ -66,12 +82,13 @@ def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[l
 
     threading.Thread(target=read, daemon=True).start()
     window: list = []
+    chars = 0
     while True:
         try:
             item = inbox.get(timeout=wait) if window else inbox.get()
         except queue.Empty:
             yield window
-            window = []
+            window, chars = [], 0
             continue
         if item is _END:
             break
@@ -79,10 +96,14 @@ def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[l
             if window:
                 yield window
             raise item
+        with taken:
+            ahead[0] -= _chars(item)
+            taken.notify()
         window.append(item)
-        if len(window) >= size:
+        chars += _chars(item)
+        if len(window) >= size or chars >= WINDOW_CHARS:
             yield window
-            window = []
+            window, chars = [], 0
     if window:
         yield window
 
@@ -90,16 +111,24 @@ def timely_windows(items: Iterable, size: int, wait: float = 0.05) -> Iterator[l
 FIRST_WINDOW = 16
 
 
-def growing_windows(items: Iterable, size: int) -> Iterator[list]:
-    """Lists of FIRST_WINDOW items, then twice as many each time up to `size`: the first
-    results of a file come out at once (`| head -1` answers in a moment), later windows are
-    large enough to sort by length. The cuts depend only on the positions, so the same
-    input always makes the same windows."""
-    it = iter(items)
+def growing_windows(items: Iterable[Pair], size: int) -> Iterator[list]:
+    """Lists of FIRST_WINDOW pairs, then twice as many each time up to `size`, each ended
+    early once it holds WINDOW_CHARS characters: the first results of a file come out at
+    once (`| head -1` answers in a moment), later windows are large enough to sort by
+    length. The cuts depend only on the input, so the same input always makes the same
+    windows."""
     length = min(FIRST_WINDOW, size)
-    while window := list(islice(it, length)):
+    window: list = []
+    chars = 0
+    for item in items:
+        window.append(item)
+        chars += _chars(item)
+        if len(window) >= length or chars >= WINDOW_CHARS:
+            yield window
+            window, chars = [], 0
+            length = min(length * 2, size)
+    if window:
         yield window
-        length = min(length * 2, size)
 
 
 def score_scored(

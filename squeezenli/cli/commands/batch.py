@@ -23,7 +23,7 @@ from squeezenli.cli.options import (
     reading_options,
 )
 from squeezenli.errors import InputError
-from squeezenli.records.readers import FORMATS, ReadOptions
+from squeezenli.records.readers import FORMATS, ReadOptions, Record, RowError, RowFailure
 
 OUTPUTS = ("jsonl", "csv", "tsv", "table")
 
@@ -127,9 +127,10 @@ def batch(
     )
 
     try:
-        with RowRun("scored", inputs, error_log, quiet=opts.quiet) as run:
+        with RowRun("scored", inputs, error_log, quiet=opts.quiet, skip=on_error == "skip") as run:
             for outcome in run.outcomes(score):
-                sink.write(outcome.record.data, outcome.pair, outcome.output, outcome.record.where)
+                with run.writing(outcome):
+                    sink.write(outcome.record.data, outcome.pair, outcome.output, outcome.record)
     finally:
         sink.close()
     if run.failed:
@@ -189,16 +190,26 @@ class ResultSink:
                 self._refuse_collisions(columns, "the input")
             self._delimited = DelimitedWriter(sys.stdout.buffer, output, header)
 
-    def _refuse_collisions(self, names, where: str) -> None:
+    def _collision(self, names) -> str | None:
         taken = [name for name in self.fields if name in names]
-        if taken:
-            raise InputError(
-                f"{where}: input field '{taken[0]}' would be overwritten by the result; pass "
-                "--prefix (e.g. --prefix new_) to name the result's fields apart"
-            )
+        if not taken:
+            return None
+        return (
+            f"input field '{taken[0]}' would be overwritten by the result; pass --prefix "
+            "(e.g. --prefix new_) to name the result's fields apart"
+        )
 
-    def write(self, data: dict, pair: tuple[str, str] | None, prediction, where: str = "") -> None:
-        self._refuse_collisions(data, where or "a row")
+    def _refuse_collisions(self, names, where: str) -> None:
+        problem = self._collision(names)
+        if problem:
+            raise InputError(f"{where}: {problem}")
+
+    def write(self, data: dict, pair: tuple[str, str] | None, prediction, record: Record) -> None:
+        """One result row; a row this output cannot take (a field that collides with the
+        result's, or, in CSV/TSV, one the header lacks) is that row's RowFailure."""
+        problem = self._collision(data)
+        if problem:
+            raise RowFailure(RowError.of(record, problem, problem.split("'")[1]))
         if self.output == "jsonl":
             from squeezenli.cli.streams import write_json_line
 
@@ -210,8 +221,11 @@ class ResultSink:
             rounded = prediction.rounded_scores()
             scores = [rounded[name] for name in self._classes]
             row = {**data, **dict(zip(self.fields, [prediction.label, *scores]))}
-            with whole_line():
-                self._delimited.write(row)
+            try:
+                with whole_line():
+                    self._delimited.write(row)
+            except InputError as err:  # a field the header written lacks
+                raise RowFailure(RowError.of(record, str(err))) from None
         else:
             self._rows.append((pair, prediction))
 

@@ -69,7 +69,7 @@ def classify(
     """
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
-    from squeezenli.records.readers import Record
+    from squeezenli.records.readers import Record, RowError, RowFailure
     from squeezenli.runtime.model import SCORE_DIGITS
     from squeezenli.tasks.zeroshot import classify_records, hypotheses, parse_labels
 
@@ -110,7 +110,9 @@ def classify(
     # The fields each result adds; `text` is the input's own when that is the text field.
     added = ["labels", "scores"] + (["text"] if text_field != "text" else [])
     results = []
-    run = RowRun("classified", files, error_log, quiet=opts.quiet, sources=sources)
+    run = RowRun(
+        "classified", files, error_log, quiet=opts.quiet, sources=sources, skip=on_error == "skip"
+    )
     with run:
         for outcome in run.outcomes(score):
             if table:
@@ -118,19 +120,21 @@ def classify(
                 continue
             result = outcome.output
             taken = [name for name in added if name in outcome.record.data]
-            if taken:
-                raise InputError(
-                    f"{outcome.record.where}: input field '{taken[0]}' would be overwritten "
-                    "by the result (text, labels, scores): rename it in the input"
+            with run.writing(outcome):
+                if taken:
+                    message = (
+                        f"input field '{taken[0]}' would be overwritten by the result (text, "
+                        "labels, scores): rename it in the input"
+                    )
+                    raise RowFailure(RowError.of(outcome.record, message, taken[0]))
+                write_json_line(
+                    {
+                        **outcome.record.data,
+                        "text": result.text,
+                        "labels": result.labels,
+                        "scores": [round(s, SCORE_DIGITS) for s in result.scores],
+                    }
                 )
-            write_json_line(
-                {
-                    **outcome.record.data,
-                    "text": result.text,
-                    "labels": result.labels,
-                    "scores": [round(s, SCORE_DIGITS) for s in result.scores],
-                }
-            )
     if results:
         from squeezenli.cli.render import zero_shot_table
 
