@@ -28,6 +28,11 @@ _EXPORTS = {
     "RowError": "records.readers",
     "score_records": "tasks.scoring",
     "Result": "tasks.scoring",
+    "LongInput": "tasks.choices",
+    "Aggregate": "tasks.choices",
+    "check_records": "tasks.claims",
+    "Check": "tasks.claims",
+    "Claim": "tasks.claims",
     "ModelSpec": "runtime.spec",
     "SqueezenliError": "errors",
 }
@@ -45,6 +50,11 @@ __all__ = [
     "RowError",
     "score_records",
     "Result",
+    "LongInput",
+    "Aggregate",
+    "check_records",
+    "Check",
+    "Claim",
     "ModelSpec",
     "SqueezenliError",
     "__version__",
@@ -55,6 +65,8 @@ if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and edi
     from squeezenli.records.readers import Record, RowError, read_records
     from squeezenli.runtime.model import NLIModel, Prediction, load_model, prepare_model
     from squeezenli.runtime.spec import ModelSpec
+    from squeezenli.tasks.choices import Aggregate, LongInput
+    from squeezenli.tasks.claims import Check, Claim, check_records
     from squeezenli.tasks.evaluation import Report, evaluate
     from squeezenli.tasks.scoring import Result, score_records
     from squeezenli.tasks.zeroshot import ZeroShot, classify

@@ -22,11 +22,15 @@ from typing import Any
 
 from squeezenli.records.readers import Record, RowError, choose_pair_fields
 from squeezenli.runtime.spec import ModelSpec
+from squeezenli.tasks.choices import Aggregate, LongInput
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
 MIN_RAY_FOR_PANDAS_3 = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
+RESULT_COLUMNS = ["prediction", "scores", "truncated"]  # what scoring adds to a row
+CHUNK_COLUMNS = ["evidence", "windows"]  # ... and with long_input chunk
+CHECK_COLUMNS = ["claims", "score", "supported_text", "windows"]  # what checking adds
 
 
 class PairScorer:
@@ -36,12 +40,25 @@ class PairScorer:
     lines (a `text` column, as ray.data.read_text gives) are parsed here, row by row, so a
     bad line is one row's error as in the local path, and come back as output lines."""
 
-    def __init__(self, spec: ModelSpec, fields: dict[str, str | None], lines: bool = False) -> None:
+    def __init__(
+        self, spec: ModelSpec, fields: dict[str, Any], lines: bool = False, task: str = "score"
+    ) -> None:
         from squeezenli.runtime.model import load_model
 
         self.nli = load_model(spec, progress=False)
         self.fields = fields
         self.lines = lines
+        self.task = task  # score (pairs) or check (claims against sources)
+
+    def _results(self, records: list[Record]):
+        """Each record's Result, bad rows among them (the local path's functions)."""
+        if self.task == "check":
+            from squeezenli.tasks.claims import check_records
+
+            return check_records(self.nli, records, on_error="skip", **self.fields)
+        from squeezenli.tasks.scoring import score_records
+
+        return score_records(self.nli, records, on_error="skip", **self.fields)
 
     def __call__(self, batch):
         if self.lines:
@@ -55,7 +72,6 @@ class PairScorer:
 
         from squeezenli.records.readers import parse_jsonl_line
         from squeezenli.records.writers import dump_json
-        from squeezenli.tasks.scoring import score_records
 
         records = []
         for source, number, text in zip(batch["source"], batch["number"], batch["text"]):
@@ -63,7 +79,7 @@ class PairScorer:
             if record is not None:  # None: a line holding only a byte-order mark
                 records.append((record, bytes(text)))
         out, errors, texts = [], [], []
-        outcomes = score_records(self.nli, [r for r, _ in records], on_error="skip", **self.fields)
+        outcomes = self._results([r for r, _ in records])
         for outcome, (_, text) in zip(outcomes, records):
             if outcome.error:
                 out.append(None)
@@ -80,25 +96,29 @@ class PairScorer:
 
     def _score_rows(self, batch):
         """A pandas batch in, the same rows out with prediction, scores and error added."""
-        from squeezenli.tasks.scoring import score_records
 
         rows = batch.to_dict("records")
         records = [Record("<ray>", i + 1, _plain(row)) for i, row in enumerate(rows)]
-        predictions, scores, errors = [], [], []
-        for outcome in score_records(self.nli, records, on_error="skip", **self.fields):
-            if outcome.error:
-                predictions.append(None)
-                scores.append(None)
-                errors.append(error_struct(outcome.error))
-            else:
-                predictions.append(outcome.output.label)
-                scores.append(outcome.output.rounded_scores())
-                errors.append(None)
+        added: dict[str, list] = {}
+        errors = []
+        for outcome in self._results(records):
+            fields = outcome.output.fields() if outcome.output is not None else {}
+            for name in self.result_columns:
+                added.setdefault(name, []).append(fields.get(name))
+            errors.append(error_struct(outcome.error) if outcome.error else None)
         batch = batch.copy()
-        batch["prediction"] = predictions
-        batch["scores"] = scores
+        for name in self.result_columns:
+            batch[name] = added.get(name, [])
         batch[ERROR] = errors
         return batch
+
+    @property
+    def result_columns(self) -> list[str]:
+        """The columns scoring adds (Prediction.fields, Check.fields)."""
+        if self.task == "check":
+            return CHECK_COLUMNS
+        chunked = self.fields.get("long_input") is LongInput.CHUNK
+        return RESULT_COLUMNS + (CHUNK_COLUMNS if chunked else [])
 
 
 def error_struct(error: RowError) -> dict:
@@ -155,10 +175,13 @@ def score_dataset(
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     json_lines: bool = False,
+    long_input: LongInput = LongInput.TRUNCATE,
+    aggregate: Aggregate = Aggregate.ENTAILMENT,
     **model_fields,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
-    field per class) and `error` (null for scored rows, else {message, field}; see
+    field per class), `truncated` (and with long_input chunk, `evidence` {start, end} and
+    `windows`) and `error` (null for scored rows, else {message, field}; see
     split_errors). Every row comes out: none is dropped. The model is `spec`, or a ModelSpec
     made from model_fields (model="...", precision="int8", ...), handed to every actor whole.
     With json_lines, the Dataset holds numbered lines as read_pairs
@@ -173,17 +196,73 @@ def score_dataset(
         premise_field, hypothesis_field = choose_pair_fields(
             list(ds.schema().names), premise_field, hypothesis_field, "the dataset"
         )
+    spec = spec or ModelSpec(**model_fields)
+    fields = {
+        "premise_field": premise_field,
+        "hypothesis_field": hypothesis_field,
+        "long_input": LongInput(long_input),
+        "aggregate": Aggregate(aggregate),
+    }
+    return _on_actors(ds, spec, fields, "score", json_lines, rows_per_task, actors, cpus_per_actor)
+
+
+def check_dataset(
+    ds,
+    spec: ModelSpec | None = None,
+    *,
+    source_field: str = "source",
+    text_field: str = "text",
+    rows_per_task: int = 256,
+    actors: int | None = None,
+    cpus_per_actor: int | None = None,
+    json_lines: bool = False,
+    aggregate: Aggregate = Aggregate.ENTAILMENT,
+    support: float = 0.5,
+    contradict: float = 0.5,
+    row_score: str = "mean",
+    **model_fields,
+):
+    """A Ray Dataset of sources and texts -> the same rows with what `squeezenli check`
+    adds (`claims`, `score`, `supported_text`, `windows`; tasks/claims.py) and `error`, as
+    score_dataset does for pairs."""
+    from squeezenli.tasks.claims import RowScore
+
+    fields = {
+        "source_field": source_field,
+        "text_field": text_field,
+        "aggregate": Aggregate(aggregate),
+        "support": support,
+        "contradict": contradict,
+        "row_score": RowScore(row_score),
+    }
+    return _on_actors(
+        ds, spec, fields, "check", json_lines, rows_per_task, actors, cpus_per_actor, model_fields
+    )
+
+
+def _on_actors(
+    ds,
+    spec: ModelSpec | None,
+    fields: dict,
+    task: str,
+    json_lines: bool,
+    rows_per_task: int,
+    actors: int | None,
+    cpus_per_actor: int | None,
+    model_fields: dict | None = None,
+):
+    """ds mapped by PairScorer actors, sized to the cluster (actor_pool)."""
     import pandas
     import ray
     from ray.data import ActorPoolStrategy
 
     check_versions(ray.__version__, pandas.__version__)
     pool, request, threads = actor_pool(_node_cpus(ray), cpus_per_actor)
-    spec = (spec or ModelSpec(**model_fields)).with_threads(threads)
-    fields = {"premise_field": premise_field, "hypothesis_field": hypothesis_field}
+    spec = (spec or ModelSpec(**(model_fields or {}))).with_threads(threads)
+    arguments = {"spec": spec, "fields": fields, "lines": json_lines, "task": task}
     return ds.map_batches(
         PairScorer,
-        fn_constructor_kwargs={"spec": spec, "fields": fields, "lines": json_lines},
+        fn_constructor_kwargs=arguments,
         batch_size=rows_per_task,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=actors or pool),
@@ -212,7 +291,7 @@ def _node_cpus(ray) -> list[float]:
 
 def split_errors(scored, json_lines: bool = False):
     """(scored rows, rows that could not be scored) of score_dataset's result: the scored
-    rows without `error`, the failed ones without `prediction` and `scores` (with
+    rows without `error`, the failed ones without the result's columns (with
     json_lines: the output lines alone, and `error`, `source`, `number`, `text`)."""
     from ray.data.expressions import col
 
@@ -220,7 +299,8 @@ def split_errors(scored, json_lines: bool = False):
     bad = scored.filter(expr=col(ERROR).is_not_null())
     if json_lines:
         return good.select_columns(["json"]), bad.select_columns([ERROR, *LINE_COLUMNS])
-    return good.drop_columns([ERROR]), bad.drop_columns(["prediction", "scores"])
+    added = [name for name in (*RESULT_COLUMNS, *CHUNK_COLUMNS) if name in scored.columns()]
+    return good.drop_columns([ERROR]), bad.drop_columns(added)
 
 
 def read_pairs(paths: list[str], fmt: str | None):

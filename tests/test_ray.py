@@ -238,3 +238,45 @@ def test_json_lines_to_an_output_path_keep_their_errors(tiny_nli_model, tmp_path
     written = [json.loads(line) for path in sorted(out.iterdir()) for line in path.open()]
     expected = [json.loads(line) for line in local.stdout.splitlines()]
     assert sorted(written, key=lambda row: row["id"]) == expected
+
+
+@pytest.mark.parametrize("output", ["jsonl", "csv"])
+def test_chunked_premises_on_ray_equal_the_local_path(tiny_nli_model, tmp_path, output):
+    sentences = ["The man plays a guitar.", "The dog runs in the park.", "Some people eat food."]
+    rows = [
+        {"id": i, "premise": " ".join(sentences * (1 + i % 4)), "hypothesis": "A man plays."}
+        for i in range(12)
+    ]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = [str(source), "-m", str(tiny_nli_model), "--long-input", "chunk", "-o", output]
+    local = _batch(*args)
+    on_ray = _batch(*args, "--engine", "ray")
+    assert local.exit_code == on_ray.exit_code == 0, on_ray.output
+    assert on_ray.stdout == local.stdout
+    if output == "jsonl":
+        windows = [json.loads(line)["windows"] for line in local.stdout.splitlines()]
+        assert max(windows) > 1
+
+
+def test_check_on_ray_equals_the_local_path(tiny_nli_model):
+    from squeezenli.ray_engine import check_dataset, split_errors
+    from squeezenli.records.readers import Record
+    from squeezenli.runtime.model import load_model
+    from squeezenli.tasks.claims import check_records
+
+    sentences = ["The man plays a guitar.", "The dog runs in the park.", "Some people eat food."]
+    rows = [
+        {"id": i, "source": " ".join(sentences * (1 + i % 3)), "text": "A man plays. Dogs run."}
+        for i in range(8)
+    ]
+    rows[3]["text"] = "   "  # no sentence to check: that row's error
+    scored = check_dataset(ray.data.from_items(rows), model=str(tiny_nli_model), precision="fp32")
+    good, bad = split_errors(scored)
+    nli = load_model(str(tiny_nli_model), precision="fp32")
+    records = [Record("<ray>", i + 1, row) for i, row in enumerate(rows)]
+    local = list(check_records(nli, records, on_error="skip"))
+    expected = [r.output.fields() for r in local if r.output is not None]
+    got = sorted(good.take_all(), key=lambda row: row["id"])
+    assert [{k: row[k] for k in expected[0]} for row in got] == expected
+    assert [row["id"] for row in bad.take_all()] == [3]

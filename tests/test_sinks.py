@@ -50,6 +50,7 @@ def test_csv_output_has_every_column_of_every_input(tiny_nli_model, tmp_path):
         "entailment",
         "neutral",
         "contradiction",
+        "truncated",
     ]
     texts = [r["premise"] or r["sentence1"] for r in rows]
     assert texts == ["A man plays.", "A dog runs.", "P.", "P2."]
@@ -138,7 +139,8 @@ def test_output_fields_rename_the_results_fields(tiny_nli_model):
     )
     assert as_csv.exit_code == 0, as_csv.output
     assert (
-        as_csv.stdout.splitlines()[0] == "premise,hypothesis,prediction,p_e,neutral,contradiction"
+        as_csv.stdout.splitlines()[0]
+        == "premise,hypothesis,prediction,p_e,neutral,contradiction,truncated"
     )
     wrong = _batch(tiny_nli_model, "--output-fields", "label=x", input=data)
     assert wrong.exit_code == 2

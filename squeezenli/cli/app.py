@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from squeezenli import __version__
 from squeezenli.cli import signals
-from squeezenli.cli.commands import batch, classify, evaluate, model, score
+from squeezenli.cli.commands import batch, check, classify, evaluate, model, score
 from squeezenli.cli.flags import in_flags
 from squeezenli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SqueezenliError
 
@@ -148,6 +148,7 @@ app.command()(score.score)
 app.command()(batch.batch)
 app.command()(classify.classify)
 app.command("eval")(evaluate.evaluate)
+app.command()(check.check)
 app.add_typer(model.app, name="model")
 
 

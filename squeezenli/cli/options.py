@@ -20,6 +20,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
+from squeezenli.tasks.choices import Aggregate, LongInput
 
 ModelOpt = Annotated[
     Optional[str],
@@ -132,6 +133,27 @@ HypothesisFieldOpt = Annotated[
     Optional[str],
     typer.Option("--hypothesis-field", help="[default: hypothesis, or sentence2, text_pair]"),
 ]
+LongInputOpt = Annotated[
+    LongInput,
+    typer.Option(
+        "--long-input",
+        case_sensitive=False,
+        help="A pair longer than the model reads: truncate it (the result says so), fail "
+        "(the row's error), or chunk (read the premise in windows of whole sentences).",
+    ),
+]
+
+AggregateOpt = Annotated[
+    Aggregate,
+    typer.Option(
+        "--aggregate",
+        case_sensitive=False,
+        help="With --long-input chunk, the window that decides: the most likely to entail "
+        "(entailment), the largest entailment minus contradiction (margin), or the most "
+        "likely to contradict (contradiction).",
+    ),
+]
+
 ErrorsOpt = Annotated[
     Optional[Path],
     typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),

@@ -29,6 +29,7 @@ def run_on_ray(
     errors: Path | None,
     opts: ModelOptions,
     make_sink,
+    reading: dict,
 ) -> int:
     """Score on Ray; rows go to stdout in input order (a sink from make_sink(labels)), or to
     files under output_path. Returns the number of rows that failed."""
@@ -56,6 +57,7 @@ def run_on_ray(
             hypothesis_field=hypothesis_field,
             cpus_per_actor=opts.spec.threads,
             json_lines=lines,
+            **reading,
         )
         if output_path is not None:
             scored = scored.materialize()
@@ -188,18 +190,22 @@ def _expand(paths: list[str]) -> list[str]:
 def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Prediction]:
     """A scored row as the local sinks take it: (input fields, no pair, prediction). Scores
     are put back in label order: older pyarrow sorts a struct's fields by name."""
-    if lines:
-        data = orjson.loads(row["json"])
-        return data, None, Prediction(data.pop("prediction"), data.pop("scores"))
-    scores = {labels.names[i]: row["scores"][labels.names[i]] for i in labels.ordered()}
-    return _row_data(row), None, Prediction(row["prediction"], scores)
+    from squeezenli.ray_engine import CHUNK_COLUMNS, RESULT_COLUMNS
+
+    data = orjson.loads(row["json"]) if lines else dict(row)
+    result = {name: data.pop(name) for name in (*RESULT_COLUMNS, *CHUNK_COLUMNS) if name in data}
+    result["scores"] = {
+        labels.names[i]: result["scores"][labels.names[i]] for i in labels.ordered()
+    }
+    return (data if lines else _row_data(data)), None, Prediction.from_fields(result)
 
 
 def _row_data(row: dict) -> dict:
     """A typed row as the input gave it, without the columns scoring added."""
-    from squeezenli.ray_engine import ERROR, _plain
+    from squeezenli.ray_engine import CHUNK_COLUMNS, ERROR, RESULT_COLUMNS, _plain
 
-    return _plain({k: v for k, v in row.items() if k not in (ERROR, "prediction", "scores")})
+    added = {ERROR, *RESULT_COLUMNS, *CHUNK_COLUMNS}
+    return _plain({k: v for k, v in row.items() if k not in added})
 
 
 def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:

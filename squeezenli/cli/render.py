@@ -37,6 +37,16 @@ def prediction_table(
     console.print(f"[dim]premise:[/dim]    {premise}", markup=True)
     console.print(f"[dim]hypothesis:[/dim] {hypothesis}", markup=True)
     console.print(table)
+    if prediction.truncated:
+        console.print(
+            "[dim]the pair was cut to the model's length (--long-input chunk reads it all)[/dim]"
+        )
+    if prediction.evidence is not None:
+        evidence = prediction.evidence
+        console.print(
+            f"[dim]deciding window: characters {evidence.start}-{evidence.end} of the premise, "
+            f"one of {evidence.windows}[/dim]"
+        )
     if labels.source != "the model's config (id2label)":
         console.print(f"[dim]label order from {labels.source.split(':')[0]}[/dim]")
 
@@ -131,9 +141,11 @@ def batch_table(rows: list, labels: LabelMap) -> None:
     names = [labels.names[i] for i in labels.ordered()]
     for name in names:
         table.add_column(name, justify="right")
+    table.add_column("cut")
     for (premise, hypothesis), prediction in rows:
         scores = [f"{prediction.scores[n]:.3f}" for n in names]
-        table.add_row(premise, hypothesis, prediction.label, *scores)
+        cut = "yes" if prediction.truncated else ""
+        table.add_row(premise, hypothesis, prediction.label, *scores, cut)
     _console().print(table)
 
 

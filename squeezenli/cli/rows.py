@@ -31,6 +31,7 @@ class RowRun:
         self._skip = skip  # a row that cannot be written is reported (else: the run stops)
         self.done = 0
         self.failed = 0
+        self.truncated = 0  # rows the model read cut to its length
         self._inputs = inputs
         self._sources = sources
         self._errors = error_log
@@ -53,6 +54,7 @@ class RowRun:
                     self._errors.write(outcome.record, outcome.error)
                     continue
                 self.done += 1
+                self.truncated += bool(getattr(outcome.output, "truncated", False))
                 yield outcome
 
     @contextmanager
@@ -77,4 +79,4 @@ class RowRun:
         self._progress.close()
         self._errors.close()
         elapsed = time.perf_counter() - self._started
-        summary(self.what, self.done, self.failed, elapsed, self._quiet)
+        summary(self.what, self.done, self.failed, elapsed, self._quiet, self.truncated)

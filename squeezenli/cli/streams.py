@@ -345,7 +345,13 @@ class ErrorLog:
         self._file.close()
 
 
-def summary(what: str, done: int, failed: int, seconds: float, quiet: bool) -> None:
-    """The closing line of a run on stderr: rows done, rows failed, time."""
+def summary(
+    what: str, done: int, failed: int, seconds: float, quiet: bool, truncated: int = 0
+) -> None:
+    """The closing line of a run on stderr: rows done, rows failed, rows cut to the model's
+    length (when any were), time."""
     if not quiet:
-        typer.echo(f"squeezenli: {done} rows {what}, {failed} failed, {seconds:.1f} s", err=True)
+        cut = f" ({truncated} truncated: --long-input chunk reads them whole)" if truncated else ""
+        typer.echo(
+            f"squeezenli: {done} rows {what}{cut}, {failed} failed, {seconds:.1f} s", err=True
+        )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
@@ -40,7 +40,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.convert import OUTPUT, check_interface
-from squeezenli.runtime.tokenizer import PairTokenizer
+from squeezenli.runtime.tokenizer import PairIds, PairTokenizer
 
 Pair = tuple[str, str]
 
@@ -140,11 +140,17 @@ def reference_scores(
 
 @dataclass(frozen=True)
 class WindowScores:
-    """The logits of one window of pairs, in its order, and why some pairs have none
-    (their rows are NaN): row index -> reason."""
+    """The logits of one window of pairs, in its order, why some pairs have none (their
+    rows are NaN): row index -> reason, and which pairs were cut to the model's length."""
 
     logits: np.ndarray
     errors: dict[int, str]
+    truncated: list[bool]
+
+
+# What a window holds: pairs of texts, encoded here, or pairs a caller encoded (the windows
+# of a document it cut to fit beside its hypothesis).
+Item = Pair | PairIds
 
 
 class Engine:
@@ -208,16 +214,25 @@ class Engine:
     def iter_logits(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
         """Logits window by window, each in input order: memory stays flat, results stream.
         A pair that cannot be scored raises InputError naming its position."""
+        for window in self.iter_scores(pairs):
+            yield window.logits
+
+    def iter_scores(
+        self, pairs: Iterable[Pair], score: Callable[[list[Item]], WindowScores] | None = None
+    ) -> Iterator[WindowScores]:
+        """iter_logits, with which pairs were cut to the model's length; each window scored
+        by `score` (a Batcher's, to share windows with other callers) or here."""
         it = iter(pairs)
         start = 0
-        for window in self.score_windows(iter(lambda: list(islice(it, self.window)), [])):
+        windows: Iterator[list[Item]] = iter(lambda: list(islice(it, self.window)), [])
+        for window in map(score or self._score_window, windows):
             if window.errors:
                 index, reason = min(window.errors.items())
                 raise InputError(f"pair {start + index}: {reason}")
             start += len(window.logits)
-            yield window.logits
+            yield window
 
-    def score_windows(self, windows: Iterable[list[Pair]]) -> Iterator[WindowScores]:
+    def score_windows(self, windows: Iterable[list[Item]]) -> Iterator[WindowScores]:
         """Scores for each window of pairs the caller cut (empty windows are passed over)."""
         for window in windows:
             if window:
@@ -251,8 +266,15 @@ class Engine:
             batches[at : at + 1] = [biggest[:half], biggest[half:]]
         return iter(batches)
 
-    def _score_window(self, chunk: list[Pair]) -> WindowScores:
-        encodings = self.tokenizer.encode(chunk)
+    def encode(self, items: list[Item]) -> list[PairIds | str]:
+        """The pairs of texts among items encoded, at once (the tokenizer's batch runs on
+        every core); encoded pairs as they are."""
+        texts = [item for item in items if not isinstance(item, PairIds)]
+        found = iter(self.tokenizer.encode(texts) if texts else [])
+        return [item if isinstance(item, PairIds) else next(found) for item in items]
+
+    def _score_window(self, chunk: list[Item]) -> WindowScores:
+        encodings = self.encode(chunk)
         errors = {i: e for i, e in enumerate(encodings) if isinstance(e, str)}
         good = {i: e for i, e in enumerate(encodings) if not isinstance(e, str)}
         rows = list(good)
@@ -271,7 +293,8 @@ class Engine:
         for i in rows:
             if not np.isfinite(result[i]).all():
                 errors[i] = "the model gave non-finite logits (NaN or infinity) for this pair"
-        return WindowScores(result, errors)
+        truncated = [not isinstance(e, str) and e.truncated for e in encodings]
+        return WindowScores(result, errors, truncated)
 
     def _run_all(self, batches: list[list]) -> Iterator[np.ndarray]:
         """Logits of each batch, in order, `threads` batches running at once. Batches not yet

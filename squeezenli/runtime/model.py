@@ -38,6 +38,7 @@ from squeezenli.models.config import (
 from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
 from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
 from squeezenli.models.precision import Agreement, PrecisionChoice, Speed, choose
+from squeezenli.runtime.batcher import Batcher
 from squeezenli.runtime.engine import Engine, Pair, create_session, softmax
 from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
@@ -47,18 +48,53 @@ SCORE_DIGITS = 6
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """Where in a premise its deciding window lies: characters [start, end), of `windows`
+    windows the premise was read in."""
+
+    start: int
+    end: int
+    windows: int
+
+
+@dataclass(frozen=True)
 class Prediction:
-    """One scored pair: the winning label and every label's probability."""
+    """One scored pair: the winning label and every label's probability, whether the model
+    read the pair cut to its length, and, for a premise read in windows, the deciding one."""
 
     label: str
     scores: dict[str, float]
+    truncated: bool = False
+    evidence: Evidence | None = None
 
     def rounded_scores(self) -> dict[str, float]:
         return {name: round(value, SCORE_DIGITS) for name, value in self.scores.items()}
 
     def fields(self) -> dict:
-        """What every output row adds: `prediction` and `scores`."""
-        return {"prediction": self.label, "scores": self.rounded_scores()}
+        """What every output row adds: `prediction`, `scores` and `truncated`, and for a
+        chunked premise `evidence` ({start, end}) and `windows`."""
+        found: dict = {
+            "prediction": self.label,
+            "scores": self.rounded_scores(),
+            "truncated": self.truncated,
+        }
+        if self.evidence is not None:
+            found["evidence"] = {"start": self.evidence.start, "end": self.evidence.end}
+            found["windows"] = self.evidence.windows
+        return found
+
+    @classmethod
+    def from_fields(cls, found: dict) -> Prediction:
+        """The Prediction a row's result fields (fields()) were written from."""
+        evidence = found.get("evidence")
+        return cls(
+            found["prediction"],
+            dict(found["scores"]),
+            bool(found.get("truncated", False)),
+            None
+            if not evidence
+            else Evidence(int(evidence["start"]), int(evidence["end"]), int(found["windows"])),
+        )
 
 
 class NLIModel:
@@ -80,6 +116,7 @@ class NLIModel:
         self.requested_precision = choice.requested
         self.agreement: Agreement | None = choice.agreement  # int8 against fp32, if measured
         self.speed: Speed | None = choice.speed  # both timed on this CPU, if measured
+        self.batcher = Batcher(engine)  # every caller's windows go through it (batcher.py)
 
     @property
     def max_length(self) -> int:
@@ -87,26 +124,33 @@ class NLIModel:
 
     def logits(self, pairs: Sequence[Pair]) -> np.ndarray:
         """Raw logits [n, labels] in the model's index order."""
-        return self.engine.logits(pairs)
+        chunks = [w.logits for w in self.engine.iter_scores(pairs, self.batcher.score)]
+        return np.concatenate(chunks) if chunks else self.engine.logits([])
 
     def probabilities(self, pairs: Sequence[Pair]) -> np.ndarray:
         return softmax(self.logits(pairs))
 
     def iter_probabilities(self, pairs: Iterable[Pair]) -> Iterator[np.ndarray]:
         """Probabilities window by window, in input order, as the engine finishes them."""
-        for logits in self.engine.iter_logits(pairs):
-            yield softmax(logits)
+        for window in self.engine.iter_scores(pairs, self.batcher.score):
+            yield softmax(window.logits)
 
     def predict(self, pairs: Iterable[Pair]) -> Iterator[Prediction]:
-        """A Prediction per pair, in input order, streamed."""
-        for probs in self.iter_probabilities(pairs):
-            yield from (self.to_prediction(row) for row in probs)
+        """A Prediction per pair, in input order, streamed; each says whether the pair was
+        cut to the model's length (score_records reads long premises whole)."""
+        for window in self.engine.iter_scores(pairs, self.batcher.score):
+            probs = softmax(window.logits)
+            yield from map(self.to_prediction, probs, window.truncated)
 
-    def to_prediction(self, probs: np.ndarray) -> Prediction:
+    def to_prediction(
+        self, probs: np.ndarray, truncated: bool = False, evidence: Evidence | None = None
+    ) -> Prediction:
         names = self.labels.names
         return Prediction(
             label=names[int(np.argmax(probs))],
             scores={names[i]: float(probs[i]) for i in self.labels.ordered()},
+            truncated=truncated,
+            evidence=evidence,
         )
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.config import read_config, shown
 
@@ -29,10 +31,21 @@ SPECIAL_TOKENS = ("unk", "sep", "pad", "cls", "mask")
 
 @dataclass(frozen=True)
 class PairIds:
-    """A pair as the model reads it: token ids and token type ids."""
+    """A pair as the model reads it: token ids and token type ids, and whether tokens of
+    either side were cut to fit the model's length."""
 
     ids: list[int]
     type_ids: list[int]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class TextTokens:
+    """A text's token ids and each token's character span in it ([tokens, 2]: start, end),
+    as arrays: a 16 MiB document is ~4M tokens."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -46,14 +59,14 @@ class _Template:
     def special_count(self) -> int:
         return sum(1 for token, _ in self.items if token is not None and token >= 0)
 
-    def apply(self, first: list[int], second: list[int]) -> PairIds:
+    def apply(self, first: list[int], second: list[int], truncated: bool = False) -> PairIds:
         ids: list[int] = []
         types: list[int] = []
         for token, type_id in self.items:
             part = first if token is None else second if token < 0 else [token]
             ids += part
             types += [type_id] * len(part)
-        return PairIds(ids, types)
+        return PairIds(ids, types, truncated)
 
 
 def _pair_template(tokenizer) -> _Template:
@@ -179,8 +192,38 @@ class PairTokenizer:
                     encoded.append(first if isinstance(first, str) else str(second))
                     continue
             keep_first, keep_second = truncated_lengths(first[1], second[1], budget)
-            encoded.append(self._template.apply(first[0][:keep_first], second[0][:keep_second]))
+            cut = (keep_first, keep_second) != (first[1], second[1])
+            encoded.append(
+                self._template.apply(first[0][:keep_first], second[0][:keep_second], cut)
+            )
         return encoded
+
+    @property
+    def special_count(self) -> int:
+        """Tokens the pair template adds around the two texts."""
+        return self._template.special_count
+
+    def pair(self, first: list[int], second: list[int]) -> PairIds:
+        """The pair of two texts' ids as they are (the caller made them fit)."""
+        return self._template.apply(first, second)
+
+    def tokens(self, text: str) -> TextTokens | str:
+        """A text's ids and character spans, a piece at a time past PIECE_CHARS (as
+        _encode_long): for cutting a document into windows. The reason, if the tokenizer
+        fails on it."""
+        ids: list[np.ndarray] = [np.zeros(0, np.int64)]
+        offsets: list[np.ndarray] = [np.zeros((0, 2), np.int64)]
+        start = 0
+        while start < len(text):
+            end = _piece_end(text, start) if len(text) > PIECE_CHARS else len(text)
+            try:
+                (found,) = self._encode_batch([text[start:end]])
+            except _TokenizerFailure as failure:
+                return failure.reason
+            ids.append(np.array(found.ids, np.int64))
+            offsets.append(np.array(found.offsets, np.int64).reshape(-1, 2) + start)
+            start = end
+        return TextTokens(np.concatenate(ids), np.concatenate(offsets))
 
     def _encode_long(
         self, text: str, keep: int, count_all: bool = False
@@ -217,8 +260,7 @@ class PairTokenizer:
         try:
             return self._encode_batch([text])[0].ids
         except _TokenizerFailure as failure:
-            reason = str(failure.args[0]).strip().splitlines()
-            return f"the tokenizer failed on this text ({reason[0] if reason else 'no reason'})"
+            return failure.reason
 
     def check_fits(self, vocab_size: int, type_vocab_size: int | None, origin: str) -> None:
         """Refuse a tokenizer whose ids or token types the model's tables do not hold: the
@@ -264,6 +306,12 @@ def _panic_messages_hidden() -> Iterator[None]:
 
 class _TokenizerFailure(Exception):
     """The tokenizer failed (a pre-tokenizer regex past its backtracking limit panics)."""
+
+    @property
+    def reason(self) -> str:
+        """What a row's error says."""
+        lines = str(self.args[0]).strip().splitlines()
+        return f"the tokenizer failed on this text ({lines[0] if lines else 'no reason'})"
 
 
 def _is_tokenizer_error(err: BaseException) -> bool:

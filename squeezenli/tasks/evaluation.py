@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
-from squeezenli.runtime.engine import softmax
 from squeezenli.runtime.model import NLIModel, Prediction
-from squeezenli.tasks.scoring import PairFields, Result, score_scored
+from squeezenli.tasks.choices import Aggregate, LongInput
+from squeezenli.tasks.scoring import PairFields, PairReading, Result, score_scored
 
 _GOLD_NAMES = {
     "entailment": "entailment",
@@ -27,6 +29,10 @@ _GOLD_NAMES = {
     "not_entailment": NOT_ENTAILMENT,
     "non_entailment": NOT_ENTAILMENT,
     "not_entailed": NOT_ENTAILMENT,
+    # Factual-consistency sets (SummaC, FRANK, WiCE, ...): is the claim supported by the
+    # document, counted as 2-class NLI.
+    "consistent": "entailment",
+    "inconsistent": NOT_ENTAILMENT,
 }
 
 
@@ -43,13 +49,14 @@ def gold_label(record: Record, field_name: str) -> str:
     if not isinstance(value, str):
         raise failure(
             f"field '{field_name}' must be a class name "
-            f"(entailment, neutral, contradiction or not_entailment), got {value!r}"
+            f"(entailment, neutral, contradiction, not_entailment; consistent, inconsistent), "
+            f"got {value!r}"
         )
     key = value.strip().lower().replace("-", "_").replace(" ", "_")
     if key not in _GOLD_NAMES:
         raise failure(
-            f"field '{field_name}': unknown label {value!r} (expected "
-            "entailment, neutral, contradiction or not_entailment)"
+            f"field '{field_name}': unknown label {value!r} (expected entailment, neutral, "
+            "contradiction or not_entailment; consistent or inconsistent)"
         )
     return _GOLD_NAMES[key]
 
@@ -76,6 +83,7 @@ class Report:
     """Counts of (gold, predicted) classes, and the figures computed from them."""
 
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    entailment: list[float] = field(default_factory=list)  # each pair's P(entailment)
     failed: int = 0
     # A model whose outputs are entailment and not_entailment: 3-class gold labels are merged
     # into those two, as 2-class gold labels merge a 3-class model's predictions.
@@ -84,7 +92,7 @@ class Report:
     # 2-class (not_entailment) labels in one run would silently make it 2-class.
     kinds: dict[str, str] = field(default_factory=dict)
 
-    def add(self, gold: str, predicted: str, where: str = "") -> None:
+    def add(self, gold: str, predicted: str, where: str = "", entailment: float = 0.0) -> None:
         """Count a judged pair; a gold label of the other kind than those before is refused."""
         if gold != "entailment":
             kind = "2-class" if gold == NOT_ENTAILMENT else "3-class"
@@ -96,6 +104,7 @@ class Report:
                 )
             self.kinds.setdefault(kind, where or "an earlier row")
         self.pairs.append((gold, predicted))
+        self.entailment.append(entailment)
 
     @classmethod
     def for_model(cls, labels: LabelMap) -> Report:
@@ -148,14 +157,48 @@ class Report:
                 "support": support,
                 "predicted": predicted,
             }
-        return {
+        recalls = [v["recall"] for v in per_class.values() if v["support"]]
+        found = {
             "accuracy": correct / scored if scored else 0.0,
+            "balanced_accuracy": sum(recalls) / len(recalls) if recalls else 0.0,
             "macro_f1": sum(v["f1"] for v in per_class.values()) / len(per_class),
             "classes": list(self.classes),
             "per_class": per_class,
             "confusion": matrix,
             "counts": {"scored": scored, "correct": correct, "failed": self.failed},
         }
+        if self.binary:  # how well P(entailment) ranks and splits the two classes
+            scores = np.array(self.entailment)
+            positive = np.array([gold == "entailment" for gold, _ in self.pairs], bool)
+            best, threshold = best_threshold(scores, positive)
+            found["roc_auc"] = roc_auc(scores, positive)
+            found["best_threshold"] = {"threshold": threshold, "balanced_accuracy": best}
+        return found
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """The chance that a random positive scores above a random negative, ties counting half
+    (the Mann-Whitney statistic); None without both classes."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return None
+    values = np.concatenate([pos, neg])
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)  # tied values share the mean of their ranks
+    ranks = (upper - (counts - 1) / 2)[inverse]
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def best_threshold(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """(the best balanced accuracy of `score >= t`, that t) over the scores as thresholds:
+    SummaC's per-dataset threshold, fitted on the data it is reported on."""
+    best = (0.0, 0.5)
+    for t in np.unique(scores):
+        said = scores >= t
+        tpr = (said & positive).sum() / max(int(positive.sum()), 1)
+        tnr = (~said & ~positive).sum() / max(int((~positive).sum()), 1)
+        best = max(best, (float(tpr + tnr) / 2, float(t)))
+    return best
 
 
 def check_nli_labels(mapping: LabelMap) -> None:
@@ -174,10 +217,14 @@ def judge_records(
     hypothesis_field: str | None = None,
     on_error: str = "fail",
     timely: bool = False,
+    long_input: LongInput = LongInput.TRUNCATE,
+    aggregate: Aggregate = Aggregate.ENTAILMENT,
 ) -> Iterator[Result[Judgement]]:
-    """A Result per record, in input order: its Judgement, or the error."""
+    """A Result per record, in input order: its Judgement, or the error. long_input: what
+    to do with a pair longer than the model reads (documents.py)."""
     check_nli_labels(nli.labels)
     fields = PairFields(premise_field, hypothesis_field)
+    reading = PairReading(nli, fields, long_input, aggregate)
 
     def pairs_of(record: Record):
         assert record.data is not None
@@ -186,18 +233,17 @@ def judge_records(
                 f"{record.where}: no '{label_field}' field; columns present: "
                 f"{', '.join(record.data)}; use `label_field`"
             )
-        pairs = fields(record)
+        pairs = reading(record)
         gold_label(record, label_field)  # checked now, so a bad label is a bad row
         return pairs
 
     for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
-        if done.error:
-            yield Result(done.record, error=done.error)
+        found = reading.result(done, on_error)
+        if isinstance(found, RowError):
+            yield Result(done.record, error=found)
             continue
-        assert done.logits is not None
         gold = gold_label(done.record, label_field)
-        prediction = nli.to_prediction(softmax(done.logits[0]))
-        yield Result(done.record, Judgement(prediction, gold), pair=done.pairs[0])
+        yield Result(done.record, Judgement(found, gold), pair=fields.read(done.record))
 
 
 def evaluate(
@@ -211,5 +257,6 @@ def evaluate(
         else:
             assert judged.output is not None
             verdict = judged.output
-            report.add(verdict.gold, verdict.prediction.label, judged.record.where)
+            entailment = verdict.prediction.scores.get("entailment", 0.0)
+            report.add(verdict.gold, verdict.prediction.label, judged.record.where, entailment)
     return report

@@ -11,29 +11,33 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
 
 from squeezenli.errors import SqueezenliError
 from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields, text_field
-from squeezenli.runtime.engine import Pair, softmax
-from squeezenli.runtime.model import NLIModel, Prediction
+from squeezenli.runtime.engine import Item, Pair, softmax
+from squeezenli.runtime.model import Evidence, NLIModel, Prediction
+from squeezenli.runtime.tokenizer import PairIds
+from squeezenli.tasks.choices import Aggregate, LongInput
+from squeezenli.tasks.documents import Chunker, Window, check_aggregate, deciding_window
 
 _END = object()
 
 
 @dataclass
 class Scored:
-    """One input record, the pairs made from it and their logits [pairs, classes], or why
-    it could not be scored."""
+    """One input record, the pairs made from it and their logits [pairs, classes] (and
+    which pairs were cut to the model's length), or why it could not be scored."""
 
     record: Record
-    pairs: list[Pair]
+    pairs: Sequence[Item]
     logits: np.ndarray | None = None
     error: RowError | None = None
+    truncated: list[bool] = field(default_factory=list)
 
 
 T = TypeVar("T")
@@ -57,30 +61,53 @@ class Result(Generic[T]):
 WINDOW_CHARS = 1 << 22
 
 
-def _chars(pair: Pair) -> int:
-    return len(pair[0]) + len(pair[1])
+def _chars(item: Item) -> int:
+    """What an item weighs against WINDOW_CHARS (an encoded pair: ~4 characters a token)."""
+    return 4 * len(item.ids) if isinstance(item, PairIds) else len(item[0]) + len(item[1])
 
 
-def timely_windows(items: Iterable[Pair], size: int, wait: float = 0.05) -> Iterator[list]:
+def timely_windows(items: Iterable[Item], size: int, wait: float = 0.05) -> Iterator[list]:
     """Lists of up to `size` pairs (and WINDOW_CHARS characters); a list is cut early when no
     pair arrives within `wait` s. The reader runs ahead by at most 2 x size pairs and about
-    WINDOW_CHARS characters."""
+    WINDOW_CHARS characters, and stops reading when the consumer stops (an early break, an
+    error): no thread outlives its consumer but one blocked reading its input."""
     inbox: queue.Queue = queue.Queue(maxsize=size * 2)
     ahead = [0]  # characters read and not yet taken
     taken = threading.Condition()
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                inbox.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read() -> None:
         try:
             for item in items:
                 with taken:
-                    taken.wait_for(lambda: ahead[0] < WINDOW_CHARS)
+                    while ahead[0] >= WINDOW_CHARS and not stop.is_set():
+                        taken.wait(0.1)
                     ahead[0] += _chars(item)
-                inbox.put(item)
+                if not put(item):
+                    return
         except BaseException as err:  # handed to the consumer, raised there
-            inbox.put(err)
-        inbox.put(_END)
+            put(err)
+            return
+        put(_END)
 
-    threading.Thread(target=read, daemon=True).start()
+    threading.Thread(target=read, daemon=True, name="squeezenli-reader").start()
+    try:
+        yield from _timely(inbox, size, wait, ahead, taken)
+    finally:
+        stop.set()
+
+
+def _timely(inbox: queue.Queue, size: int, wait: float, ahead: list, taken) -> Iterator[list]:
+    """timely_windows' consumer side: the windows, from what the reader puts in inbox."""
     window: list = []
     chars = 0
     while True:
@@ -111,7 +138,7 @@ def timely_windows(items: Iterable[Pair], size: int, wait: float = 0.05) -> Iter
 FIRST_WINDOW = 16
 
 
-def growing_windows(items: Iterable[Pair], size: int) -> Iterator[list]:
+def growing_windows(items: Iterable[Item], size: int) -> Iterator[list]:
     """Lists of FIRST_WINDOW pairs, then twice as many each time up to `size`, each ended
     early once it holds WINDOW_CHARS characters: the first results of a file come out at
     once (`| head -1` answers in a moment), later windows are large enough to sort by
@@ -134,7 +161,7 @@ def growing_windows(items: Iterable[Pair], size: int) -> Iterator[list]:
 def score_scored(
     nli: NLIModel,
     records: Iterable[Record],
-    pairs_of: Callable[[Record], list[Pair]],
+    pairs_of: Callable[[Record], Sequence[Item]],
     *,
     on_error: str = "fail",
     timely: bool = False,
@@ -147,10 +174,11 @@ def score_scored(
     same int8 scores."""
     pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
     rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
+    cut: list[bool] = []  # and whether each of its pairs was truncated
 
     stop: list[SqueezenliError] = []  # what ended the input early, raised once all before it is out
 
-    def pairs() -> Iterator[Pair]:
+    def pairs() -> Iterator[Item]:
         try:
             for record in records:
                 try:
@@ -175,13 +203,16 @@ def score_scored(
             done = pending.popleft()
             if failure:
                 rows.clear()
+                cut.clear()
                 done.error = RowError.of(done.record, failure.pop())
                 failure.clear()
                 if on_error == "fail":
                     raise RowFailure(done.error)
             elif not done.error:
                 done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+                done.truncated = list(cut)
                 rows.clear()
+            cut.clear()
             yield done
 
     size = nli.engine.window
@@ -189,12 +220,13 @@ def score_scored(
         windows = timely_windows(pairs(), size)
     else:
         windows = growing_windows(pairs(), size)
-    for window in nli.engine.score_windows(windows):
+    for window in (nli.batcher.score(items) for items in windows if items):
         for index, row in enumerate(window.logits):
             yield from finished()
             if index in window.errors:
                 failure.append(window.errors[index])
             rows.append(row)
+            cut.append(window.truncated[index])
         yield from finished()
     yield from finished()
     if stop:
@@ -211,12 +243,78 @@ class PairFields:
         self.fields: tuple[str, str] | None = None
 
     def __call__(self, record: Record) -> list[Pair]:
+        return [self.read(record)]
+
+    def read(self, record: Record) -> Pair:
+        """The record's (premise, hypothesis), or a RowFailure naming the field at fault."""
         assert record.data is not None
         if self.fields is None:
             self.fields = choose_pair_fields(
                 list(record.data), self.premise, self.hypothesis, record.where, record.tabular
             )
-        return [(text_field(record, self.fields[0]), text_field(record, self.fields[1]))]
+        return text_field(record, self.fields[0]), text_field(record, self.fields[1])
+
+
+class PairReading:
+    """How a record's pair is read under a LongInput mode: the items scored for it (the pair,
+    or its premise's windows), and the Prediction its scores make (documents.py)."""
+
+    def __init__(
+        self,
+        nli: NLIModel,
+        fields: PairFields,
+        long_input: LongInput = LongInput.TRUNCATE,
+        aggregate: Aggregate = Aggregate.ENTAILMENT,
+    ) -> None:
+        self.nli = nli
+        self.fields = fields
+        self.long_input = LongInput(long_input)
+        self.aggregate = Aggregate(aggregate)
+        if self.long_input is LongInput.CHUNK:
+            check_aggregate(nli.labels, self.aggregate)
+        self._chunker = Chunker(nli.engine.tokenizer)
+        self._windows: dict[int, list[Window]] = {}  # id(record) -> its windows, until scored
+
+    def __call__(self, record: Record) -> Sequence[Item]:
+        if self.long_input is not LongInput.CHUNK:
+            return self.fields(record)
+        premise, hypothesis = self.fields.read(record)
+        found = self._chunker.windows(premise, hypothesis)
+        if isinstance(found, tuple):
+            assert self.fields.fields is not None
+            side, reason = found
+            field = self.fields.fields[side == "hypothesis"]
+            raise RowFailure(RowError.of(record, f"'{field}': {reason}", field))
+        self._windows[id(record)] = found
+        return [window.pair for window in found]
+
+    def result(self, done: Scored, on_error: str) -> Prediction | RowError:
+        """prediction(done); a RowError of its own (a cut pair under LongInput.FAIL) raised
+        as RowFailure under on_error 'fail', as score_scored raises the others."""
+        found = self.prediction(done)
+        if isinstance(found, RowError) and on_error == "fail" and not done.error:
+            raise RowFailure(found)
+        return found
+
+    def prediction(self, done: Scored) -> Prediction | RowError:
+        """The record's Prediction from its scored items, or why it has none."""
+        windows = self._windows.pop(id(done.record), None)
+        if done.error:
+            return done.error
+        assert done.logits is not None
+        probs = softmax(done.logits)
+        if windows is not None:
+            at = deciding_window(probs, self.nli.labels, self.aggregate)
+            evidence = Evidence(windows[at].start, windows[at].end, len(windows))
+            return self.nli.to_prediction(probs[at], evidence=evidence)
+        truncated = done.truncated[0]
+        if truncated and self.long_input is LongInput.FAIL:
+            return RowError.of(
+                done.record,
+                f"the pair is longer than the model's {self.nli.max_length} tokens and would be "
+                "cut: --long-input chunk reads the premise in windows, truncate cuts it",
+            )
+        return self.nli.to_prediction(probs[0], truncated)
 
 
 def score_records(
@@ -227,13 +325,16 @@ def score_records(
     hypothesis_field: str | None = None,
     on_error: str = "fail",
     timely: bool = False,
+    long_input: LongInput = LongInput.TRUNCATE,
+    aggregate: Aggregate = Aggregate.ENTAILMENT,
 ) -> Iterator[Result[Prediction]]:
-    """A Result per record, in input order: its prediction, or the reason it failed."""
+    """A Result per record, in input order: its prediction, or the reason it failed.
+    long_input: what to do with a pair longer than the model reads (documents.py)."""
     fields = PairFields(premise_field, hypothesis_field)
-    for done in score_scored(nli, records, fields, on_error=on_error, timely=timely):
-        if done.error:
-            yield Result(done.record, error=done.error)
+    reading = PairReading(nli, fields, long_input, aggregate)
+    for done in score_scored(nli, records, reading, on_error=on_error, timely=timely):
+        found = reading.result(done, on_error)
+        if isinstance(found, RowError):
+            yield Result(done.record, error=found)
         else:
-            assert done.logits is not None
-            prediction = nli.to_prediction(softmax(done.logits[0]))
-            yield Result(done.record, prediction, pair=done.pairs[0])
+            yield Result(done.record, found, pair=fields.read(done.record))

@@ -28,6 +28,7 @@ class ZeroShot:
     text: str
     labels: list[str]
     scores: list[float]
+    truncated: bool = False  # the text was cut to fit beside a label's hypothesis
 
 
 def parse_labels(labels: str | Sequence[str]) -> list[str]:
@@ -67,7 +68,7 @@ class ZeroShotScorer:
         if self.multi_label and self.contradiction is None:
             raise ModelError(f"`multi_label` needs a contradiction output; {mapping.describe()}")
 
-    def __call__(self, text: str, logits: np.ndarray) -> ZeroShot:
+    def __call__(self, text: str, logits: np.ndarray, truncated: bool = False) -> ZeroShot:
         if self.multi_label:
             assert self.contradiction is not None  # checked in __init__
             pairs = logits[:, [self.contradiction, self.entailment]]
@@ -75,7 +76,8 @@ class ZeroShotScorer:
         else:
             scores = softmax(logits[:, self.entailment])
         order = np.argsort(-scores, kind="stable")
-        return ZeroShot(text, [self.labels[i] for i in order], [float(scores[i]) for i in order])
+        labels = [self.labels[i] for i in order]
+        return ZeroShot(text, labels, [float(scores[i]) for i in order], truncated)
 
 
 def classify(
@@ -131,4 +133,5 @@ def classify_records(
             yield Result(done.record, error=done.error)
         else:
             assert done.logits is not None
-            yield Result(done.record, scorer(done.pairs[0][0], done.logits))
+            text = text_field(done.record, text_field_name)
+            yield Result(done.record, scorer(text, done.logits, any(done.truncated)))

@@ -10,10 +10,12 @@ from typing import Annotated, Optional
 import typer
 
 from squeezenli.cli.options import (
+    AggregateOpt,
     ErrorsOpt,
     FilesArg,
     FormatOpt,
     HypothesisFieldOpt,
+    LongInputOpt,
     ModelOptions,
     OnErrorOpt,
     PremiseFieldOpt,
@@ -24,6 +26,7 @@ from squeezenli.cli.options import (
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, Record, RowError, RowFailure
+from squeezenli.tasks.choices import Aggregate, LongInput
 
 OUTPUTS = ("jsonl", "csv", "tsv", "table")
 
@@ -46,6 +49,8 @@ def batch(
     ] = "jsonl",
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
+    long_input: LongInputOpt = LongInput.TRUNCATE,
+    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
     engine: Annotated[
         str, typer.Option("--engine", help="local, or ray (pip install 'squeezenli[ray]').")
     ] = "local",
@@ -79,7 +84,8 @@ def batch(
     reading: ReadOptions,
 ) -> None:
     """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
-    input field kept, `prediction` and `scores` added.
+    input field kept, `prediction`, `scores` and `truncated` added (with --long-input
+    chunk, also `evidence` and `windows`).
 
     Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
     """
@@ -91,6 +97,7 @@ def batch(
     output = check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
     on_error = on_error_mode(on_error, errors)
     engine = check_choice("--engine", engine, ("local", "ray"))
+    chunked = long_input is LongInput.CHUNK
     if engine == "ray":
         from squeezenli.cli.ray_batch import run_on_ray
 
@@ -105,7 +112,10 @@ def batch(
             on_error=on_error,
             errors=errors,
             opts=opts,
-            make_sink=lambda labels: ResultSink(output, labels, prefix, None, output_fields),
+            make_sink=lambda labels: ResultSink(
+                output, labels, prefix, None, output_fields, chunked
+            ),
+            reading={"long_input": long_input, "aggregate": aggregate},
         )
         if failed:
             raise typer.Exit(1)
@@ -116,7 +126,7 @@ def batch(
     error_log = ErrorLog(errors, inputs)
     nli = opts.load()
     columns = inputs.columns() if output in ("csv", "tsv") else None
-    sink = ResultSink(output, nli.labels, prefix, columns, output_fields)
+    sink = ResultSink(output, nli.labels, prefix, columns, output_fields, chunked)
 
     score = partial(
         score_records,
@@ -124,6 +134,8 @@ def batch(
         premise_field=premise_field,
         hypothesis_field=hypothesis_field,
         on_error=on_error,
+        long_input=long_input,
+        aggregate=aggregate,
     )
 
     try:
@@ -169,15 +181,23 @@ class ResultSink:
         prefix: str = "",
         columns: list[str] | None = None,
         names: str | None = None,
+        chunked: bool = False,
     ) -> None:
         self.output = output
         self.labels = labels
         self._rows: list = []
         self._delimited = None
+        self._chunked = chunked
         self._classes = [labels.names[i] for i in labels.ordered()]
-        own = (
-            ["prediction", *self._classes] if output in ("csv", "tsv") else ["prediction", "scores"]
-        )
+        delimited = output in ("csv", "tsv")
+        own = ["prediction", *self._classes] if delimited else ["prediction", "scores"]
+        own.append("truncated")
+        if chunked:
+            own += (
+                ["evidence_start", "evidence_end", "windows"]
+                if delimited
+                else ["evidence", "windows"]
+            )
         renamed = _renames(names, own)
         self.fields = [prefix + renamed.get(name, name) for name in own]
         if len(set(self.fields)) != len(self.fields):
@@ -213,14 +233,18 @@ class ResultSink:
         if self.output == "jsonl":
             from squeezenli.cli.streams import write_json_line
 
-            result = {self.fields[0]: prediction.label, self.fields[1]: prediction.rounded_scores()}
+            result = dict(zip(self.fields, prediction.fields().values()))
             write_json_line({**data, **result})
         elif self._delimited is not None:
             from squeezenli.cli.signals import whole_line
 
             rounded = prediction.rounded_scores()
-            scores = [rounded[name] for name in self._classes]
-            row = {**data, **dict(zip(self.fields, [prediction.label, *scores]))}
+            values = [prediction.label, *(rounded[name] for name in self._classes)]
+            values.append(str(prediction.truncated).lower())
+            if self._chunked and prediction.evidence is not None:
+                evidence = prediction.evidence
+                values += [evidence.start, evidence.end, evidence.windows]
+            row = {**data, **dict(zip(self.fields, values))}
             try:
                 with whole_line():
                     self._delimited.write(row)

@@ -108,7 +108,7 @@ def classify(
         )
 
     # The fields each result adds; `text` is the input's own when that is the text field.
-    added = ["labels", "scores"] + (["text"] if text_field != "text" else [])
+    added = ["labels", "scores", "truncated"] + (["text"] if text_field != "text" else [])
     results = []
     run = RowRun(
         "classified", files, error_log, quiet=opts.quiet, sources=sources, skip=on_error == "skip"
@@ -124,7 +124,7 @@ def classify(
                 if taken:
                     message = (
                         f"input field '{taken[0]}' would be overwritten by the result (text, "
-                        "labels, scores): rename it in the input"
+                        "labels, scores, truncated): rename it in the input"
                     )
                     raise RowFailure(RowError.of(outcome.record, message, taken[0]))
                 write_json_line(
@@ -133,6 +133,7 @@ def classify(
                         "text": result.text,
                         "labels": result.labels,
                         "scores": [round(s, SCORE_DIGITS) for s in result.scores],
+                        "truncated": result.truncated,
                     }
                 )
     if results:

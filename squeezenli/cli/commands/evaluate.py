@@ -10,10 +10,12 @@ from typing import Annotated, Optional
 import typer
 
 from squeezenli.cli.options import (
+    AggregateOpt,
     FilesArg,
     FormatOpt,
     HypothesisFieldOpt,
     JsonOpt,
+    LongInputOpt,
     ModelOptions,
     OnErrorOpt,
     PremiseFieldOpt,
@@ -23,6 +25,7 @@ from squeezenli.cli.options import (
     reading_options,
 )
 from squeezenli.records.readers import FORMATS, ReadOptions
+from squeezenli.tasks.choices import Aggregate, LongInput
 
 
 @model_options()
@@ -37,6 +40,8 @@ def evaluate(
     hypothesis_field: HypothesisFieldOpt = None,
     json_out: JsonOpt = False,
     on_error: OnErrorOpt = None,
+    long_input: LongInputOpt = LongInput.TRUNCATE,
+    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
     errors: Annotated[
         Optional[Path],
         typer.Option("--errors", help="Write misclassified rows here as JSON lines."),
@@ -69,13 +74,16 @@ def evaluate(
         premise_field=premise_field,
         hypothesis_field=hypothesis_field,
         on_error=on_error,
+        long_input=long_input,
+        aggregate=aggregate,
     )
 
     try:
         with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
             for judged in run.outcomes(judge):
                 verdict = judged.output
-                report.add(verdict.gold, verdict.prediction.label, judged.record.where)
+                entailment = verdict.prediction.scores.get("entailment", 0.0)
+                report.add(verdict.gold, verdict.prediction.label, judged.record.where, entailment)
                 if not verdict.correct:
                     misclassified.write(_misclassified_row(judged))
     finally:

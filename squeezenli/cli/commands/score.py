@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from squeezenli.cli.options import JsonOpt, ModelOptions, model_options
+from squeezenli.cli.options import (
+    AggregateOpt,
+    JsonOpt,
+    LongInputOpt,
+    ModelOptions,
+    model_options,
+)
+from squeezenli.tasks.choices import Aggregate, LongInput
 
 
 @model_options(
@@ -17,6 +24,8 @@ def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
     hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
     json_out: JsonOpt = False,
+    long_input: LongInputOpt = LongInput.TRUNCATE,
+    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
     *,
     opts: ModelOptions,
 ) -> None:
@@ -24,8 +33,14 @@ def score(
 
     Example: squeezenli score "A man plays a guitar." "A person makes music." --json
     """
+    from squeezenli.records.readers import Record
+    from squeezenli.tasks.scoring import score_records
+
     nli = replace(opts, spec=replace(opts.spec, batch_size=1)).load()
-    prediction = next(nli.predict([(premise, hypothesis)]))
+    record = Record("<arguments>", 1, {"premise": premise, "hypothesis": hypothesis})
+    (result,) = score_records(nli, [record], long_input=long_input, aggregate=aggregate)
+    prediction = result.output
+    assert prediction is not None
     if json_out:
         from squeezenli.cli.streams import write_json_line
 

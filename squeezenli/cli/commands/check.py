@@ -1,0 +1,145 @@
+"""`squeezenli check [FILE ...]`: claims against sources, one output row per input row."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from typing import Annotated
+
+import typer
+
+from squeezenli.cli.options import (
+    AggregateOpt,
+    ErrorsOpt,
+    FilesArg,
+    FormatOpt,
+    ModelOptions,
+    OnErrorOpt,
+    check_choice,
+    model_options,
+    on_error_mode,
+    reading_options,
+)
+from squeezenli.errors import InputError
+from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailure
+from squeezenli.tasks.choices import Aggregate
+
+OUTPUTS = ("jsonl", "csv", "tsv")
+ADDED = ("claims", "score", "supported_text", "windows")  # what a checked row adds
+
+
+@model_options()
+@reading_options()
+def check(
+    files: FilesArg = None,
+    fmt: FormatOpt = None,
+    source_field: Annotated[
+        str, typer.Option("--source-field", help="The field holding the source document.")
+    ] = "source",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="The field holding the text to check.")
+    ] = "text",
+    output: Annotated[str, typer.Option("--output", "-o", help="jsonl, csv or tsv.")] = "jsonl",
+    support: Annotated[
+        float,
+        typer.Option(
+            "--support", help="A claim is supported at or above this entailment probability."
+        ),
+    ] = 0.5,
+    contradict: Annotated[
+        float,
+        typer.Option(
+            "--contradict",
+            help="...else contradicted when a window's contradiction probability reaches this.",
+        ),
+    ] = 0.5,
+    row_score: Annotated[
+        str,
+        typer.Option(
+            "--score",
+            help="The row's score: the mean or the min of its claims' entailment probabilities.",
+        ),
+    ] = "mean",
+    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Put this before the result's field names.")
+    ] = "",
+    on_error: OnErrorOpt = None,
+    errors: ErrorsOpt = None,
+    *,
+    opts: ModelOptions,
+    reading: ReadOptions,
+) -> None:
+    """Check texts against their sources: each sentence of `text` (an answer, a summary) is
+    scored against the windows of `source`, and gets a verdict (supported, contradicted,
+    not_supported), its probabilities and its evidence in the source; the row gets `claims`,
+    a `score`, `supported_text` (only the supported sentences) and `windows`.
+
+    Example: squeezenli check answers.jsonl --source-field document --text-field answer
+    """
+    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
+    from squeezenli.records.writers import DelimitedWriter
+    from squeezenli.tasks.claims import RowScore, check_records
+
+    fmt = check_choice("--format", fmt, FORMATS)
+    output = check_choice("--output", output, OUTPUTS)
+    score_rule = RowScore(check_choice("--score", row_score, tuple(r.value for r in RowScore)))
+    on_error = on_error_mode(on_error, errors)
+    added = [prefix + name for name in ADDED]
+    inputs = Inputs(files, fmt, reading)
+    error_log = ErrorLog(errors, inputs)
+    nli = opts.load()
+    writer = None
+    if output != "jsonl":
+        columns = inputs.columns()
+        taken = [name for name in added if name in (columns or ())]
+        if taken:
+            raise InputError(
+                f"input field '{taken[0]}' would be overwritten by the result; pass --prefix"
+            )
+        header = None if columns is None else [*columns, *added]
+        writer = DelimitedWriter(sys.stdout.buffer, output, header)
+    run_check = partial(
+        check_records,
+        nli,
+        source_field=source_field,
+        text_field=text_field,
+        on_error=on_error,
+        aggregate=aggregate,
+        support=support,
+        contradict=contradict,
+        row_score=score_rule,
+    )
+    try:
+        with RowRun("checked", inputs, error_log, quiet=opts.quiet, skip=on_error == "skip") as run:
+            for outcome in run.outcomes(run_check):
+                data = outcome.record.data
+                with run.writing(outcome):
+                    taken = [name for name in added if name in data]
+                    if taken:
+                        message = (
+                            f"input field '{taken[0]}' would be overwritten by the result; "
+                            "pass --prefix (e.g. --prefix new_)"
+                        )
+                        raise RowFailure(RowError.of(outcome.record, message, taken[0]))
+                    row = {**data, **dict(zip(added, outcome.output.fields().values()))}
+                    if writer is None:
+                        write_json_line(row)
+                    else:
+                        _write_delimited(writer, row, outcome.record)
+    finally:
+        if writer is not None:
+            writer.close()
+    if run.failed:
+        raise typer.Exit(1)
+
+
+def _write_delimited(writer, row: dict, record) -> None:
+    from squeezenli.cli.signals import whole_line
+
+    try:
+        with whole_line():
+            writer.write(row)
+    except InputError as err:  # a field the header written lacks
+        raise RowFailure(RowError.of(record, str(err))) from None

@@ -1,0 +1,123 @@
+"""One batcher under every caller: the tagged items of any number of producers, scored in
+shared windows.
+
+A producer (a stream of records, a Ray actor's batch, a server's request) submits a list of
+items (pairs of texts, or pairs already encoded) and gets a Future of their scores. The
+batcher's thread gathers submissions into a window until it holds `window` items, or no
+submission has arrived for `wait` seconds, scores the window on the engine (length-sorted
+batches, every core) and hands each submission its rows. A pair's scores do not depend on
+what shares its window (measured: the same bits, fp32 and int8, alone or among 300 others in
+any order), so producers never change each other's answers. A producer that gives up on its
+submission (an error, a signal, a consumer that stops) leaves it to be dropped; a window
+whose every submission was given up is terminated in flight.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from squeezenli.runtime.engine import Engine, Item, WindowScores
+
+
+@dataclass(eq=False)
+class _Submission:
+    items: list[Item]
+    future: Future = field(default_factory=Future)
+
+
+class Batcher:
+    """Windows across producers over one engine (module docstring)."""
+
+    def __init__(self, engine: Engine, wait: float = 0.002) -> None:
+        self.engine = engine
+        self.wait = wait
+        self.windows = 0  # windows scored, and the items in them: for the bench and metrics
+        self.items = 0
+        self._inbox: queue.Queue = queue.Queue()
+        self._current: list[_Submission] = []
+        self._abandoned: set[Future] = set()  # running submissions no one waits for
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, items: list[Item]) -> Future:
+        """A Future of the items' WindowScores, in their order."""
+        submission = _Submission(list(items))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, daemon=True, name="squeezenli-batcher"
+                )
+                self._thread.start()
+        if not submission.items:
+            submission.future.set_result(_empty(self.engine))
+        else:
+            self._inbox.put(submission)
+        return submission.future
+
+    def score(self, items: list[Item]) -> WindowScores:
+        """submit(items), waited for; given up (module docstring) if the wait is broken."""
+        future = self.submit(items)
+        try:
+            return future.result()
+        except BaseException:
+            self.give_up(future)
+            raise
+
+    def give_up(self, future: Future) -> None:
+        """The producer no longer wants this submission."""
+        if future.cancel():
+            return
+        with self._lock:
+            self._abandoned.add(future)
+            current = [s.future for s in self._current]
+            if current and all(f in self._abandoned for f in current):
+                self.engine.terminate()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._inbox.get()
+            window = [first]
+            count = len(first.items)
+            while count < self.engine.window:
+                try:
+                    more = self._inbox.get(timeout=self.wait)
+                except queue.Empty:
+                    break
+                window.append(more)
+                count += len(more.items)
+            live = [s for s in window if s.future.set_running_or_notify_cancel()]
+            if live:
+                self._score(live)
+
+    def _score(self, window: list[_Submission]) -> None:
+        with self._lock:
+            self._current = window
+        try:
+            items = [item for s in window for item in s.items]
+            scores = next(iter(self.engine.score_windows([items])))
+        except BaseException as err:  # the engine's errors belong to every submission
+            for s in window:
+                s.future.set_exception(err)
+            return
+        finally:
+            with self._lock:
+                self._current = []
+                self._abandoned.difference_update(s.future for s in window)
+        self.windows += 1
+        self.items += len(items)
+        start = 0
+        for s in window:
+            end = start + len(s.items)
+            errors = {i - start: e for i, e in scores.errors.items() if start <= i < end}
+            part = WindowScores(scores.logits[start:end], errors, scores.truncated[start:end])
+            s.future.set_result(part)
+            start = end
+
+
+def _empty(engine: Engine) -> WindowScores:
+    return WindowScores(np.zeros((0, engine.classes or 0), np.float32), {}, [])
