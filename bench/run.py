@@ -43,8 +43,9 @@ class Measured(NamedTuple):
     cpu: float  # seconds, user + system, every thread
 
 
-def measure_rss(command: list[str], env: dict[str, str]) -> Measured:
-    """Run command; its wall time, and its own peak memory and CPU time through wait4."""
+def measure_rss(command: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> Measured:
+    """Run command; its wall time, and its own peak memory and CPU time through wait4. An
+    exit status outside `ok` stops the bench."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = process.stdout.read()
@@ -52,7 +53,7 @@ def measure_rss(command: list[str], env: dict[str, str]) -> Measured:
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
+    if process.returncode not in ok:
         raise SystemExit(
             f"failed ({process.returncode}): {' '.join(command)}\n{err.decode()[-3000:]}"
         )

@@ -30,6 +30,7 @@ MIN_RAY_FOR_PANDAS_3 = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
 RESULT_COLUMNS = ["prediction", "scores", "truncated"]  # what scoring adds to a row
 CHUNK_COLUMNS = ["evidence", "windows"]  # ... and with long_input chunk
+OPTIONAL_COLUMNS = ["entailed", "logits"]  # ... with a threshold, with logits
 CHECK_COLUMNS = ["claims", "score", "supported_text", "windows"]  # what checking adds
 
 
@@ -118,7 +119,9 @@ class PairScorer:
         if self.task == "check":
             return CHECK_COLUMNS
         chunked = self.fields.get("long_input") is LongInput.CHUNK
-        return RESULT_COLUMNS + (CHUNK_COLUMNS if chunked else [])
+        columns = RESULT_COLUMNS + (CHUNK_COLUMNS if chunked else [])
+        columns += ["entailed"] if self.fields.get("threshold") is not None else []
+        return columns + (["logits"] if self.fields.get("logits") else [])
 
 
 def error_struct(error: RowError) -> dict:
@@ -177,16 +180,18 @@ def score_dataset(
     json_lines: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
+    threshold: float | None = None,
+    logits: bool = False,
     **model_fields,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
     field per class), `truncated` (and with long_input chunk, `evidence` {start, end} and
-    `windows`) and `error` (null for scored rows, else {message, field}; see
-    split_errors). Every row comes out: none is dropped. The model is `spec`, or a ModelSpec
-    made from model_fields (model="...", precision="int8", ...), handed to every actor whole.
-    With json_lines, the Dataset holds numbered lines as read_pairs
-    reads them, and the result holds `json` (the output line) and `error` (the problem; the
-    file and line are `source` and `number`) beside `text`.
+    `windows`; with a threshold, `entailed`; with logits, `logits`) and `error` (null for
+    scored rows, else {message, field}; see split_errors). Every row comes out: none is
+    dropped. The model is `spec`, or a ModelSpec made from model_fields (model="...",
+    precision="int8", ...), handed to every actor whole. With json_lines, the Dataset holds
+    numbered lines as read_pairs reads them, and the result holds `json` (the output line)
+    and `error` (the problem; the file and line are `source` and `number`) beside `text`.
 
     Each actor runs cpus_per_actor onnxruntime threads (default: the cores of the smallest
     node, so one actor per node where nodes are alike), and as many actors start as the
@@ -202,6 +207,8 @@ def score_dataset(
         "hypothesis_field": hypothesis_field,
         "long_input": LongInput(long_input),
         "aggregate": Aggregate(aggregate),
+        "threshold": threshold,
+        "logits": logits,
     }
     return _on_actors(ds, spec, fields, "score", json_lines, rows_per_task, actors, cpus_per_actor)
 
@@ -299,7 +306,8 @@ def split_errors(scored, json_lines: bool = False):
     bad = scored.filter(expr=col(ERROR).is_not_null())
     if json_lines:
         return good.select_columns(["json"]), bad.select_columns([ERROR, *LINE_COLUMNS])
-    added = [name for name in (*RESULT_COLUMNS, *CHUNK_COLUMNS) if name in scored.columns()]
+    every = (*RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS)
+    added = [name for name in every if name in scored.columns()]
     return good.drop_columns([ERROR]), bad.drop_columns(added)
 
 

@@ -154,3 +154,95 @@ def test_classify_never_overwrites_an_input_field(tiny_nli_model):
     assert result.exit_code == 2
     assert "<stdin>:1: input field 'labels' would be overwritten" in result.stderr
     assert result.stdout == ""
+
+
+TEXTS = ["The match went to extra time.", "Stocks fell today.", "A band plays a song.", "Rain."]
+LABELS = "sports,politics,music,food"
+
+
+def _classified(model, *extra: str) -> list[dict]:
+    args = ["classify", *TEXTS, "-l", LABELS, "-m", str(model), "--json", *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_thresholds_top_k_and_abstaining_decide_from_the_scores(tiny_nli_model, multi):
+    flags = ["--multi-label"] if multi else []
+    plain = _classified(tiny_nli_model, *flags)
+    # A threshold between the scores, so that some rows select and some abstain.
+    cut = float(np.median([row["scores"][0] for row in plain]))
+    decided = _classified(
+        tiny_nli_model, *flags, "--threshold", str(cut), "--top-k", "2", "--none-label", "other"
+    )
+    for before, after in zip(plain, decided):
+        chosen = [n for n, v in zip(before["labels"], before["scores"]) if v >= cut]
+        chosen = chosen if multi else chosen[:1]
+        assert after["selected"] == (chosen or ["other"])
+        assert after["labels"] == before["labels"][:2]
+        assert after["scores"] == before["scores"][:2]
+    assert any(row["selected"] == ["other"] for row in decided)
+    assert any(row["selected"] != ["other"] for row in decided)
+    assert "selected" not in plain[0]
+
+
+def test_a_none_label_without_a_threshold_is_refused_before_loading(tmp_path):
+    args = ["classify", "x", "-l", "a,b", "-m", str(tmp_path / "none"), "--none-label", "other"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--none-label is what a threshold abstains with: give --threshold" in result.stderr
+
+
+def _softmax(values) -> np.ndarray:
+    e = np.exp(np.asarray(values, np.float64) - np.max(values))
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_each_label_may_have_its_own_hypothesis(tiny_nli_model, tmp_path, form):
+    own = {"sports, games": "This text is about a match.", "music": "Someone plays a song."}
+    if form == "json":
+        path = tmp_path / "hypotheses.json"
+        path.write_text(json.dumps(own))
+    else:
+        path = tmp_path / "hypotheses.csv"
+        path.write_text(
+            'label,hypothesis\n"sports, games",This text is about a match.\n'
+            "music,Someone plays a song.\n"
+        )
+    text = "The match went to extra time."
+    args = ["classify", text, "--hypotheses", str(path), "-l", "sports, games", "-l", "music"]
+    # -l splits on commas; with --hypotheses the file's labels are the candidates.
+    result = runner.invoke(
+        app, ["classify", text, "--hypotheses", str(path), "-m", str(tiny_nli_model), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)
+    nli = load_model(str(tiny_nli_model))
+    entail = nli.labels.names.index("entailment")
+    logits = nli.logits([(text, own[label]) for label in own])[:, entail]
+    expected = dict(zip(own, _softmax(logits)))
+    assert set(row["labels"]) == set(own)
+    for label, score in zip(row["labels"], row["scores"]):
+        assert score == pytest.approx(expected[label], abs=TOLERANCE)
+    assert runner.invoke(app, [*args, "-m", str(tiny_nli_model)]).exit_code == 0
+
+
+def test_a_row_may_carry_its_own_labels(tiny_nli_model, tmp_path):
+    rows = [
+        {"text": "The match went to extra time."},
+        {"text": "A band plays.", "candidate_labels": ["music", "food"]},
+        {"text": "Rain.", "candidate_labels": []},
+        {"text": "Rain.", "candidate_labels": "weather"},
+    ]
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["classify", "--input", str(path), "-l", "sports,politics", "-m", str(tiny_nli_model)]
+    result = runner.invoke(app, [*args, "--on-error", "skip"])
+    assert result.exit_code == 1
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [sorted(r["labels"]) for r in out] == [["politics", "sports"], ["food", "music"]]
+    assert out[1]["candidate_labels"] == ["music", "food"]  # the input's field, kept
+    assert f"{path}:3: 'candidate_labels': --labels needs at least one label" in result.stderr
+    assert f"{path}:4: 'candidate_labels' must be a list of labels" in result.stderr

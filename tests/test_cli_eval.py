@@ -47,7 +47,12 @@ def test_json_report_agrees_with_the_predictions(tiny_nli_model, tmp_path):
     gold = [g.lower() for _, _, g in PAIRS]
     correct = sum(p == g for p, g in zip(predicted, gold))
     assert report["accuracy"] == pytest.approx(correct / len(PAIRS))
-    assert report["counts"] == {"scored": len(PAIRS), "correct": correct, "failed": 0}
+    assert report["counts"] == {
+        "scored": len(PAIRS),
+        "correct": correct,
+        "failed": 0,
+        "unlabelled": 0,
+    }
     assert report["label_source"] == "the model's config (id2label)"
     assert report["labels"] == ["contradiction", "entailment", "neutral"]
     for g in report["classes"]:
@@ -173,3 +178,39 @@ def test_a_model_with_unnamed_outputs_is_refused(tiny_model, tmp_path):
     result = runner.invoke(app, ["eval", str(path), "-m", str(tiny_model)])
     assert result.exit_code == 3
     assert "eval needs named NLI outputs" in result.stderr
+
+
+def test_unlabelled_rows_are_counted_and_figures_come_per_group(tiny_nli_model, tmp_path):
+    rows = _rows()
+    genres = ["fiction", "travel", "fiction", "travel", "slate", "fiction", "travel"]
+    for row, genre in zip(rows, genres):
+        row["genre"] = genre
+    rows.insert(2, {"premise": "A man.", "hypothesis": "A man.", "label": "-", "genre": "slate"})
+    rows.insert(5, {"premise": "A dog.", "hypothesis": "A cat.", "label": "", "genre": "fiction"})
+    path = _write(tmp_path, rows)
+    result = runner.invoke(
+        app, ["eval", str(path), "-m", str(tiny_nli_model), "--by", "genre", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["unlabelled"] == 2 and report["counts"]["scored"] == len(PAIRS)
+    assert report["model"] == str(tiny_nli_model.resolve()) and report["squeezenli"]
+    assert {"revision", "precision", "labels", "label_source"} <= set(report)
+    predicted = _predicted(tiny_nli_model)
+    gold = [g.lower() for _, _, g in PAIRS]
+    groups = report["by"]["groups"]
+    assert sorted(groups) == ["fiction", "slate", "travel"]
+    for genre, figures in groups.items():
+        mine = [i for i, g in enumerate(genres) if g == genre]
+        right = sum(predicted[i] == gold[i] for i in mine)
+        assert figures["counts"]["scored"] == len(mine)
+        assert figures["accuracy"] == pytest.approx(right / len(mine))
+        classes = {gold[i] for i in mine}
+        recalls = [
+            sum(predicted[i] == c for i in mine if gold[i] == c) / sum(gold[i] == c for i in mine)
+            for c in classes
+        ]
+        assert figures["balanced_accuracy"] == pytest.approx(sum(recalls) / len(recalls))
+    assert groups["slate"]["counts"]["unlabelled"] == 1
+    table = runner.invoke(app, ["eval", str(path), "-m", str(tiny_nli_model), "--by", "genre"])
+    assert table.exit_code == 0 and "by genre" in table.stdout and "2 unlabelled" in table.stdout

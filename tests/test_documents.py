@@ -299,3 +299,40 @@ def test_zero_shot_says_when_a_text_was_cut(model):
     long, _ = _document(11, 30)
     short, long_result = classify(nli, ["A man plays.", long], "sports,music")
     assert short.truncated is False and long_result.truncated is True
+
+
+def test_check_refuses_a_threshold_that_is_no_probability_before_loading(tmp_path):
+    source = tmp_path / "c.jsonl"
+    source.write_text(json.dumps({"source": "A man plays.", "text": "A man plays."}) + "\n")
+    missing = tmp_path / "no-model"  # refused before any model is looked for
+    line = one_error(_run(["check", str(source), "-m", str(missing), "--support", "2"]), 2)
+    assert "--support must be a probability from 0 to 1" in line
+
+
+@pytest.mark.parametrize("output", ["jsonl", "csv"])
+def test_batch_thresholds_the_entailment_probability_and_gives_logits(model, tmp_path, output):
+    nli = load_model(str(model), precision="fp32")
+    pairs = [(_document(i, 2)[0], "A man plays.") for i in range(12)]
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in pairs))
+    logits = nli.logits(pairs)
+    probs = nli.probabilities(pairs)
+    entail = nli.labels.names.index("entailment")
+    cut = float(np.median(probs[:, entail]))
+    args = ["batch", str(source), "-m", str(model), "--threshold", str(cut), "--logits"]
+    done = _run([*args, "-o", output])
+    assert done.returncode == 0, done.stderr
+    if output == "jsonl":
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        entailed = [row["entailed"] for row in rows]
+        got = np.array([[row["logits"][n] for n in nli.labels.names] for row in rows])
+    else:
+        header, *lines = [line.split(",") for line in done.stdout.splitlines()]
+        entailed = [cells[header.index("entailed")] == "true" for cells in lines]
+        columns = [header.index(f"logit_{n}") for n in nli.labels.names]
+        got = np.array([[float(cells[i]) for i in columns] for cells in lines])
+    assert entailed == [bool(p >= cut) for p in probs[:, entail]]
+    assert True in entailed and False in entailed
+    np.testing.assert_allclose(got, logits, atol=1e-6, rtol=0)
+    refused = one_error(_run(["batch", str(source), "-m", str(model), "--threshold", "1.5"]), 2)
+    assert "--threshold must be from 0 to 1" in refused

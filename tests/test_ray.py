@@ -184,7 +184,9 @@ def test_parquet_in_parquet_out(tiny_nli_model, tmp_path):
         "-m",
         str(tiny_nli_model),
         "--engine",
-        "ray",
+        "RAY",  # any case; --format's choices depend on it (this failed before)
+        "--format",
+        "parquet",
         "--output-path",
         str(out),
         "-o",
@@ -280,3 +282,26 @@ def test_check_on_ray_equals_the_local_path(tiny_nli_model):
     got = sorted(good.take_all(), key=lambda row: row["id"])
     assert [{k: row[k] for k in expected[0]} for row in got] == expected
     assert [row["id"] for row in bad.take_all()] == [3]
+
+
+@pytest.mark.parametrize("source_format", ["jsonl", "csv"])
+def test_thresholds_and_logits_on_ray_equal_the_local_path(tiny_nli_model, tmp_path, source_format):
+    rows = [
+        {"id": i, "premise": f"A man plays a guitar {i} times.", "hypothesis": "Music."}
+        for i in range(20)
+    ]
+    source = tmp_path / f"pairs.{source_format}"
+    if source_format == "jsonl":
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        source.write_text(
+            "id,premise,hypothesis\n"
+            + "".join(f"{r['id']},{r['premise']},{r['hypothesis']}\n" for r in rows)
+        )
+    args = [str(source), "-m", str(tiny_nli_model), "--threshold", "0.35", "--logits"]
+    args += ["-o", source_format]  # typed CSV rows come back typed: compared as CSV
+    local = _batch(*args)
+    on_ray = _batch(*args, "--engine", "ray")
+    assert local.exit_code == on_ray.exit_code == 0, on_ray.output
+    assert on_ray.stdout == local.stdout
+    assert "entailed" in local.stdout and "logit" in local.stdout

@@ -20,6 +20,15 @@ FLAGS = {
     "batch_tokens": "--batch-tokens",
     "precision": "--precision",
     "onnx_file": "--onnx-file",
+    "support": "--support",
+    "contradict": "--contradict",
+    "aggregate": "--aggregate",
+    "source_field": "--source-field",
+    "threshold": "--threshold",
+    "top_k": "--top-k",
+    "none_label": "--none-label",
+    "hypotheses": "--hypotheses",
+    "labels_field": "--labels-field",
 }
 
 

@@ -190,10 +190,11 @@ def _expand(paths: list[str]) -> list[str]:
 def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Prediction]:
     """A scored row as the local sinks take it: (input fields, no pair, prediction). Scores
     are put back in label order: older pyarrow sorts a struct's fields by name."""
-    from squeezenli.ray_engine import CHUNK_COLUMNS, RESULT_COLUMNS
+    from squeezenli.ray_engine import CHUNK_COLUMNS, OPTIONAL_COLUMNS, RESULT_COLUMNS
 
     data = orjson.loads(row["json"]) if lines else dict(row)
-    result = {name: data.pop(name) for name in (*RESULT_COLUMNS, *CHUNK_COLUMNS) if name in data}
+    every = (*RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS)
+    result = {name: data.pop(name) for name in every if name in data}
     result["scores"] = {
         labels.names[i]: result["scores"][labels.names[i]] for i in labels.ordered()
     }
@@ -202,9 +203,9 @@ def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Predi
 
 def _row_data(row: dict) -> dict:
     """A typed row as the input gave it, without the columns scoring added."""
-    from squeezenli.ray_engine import CHUNK_COLUMNS, ERROR, RESULT_COLUMNS, _plain
+    from squeezenli.ray_engine import CHUNK_COLUMNS, ERROR, OPTIONAL_COLUMNS, RESULT_COLUMNS, _plain
 
-    added = {ERROR, *RESULT_COLUMNS, *CHUNK_COLUMNS}
+    added = {ERROR, *RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS}
     return _plain({k: v for k, v in row.items() if k not in added})
 
 

@@ -174,7 +174,17 @@ def evaluation_tables(report: dict) -> None:
         f"accuracy [bold]{report['accuracy']:.4f}[/bold] ({counts['correct']}/{counts['scored']}"
         f" rows), macro F1 {report['macro_f1']:.4f}"
         + (f", {counts['failed']} rows failed" if counts["failed"] else "")
+        + (f", {counts['unlabelled']} unlabelled" if counts.get("unlabelled") else "")
     )
+    if "balanced_accuracy" in report:
+        extra = f"balanced accuracy {report['balanced_accuracy']:.4f}"
+        if report.get("roc_auc") is not None:
+            best = report["best_threshold"]
+            extra += (
+                f", ROC AUC {report['roc_auc']:.4f}, best threshold {best['threshold']:.4f} "
+                f"(balanced accuracy {best['balanced_accuracy']:.4f} on these rows)"
+            )
+        console.print(extra)
     per_class = Table(title="per class", title_justify="left")
     for column in ("class", "precision", "recall", "F1", "support", "predicted"):
         per_class.add_column(column, justify="left" if column == "class" else "right")
@@ -195,6 +205,20 @@ def evaluation_tables(report: dict) -> None:
     for gold, row in report["confusion"].items():
         confusion.add_row(gold, *(str(row[p]) for p in report["classes"]))
     console.print(confusion)
+    if "by" in report:
+        groups = Table(title=f"by {report['by']['field']}", title_justify="left")
+        for column in ("value", "rows", "accuracy", "balanced accuracy", "macro F1", "unlabelled"):
+            groups.add_column(column, justify="left" if column == "value" else "right")
+        for value, figures in report["by"]["groups"].items():
+            groups.add_row(
+                value,
+                str(figures["counts"]["scored"]),
+                f"{figures['accuracy']:.4f}",
+                f"{figures['balanced_accuracy']:.4f}",
+                f"{figures['macro_f1']:.4f}",
+                str(figures["counts"]["unlabelled"]),
+            )
+        console.print(groups)
 
 
 def cached_models_table(models: list, local_builds: list, cache) -> None:

@@ -66,6 +66,8 @@ class Prediction:
     scores: dict[str, float]
     truncated: bool = False
     evidence: Evidence | None = None
+    entailed: bool | None = None  # P(entailment) at or above a threshold, when one was given
+    logits: dict[str, float] | None = None  # the raw logits, when asked for
 
     def rounded_scores(self) -> dict[str, float]:
         return {name: round(value, SCORE_DIGITS) for name, value in self.scores.items()}
@@ -81,12 +83,18 @@ class Prediction:
         if self.evidence is not None:
             found["evidence"] = {"start": self.evidence.start, "end": self.evidence.end}
             found["windows"] = self.evidence.windows
+        if self.entailed is not None:
+            found["entailed"] = self.entailed
+        if self.logits is not None:
+            found["logits"] = {name: round(v, SCORE_DIGITS) for name, v in self.logits.items()}
         return found
 
     @classmethod
     def from_fields(cls, found: dict) -> Prediction:
         """The Prediction a row's result fields (fields()) were written from."""
         evidence = found.get("evidence")
+        logits = found.get("logits")
+        entailed = found.get("entailed")
         return cls(
             found["prediction"],
             dict(found["scores"]),
@@ -94,6 +102,8 @@ class Prediction:
             None
             if not evidence
             else Evidence(int(evidence["start"]), int(evidence["end"]), int(found["windows"])),
+            None if entailed is None else bool(entailed),
+            None if not logits else dict(logits),
         )
 
 
@@ -143,14 +153,28 @@ class NLIModel:
             yield from map(self.to_prediction, probs, window.truncated)
 
     def to_prediction(
-        self, probs: np.ndarray, truncated: bool = False, evidence: Evidence | None = None
+        self,
+        probs: np.ndarray,
+        truncated: bool = False,
+        evidence: Evidence | None = None,
+        *,
+        threshold: float | None = None,
+        logits: np.ndarray | None = None,
     ) -> Prediction:
+        """probs [labels] as a Prediction; with a threshold, whether P(entailment) reaches
+        it; with logits, those too, named by the labels."""
         names = self.labels.names
+        order = self.labels.ordered()
+        entailed = None
+        if threshold is not None:
+            entailed = bool(probs[names.index("entailment")] >= threshold)
         return Prediction(
             label=names[int(np.argmax(probs))],
-            scores={names[i]: float(probs[i]) for i in self.labels.ordered()},
+            scores={names[i]: float(probs[i]) for i in order},
             truncated=truncated,
             evidence=evidence,
+            entailed=entailed,
+            logits=None if logits is None else {names[i]: float(logits[i]) for i in order},
         )
 
 

@@ -122,9 +122,7 @@ class ClaimChecker:
                 raise InputError(
                     f"checking claims needs an '{name}' label; {nli.labels.describe()}"
                 )
-        for name, value in (("support", support), ("contradict", contradict)):
-            if not 0.0 <= value <= 1.0:
-                raise InputError(f"`{name}` must be a probability from 0 to 1, got {value}")
+        check_thresholds(support, contradict)
         self.support, self.contradict = support, contradict
         self.row_score = RowScore(row_score)
         self._chunker = Chunker(nli.engine.tokenizer)
@@ -207,6 +205,13 @@ class ClaimChecker:
 
     def forget(self, record: Record) -> None:
         self._plans.pop(id(record), None)
+
+
+def check_thresholds(support: float, contradict: float) -> None:
+    """Refuse a verdict threshold that is no probability."""
+    for name, value in (("support", support), ("contradict", contradict)):
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"`{name}` must be a probability from 0 to 1, got {value}")
 
 
 def _trimmed(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -36,10 +36,18 @@ _GOLD_NAMES = {
 }
 
 
-def gold_label(record: Record, field_name: str) -> str:
-    """The normalised gold class of a record, or an InputError naming file, line and field."""
+# Gold labels that say a row has none (SNLI and MNLI mark pairs the annotators did not agree
+# on with "-"): such rows are counted as unlabelled and not scored.
+UNLABELLED = ("-", "")
+
+
+def gold_label(record: Record, field_name: str) -> str | None:
+    """The normalised gold class of a record, None for an unlabelled one (UNLABELLED), or a
+    RowFailure naming file, line and field."""
     assert record.data is not None
     value = record.data.get(field_name)
+    if isinstance(value, str) and value.strip() in UNLABELLED:
+        return None
 
     def failure(message: str) -> RowFailure:
         return RowFailure(RowError.of(record, message, field_name))
@@ -63,15 +71,22 @@ def gold_label(record: Record, field_name: str) -> str:
 
 @dataclass(frozen=True)
 class Judgement:
-    """A labelled pair's prediction against its gold label."""
+    """A labelled pair's prediction against its gold label; both None for a row whose gold
+    label says it has none (UNLABELLED), which is counted, not scored."""
 
-    prediction: Prediction
-    gold: str
+    prediction: Prediction | None
+    gold: str | None
+
+    @property
+    def unlabelled(self) -> bool:
+        return self.gold is None
 
     @property
     def correct(self) -> bool:
         """Whether the prediction matches; where either side is 2-class (not_entailment),
         neutral and contradiction count as not_entailment."""
+        if self.prediction is None:
+            return False
         predicted = self.prediction.label
         if NOT_ENTAILMENT in (self.gold, predicted):
             return (predicted == "entailment") == (self.gold == "entailment")
@@ -85,6 +100,10 @@ class Report:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     entailment: list[float] = field(default_factory=list)  # each pair's P(entailment)
     failed: int = 0
+    unlabelled: int = 0  # rows whose gold label says they have none (UNLABELLED)
+    # The same figures per value of a field (eval --by): value -> its rows' Report.
+    groups: dict[str, Report] = field(default_factory=dict)
+    by: str | None = None
     # A model whose outputs are entailment and not_entailment: 3-class gold labels are merged
     # into those two, as 2-class gold labels merge a 3-class model's predictions.
     two_class_model: bool = False
@@ -92,8 +111,19 @@ class Report:
     # 2-class (not_entailment) labels in one run would silently make it 2-class.
     kinds: dict[str, str] = field(default_factory=dict)
 
-    def add(self, gold: str, predicted: str, where: str = "", entailment: float = 0.0) -> None:
-        """Count a judged pair; a gold label of the other kind than those before is refused."""
+    def add(
+        self,
+        gold: str,
+        predicted: str,
+        where: str = "",
+        entailment: float = 0.0,
+        group: str | None = None,
+    ) -> None:
+        """Count a judged pair (in its group's report too, with `by`); a gold label of the
+        other kind than those before is refused."""
+        if group is not None:
+            inner = self.groups.setdefault(group, Report(two_class_model=self.two_class_model))
+            inner.add(gold, predicted, where, entailment)
         if gold != "entailment":
             kind = "2-class" if gold == NOT_ENTAILMENT else "3-class"
             other = "3-class" if kind == "2-class" else "2-class"
@@ -107,8 +137,23 @@ class Report:
         self.entailment.append(entailment)
 
     @classmethod
-    def for_model(cls, labels: LabelMap) -> Report:
-        return cls(two_class_model=set(labels.names) == set(BINARY_CLASSES))
+    def for_model(cls, labels: LabelMap, by: str | None = None) -> Report:
+        return cls(two_class_model=set(labels.names) == set(BINARY_CLASSES), by=by)
+
+    def add_judged(self, judged: Result[Judgement]) -> None:
+        """Count one of judge_records' results: unlabelled, or judged (in its group)."""
+        verdict = judged.output
+        assert verdict is not None
+        if verdict.prediction is None or verdict.gold is None:
+            self.unlabelled += 1
+            if self.by is not None:
+                self.groups.setdefault(
+                    group_of(judged.record, self.by), Report(two_class_model=self.two_class_model)
+                ).unlabelled += 1
+            return
+        entailment = verdict.prediction.scores.get("entailment", 0.0)
+        group = None if self.by is None else group_of(judged.record, self.by)
+        self.add(verdict.gold, verdict.prediction.label, judged.record.where, entailment, group)
 
     @property
     def binary(self) -> bool:
@@ -165,8 +210,18 @@ class Report:
             "classes": list(self.classes),
             "per_class": per_class,
             "confusion": matrix,
-            "counts": {"scored": scored, "correct": correct, "failed": self.failed},
+            "counts": {
+                "scored": scored,
+                "correct": correct,
+                "failed": self.failed,
+                "unlabelled": self.unlabelled,
+            },
         }
+        if self.by is not None:
+            found["by"] = {
+                "field": self.by,
+                "groups": {name: self.groups[name].as_dict() for name in sorted(self.groups)},
+            }
         if self.binary:  # how well P(entailment) ranks and splits the two classes
             scores = np.array(self.entailment)
             positive = np.array([gold == "entailment" for gold, _ in self.pairs], bool)
@@ -174,6 +229,12 @@ class Report:
             found["roc_auc"] = roc_auc(scores, positive)
             found["best_threshold"] = {"threshold": threshold, "balanced_accuracy": best}
         return found
+
+
+def group_of(record: Record, field_name: str) -> str:
+    """The value of a record's field that names its group (eval --by)."""
+    value = (record.data or {}).get(field_name)
+    return "(missing)" if value is None else str(value)
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -233,11 +294,15 @@ def judge_records(
                 f"{record.where}: no '{label_field}' field; columns present: "
                 f"{', '.join(record.data)}; use `label_field`"
             )
-        pairs = reading(record)
-        gold_label(record, label_field)  # checked now, so a bad label is a bad row
-        return pairs
+        if gold_label(record, label_field) is None:  # checked now: a bad label is a bad row
+            fields.read(record)  # its pair is still checked, and names the source's fields
+            return []
+        return reading(record)
 
     for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
+        if not done.error and gold_label(done.record, label_field) is None:
+            yield Result(done.record, Judgement(None, None))
+            continue
         found = reading.result(done, on_error)
         if isinstance(found, RowError):
             yield Result(done.record, error=found)
@@ -247,16 +312,19 @@ def judge_records(
 
 
 def evaluate(
-    nli: NLIModel, records: Iterable[Record], *, label_field: str = "label", **options
+    nli: NLIModel,
+    records: Iterable[Record],
+    *,
+    label_field: str = "label",
+    by: str | None = None,
+    **options,
 ) -> Report:
-    """Judge every record and gather the report (bad records count as failed)."""
-    report = Report.for_model(nli.labels)
+    """Judge every record and gather the report (bad records count as failed; with `by`,
+    the figures per value of that field too)."""
+    report = Report.for_model(nli.labels, by)
     for judged in judge_records(nli, records, label_field=label_field, **options):
         if judged.error:
             report.failed += 1
         else:
-            assert judged.output is not None
-            verdict = judged.output
-            entailment = verdict.prediction.scores.get("entailment", 0.0)
-            report.add(verdict.gold, verdict.prediction.label, judged.record.where, entailment)
+            report.add_judged(judged)
     return report

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from squeezenli.errors import SqueezenliError
+from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields, text_field
 from squeezenli.runtime.engine import Item, Pair, softmax
 from squeezenli.runtime.model import Evidence, NLIModel, Prediction
@@ -265,11 +265,16 @@ class PairReading:
         fields: PairFields,
         long_input: LongInput = LongInput.TRUNCATE,
         aggregate: Aggregate = Aggregate.ENTAILMENT,
+        threshold: float | None = None,
+        logits: bool = False,
     ) -> None:
         self.nli = nli
         self.fields = fields
         self.long_input = LongInput(long_input)
         self.aggregate = Aggregate(aggregate)
+        check_threshold(nli, threshold)
+        self.threshold = threshold  # the entailment probability a pair is `entailed` at
+        self.logits = logits  # whether predictions carry their raw logits
         if self.long_input is LongInput.CHUNK:
             check_aggregate(nli.labels, self.aggregate)
         self._chunker = Chunker(nli.engine.tokenizer)
@@ -306,7 +311,7 @@ class PairReading:
         if windows is not None:
             at = deciding_window(probs, self.nli.labels, self.aggregate)
             evidence = Evidence(windows[at].start, windows[at].end, len(windows))
-            return self.nli.to_prediction(probs[at], evidence=evidence)
+            return self._prediction(probs, done.logits, at, evidence=evidence)
         truncated = done.truncated[0]
         if truncated and self.long_input is LongInput.FAIL:
             return RowError.of(
@@ -314,7 +319,25 @@ class PairReading:
                 f"the pair is longer than the model's {self.nli.max_length} tokens and would be "
                 "cut: --long-input chunk reads the premise in windows, truncate cuts it",
             )
-        return self.nli.to_prediction(probs[0], truncated)
+        return self._prediction(probs, done.logits, 0, truncated=truncated)
+
+    def _prediction(self, probs, logits, at: int, **found) -> Prediction:
+        return self.nli.to_prediction(
+            probs[at],
+            **found,
+            threshold=self.threshold,
+            logits=logits[at] if self.logits else None,
+        )
+
+
+def check_threshold(nli: NLIModel, threshold: float | None) -> None:
+    """A threshold on the entailment probability: a probability, and a model that has one."""
+    if threshold is None:
+        return
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"`threshold` must be from 0 to 1, got {threshold}")
+    if "entailment" not in nli.labels.names:
+        raise InputError(f"`threshold` needs an entailment output; {nli.labels.describe()}")
 
 
 def score_records(
@@ -327,11 +350,15 @@ def score_records(
     timely: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
+    threshold: float | None = None,
+    logits: bool = False,
 ) -> Iterator[Result[Prediction]]:
     """A Result per record, in input order: its prediction, or the reason it failed.
-    long_input: what to do with a pair longer than the model reads (documents.py)."""
+    long_input: what to do with a pair longer than the model reads (documents.py);
+    threshold: each prediction says whether P(entailment) reaches it (`entailed`); logits:
+    each carries its raw logits."""
     fields = PairFields(premise_field, hypothesis_field)
-    reading = PairReading(nli, fields, long_input, aggregate)
+    reading = PairReading(nli, fields, long_input, aggregate, threshold, logits)
     for done in score_scored(nli, records, reading, on_error=on_error, timely=timely):
         found = reading.result(done, on_error)
         if isinstance(found, RowError):

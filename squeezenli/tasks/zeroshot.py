@@ -8,14 +8,15 @@ contradiction. All text x label pairs go through the engine as one stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import DEFAULT_TEMPLATE, LabelMap
-from squeezenli.records.readers import ColumnsError, Record, text_field
+from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import Pair, softmax
 from squeezenli.runtime.model import NLIModel
 from squeezenli.tasks.scoring import Result, score_scored
@@ -29,6 +30,41 @@ class ZeroShot:
     labels: list[str]
     scores: list[float]
     truncated: bool = False  # the text was cut to fit beside a label's hypothesis
+    selected: list[str] | None = None  # the labels a Decision chose (None: no threshold)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The step after the scores. threshold: multi-label, every label scoring at least it
+    is selected; single-label, the top label is, if it scores at least it (else none is:
+    abstaining). none_label: what an abstention selects (else nothing). top_k: keep only the
+    K best labels and scores in the result (after selecting). Scores are comparable to a
+    threshold as the README says: single-label ones share 1 across the labels, multi-label
+    ones are each label's entailment against contradiction."""
+
+    threshold: float | None = None
+    top_k: int | None = None
+    none_label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise InputError(f"`threshold` must be from 0 to 1, got {self.threshold}")
+        if self.top_k is not None and self.top_k < 1:
+            raise InputError(f"`top_k` must be at least 1, got {self.top_k}")
+        if self.none_label is not None and self.threshold is None:
+            raise InputError("`none_label` is what a threshold abstains with: give `threshold`")
+
+    def apply(self, result: ZeroShot, multi_label: bool) -> ZeroShot:
+        selected = None
+        if self.threshold is not None:
+            chosen = [n for n, v in zip(result.labels, result.scores) if v >= self.threshold]
+            selected = chosen if multi_label else chosen[:1]
+            if not selected and self.none_label is not None:
+                selected = [self.none_label]
+        k = self.top_k or len(result.labels)
+        return replace(
+            result, labels=result.labels[:k], scores=result.scores[:k], selected=selected
+        )
 
 
 def parse_labels(labels: str | Sequence[str]) -> list[str]:
@@ -43,77 +79,172 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     return names
 
 
-def hypotheses(labels: Sequence[str], template: str) -> list[str]:
-    """The hypothesis for each label: the template with `{}` replaced by the label."""
+def hypotheses(
+    labels: Sequence[str], template: str, per_label: Mapping[str, str] | None = None
+) -> list[str]:
+    """The hypothesis for each label: its own (per_label, as --hypotheses gives them), else
+    the template with `{}` replaced by the label."""
     if "{}" not in template:
         raise InputError(f"`template` must contain {{}} where the label goes, got {template!r}")
-    return [template.replace("{}", label) for label in labels]
+    per_label = per_label or {}
+    return [per_label.get(label) or template.replace("{}", label) for label in labels]
+
+
+def load_hypotheses(path: Path) -> dict[str, str]:
+    """label -> hypothesis from a JSON object, or a CSV/TSV with `label` and `hypothesis`
+    columns (labels may hold commas there); refused with the file and line at fault."""
+    import csv
+    import io
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeError) as err:
+        raise InputError(f"cannot read `hypotheses` {path}: {err}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            found = json.loads(text)
+        except ValueError as err:
+            raise InputError(f"{path}: not JSON ({err})") from None
+        if not isinstance(found, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()
+            for k, v in found.items()
+        ):
+            raise InputError(f"{path}: expected an object of label -> hypothesis text")
+        return {k.strip(): v for k, v in found.items()}
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if not {"label", "hypothesis"} <= set(reader.fieldnames or ()):
+        raise InputError(
+            f"{path}: expected 'label' and 'hypothesis' columns, got {reader.fieldnames}"
+        )
+    mapping: dict[str, str] = {}
+    for row in reader:
+        label, hypothesis = (row.get("label") or "").strip(), row.get("hypothesis") or ""
+        if not label or not hypothesis.strip():
+            raise InputError(f"{path}:{reader.line_num}: empty label or hypothesis")
+        if label in mapping:
+            raise InputError(f"{path}:{reader.line_num}: label {label!r} given twice")
+        mapping[label] = hypothesis
+    if not mapping:
+        raise InputError(f"{path}: no labels")
+    return mapping
 
 
 class ZeroShotScorer:
     """Turns the logits of one text's label pairs into the pipeline's scores."""
 
-    def __init__(self, mapping: LabelMap, labels: Sequence[str], multi_label: bool) -> None:
+    def __init__(self, mapping: LabelMap, multi_label: bool) -> None:
         names = mapping.names
         if "entailment" not in names:
             raise ModelError(
                 f"zero-shot needs to know which output is entailment; {mapping.describe()}"
             )
-        self.labels = list(labels)
         self.entailment = names.index("entailment")
-        # As the pipeline: one label alone is always scored against contradiction.
-        self.multi_label = multi_label or len(self.labels) == 1
+        self.requested_multi_label = multi_label
         others = [n for n in ("contradiction", "not_entailment") if n in names]
         self.contradiction = names.index(others[0]) if others else None
-        if self.multi_label and self.contradiction is None:
-            raise ModelError(f"`multi_label` needs a contradiction output; {mapping.describe()}")
+        self._mapping = mapping
+        if multi_label:
+            self.check_multi_label()
 
-    def __call__(self, text: str, logits: np.ndarray, truncated: bool = False) -> ZeroShot:
-        if self.multi_label:
-            assert self.contradiction is not None  # checked in __init__
+    def multi_label(self, labels: Sequence[str]) -> bool:
+        """As the pipeline: one label alone is always scored against contradiction."""
+        return self.requested_multi_label or len(labels) == 1
+
+    def check_multi_label(self) -> None:
+        if self.contradiction is None:
+            raise ModelError(
+                f"`multi_label` needs a contradiction output; {self._mapping.describe()}"
+            )
+
+    def __call__(
+        self, text: str, labels: Sequence[str], logits: np.ndarray, truncated: bool = False
+    ) -> ZeroShot:
+        if self.multi_label(labels):
+            self.check_multi_label()
+            assert self.contradiction is not None
             pairs = logits[:, [self.contradiction, self.entailment]]
             scores = softmax(pairs)[:, 1]
         else:
             scores = softmax(logits[:, self.entailment])
         order = np.argsort(-scores, kind="stable")
-        labels = [self.labels[i] for i in order]
-        return ZeroShot(text, labels, [float(scores[i]) for i in order], truncated)
+        ranked = [labels[i] for i in order]
+        return ZeroShot(text, ranked, [float(scores[i]) for i in order], truncated)
 
 
 def classify(
     nli: NLIModel,
     texts: Iterable[str],
-    labels: str | Sequence[str],
+    labels: str | Sequence[str] | None,
     *,
     template: str = DEFAULT_TEMPLATE,
     multi_label: bool = False,
+    decision: Decision | None = None,
+    per_label: Mapping[str, str] | None = None,
 ) -> Iterator[ZeroShot]:
-    """A ZeroShot per text, in input order, streamed."""
+    """A ZeroShot per text, in input order, streamed (with the labels a decision selects)."""
     records = (Record("<texts>", n, {"text": t}) for n, t in enumerate(texts, start=1))
     for outcome in classify_records(
-        nli, records, labels, template=template, multi_label=multi_label
+        nli,
+        records,
+        labels,
+        template=template,
+        multi_label=multi_label,
+        decision=decision,
+        per_label=per_label,
     ):
         assert outcome.output is not None
         yield outcome.output
 
 
+# The field of an input row that holds its own candidate labels (transformers' pipeline
+# calls its argument so): a list, used instead of the global labels for that row.
+LABELS_FIELD = "candidate_labels"
+
+
 def classify_records(
     nli: NLIModel,
     records: Iterable[Record],
-    labels: str | Sequence[str],
+    labels: str | Sequence[str] | None,
     *,
     text_field_name: str = "text",
     template: str = DEFAULT_TEMPLATE,
     multi_label: bool = False,
     on_error: str = "fail",
     timely: bool = False,
+    decision: Decision | None = None,
+    per_label: Mapping[str, str] | None = None,
+    labels_field: str = LABELS_FIELD,
 ) -> Iterator[Result[ZeroShot]]:
-    """A Result per record, in input order; bad records as score_scored treats them."""
-    names = parse_labels(labels)
-    scorer = ZeroShotScorer(nli.labels, names, multi_label)
-    label_hypotheses = hypotheses(names, template)
+    """A Result per record, in input order; bad records as score_scored treats them. Labels:
+    a row's own `labels_field` list, else `labels`, else per_label's (label -> hypothesis,
+    the template serving labels it lacks). With a decision, each result carries the labels
+    it selects (and only its top_k)."""
+    names = parse_labels(labels) if labels else list(per_label or {}) or None
+    scorer = ZeroShotScorer(nli.labels, multi_label)
+    decision = decision or Decision()
+    hypotheses([], template)  # the template is checked before any row
 
     seen_columns = False
+
+    def row_labels(record: Record) -> list[str]:
+        assert record.data is not None
+        own = record.data.get(labels_field)
+        if labels_field in record.data:
+            if not isinstance(own, list) or not all(isinstance(n, str) for n in own):
+                raise RowFailure(
+                    RowError.of(record, f"'{labels_field}' must be a list of labels", labels_field)
+                )
+            try:
+                return parse_labels(own)
+            except InputError as err:
+                message = f"'{labels_field}': {err}"
+                raise RowFailure(RowError.of(record, message, labels_field)) from None
+        if names is None:
+            message = f"no labels: give `labels`, or a '{labels_field}' list in each row"
+            raise RowFailure(RowError.of(record, message, labels_field))
+        return names
 
     def pairs_of(record: Record) -> list[Pair]:
         nonlocal seen_columns
@@ -126,7 +257,7 @@ def classify_records(
             )
         seen_columns = True
         text = text_field(record, text_field_name)
-        return [(text, hypothesis) for hypothesis in label_hypotheses]
+        return [(text, h) for h in hypotheses(row_labels(record), template, per_label)]
 
     for done in score_scored(nli, records, pairs_of, on_error=on_error, timely=timely):
         if done.error:
@@ -134,4 +265,6 @@ def classify_records(
         else:
             assert done.logits is not None
             text = text_field(done.record, text_field_name)
-            yield Result(done.record, scorer(text, done.logits, any(done.truncated)))
+            row = row_labels(done.record)
+            found = scorer(text, row, done.logits, any(done.truncated))
+            yield Result(done.record, decision.apply(found, scorer.multi_label(row)))

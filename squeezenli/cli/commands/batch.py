@@ -51,6 +51,17 @@ def batch(
     errors: ErrorsOpt = None,
     long_input: LongInputOpt = LongInput.TRUNCATE,
     aggregate: AggregateOpt = Aggregate.ENTAILMENT,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--threshold",
+            help="Add `entailed`: whether the entailment probability is at least this.",
+        ),
+    ] = None,
+    logits: Annotated[
+        bool,
+        typer.Option("--logits", help="Add the raw logits, named by the model's labels."),
+    ] = False,
     engine: Annotated[
         str, typer.Option("--engine", help="local, or ray (pip install 'squeezenli[ray]').")
     ] = "local",
@@ -93,11 +104,13 @@ def batch(
     from squeezenli.cli.streams import ErrorLog, Inputs
     from squeezenli.tasks.scoring import score_records
 
+    engine = check_choice("--engine", engine, ("local", "ray"))  # --format depends on it
     fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if engine == "ray" else FORMATS)
     output = check_choice("--output", output, (*OUTPUTS, "parquet") if output_path else OUTPUTS)
     on_error = on_error_mode(on_error, errors)
-    engine = check_choice("--engine", engine, ("local", "ray"))
     chunked = long_input is LongInput.CHUNK
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be from 0 to 1, got {threshold}")
     if engine == "ray":
         from squeezenli.cli.ray_batch import run_on_ray
 
@@ -113,9 +126,14 @@ def batch(
             errors=errors,
             opts=opts,
             make_sink=lambda labels: ResultSink(
-                output, labels, prefix, None, output_fields, chunked
+                output, labels, prefix, None, output_fields, chunked, threshold is not None, logits
             ),
-            reading={"long_input": long_input, "aggregate": aggregate},
+            reading={
+                "long_input": long_input,
+                "aggregate": aggregate,
+                "threshold": threshold,
+                "logits": logits,
+            },
         )
         if failed:
             raise typer.Exit(1)
@@ -126,7 +144,9 @@ def batch(
     error_log = ErrorLog(errors, inputs)
     nli = opts.load()
     columns = inputs.columns() if output in ("csv", "tsv") else None
-    sink = ResultSink(output, nli.labels, prefix, columns, output_fields, chunked)
+    sink = ResultSink(
+        output, nli.labels, prefix, columns, output_fields, chunked, threshold is not None, logits
+    )
 
     score = partial(
         score_records,
@@ -136,6 +156,8 @@ def batch(
         on_error=on_error,
         long_input=long_input,
         aggregate=aggregate,
+        threshold=threshold,
+        logits=logits,
     )
 
     try:
@@ -182,12 +204,13 @@ class ResultSink:
         columns: list[str] | None = None,
         names: str | None = None,
         chunked: bool = False,
+        entailed: bool = False,
+        logits: bool = False,
     ) -> None:
         self.output = output
         self.labels = labels
         self._rows: list = []
         self._delimited = None
-        self._chunked = chunked
         self._classes = [labels.names[i] for i in labels.ordered()]
         delimited = output in ("csv", "tsv")
         own = ["prediction", *self._classes] if delimited else ["prediction", "scores"]
@@ -198,8 +221,12 @@ class ResultSink:
                 if delimited
                 else ["evidence", "windows"]
             )
+        own += ["entailed"] if entailed else []
+        if logits:
+            own += [f"logit_{name}" for name in self._classes] if delimited else ["logits"]
         renamed = _renames(names, own)
-        self.fields = [prefix + renamed.get(name, name) for name in own]
+        self._names = {name: prefix + renamed.get(name, name) for name in own}
+        self.fields = list(self._names.values())
         if len(set(self.fields)) != len(self.fields):
             raise InputError(f"--output-fields gives two result fields one name: {self.fields}")
         if output in ("csv", "tsv"):
@@ -233,18 +260,13 @@ class ResultSink:
         if self.output == "jsonl":
             from squeezenli.cli.streams import write_json_line
 
-            result = dict(zip(self.fields, prediction.fields().values()))
+            found = prediction.fields()
+            result = {self._names[k]: v for k, v in found.items() if k in self._names}
             write_json_line({**data, **result})
         elif self._delimited is not None:
             from squeezenli.cli.signals import whole_line
 
-            rounded = prediction.rounded_scores()
-            values = [prediction.label, *(rounded[name] for name in self._classes)]
-            values.append(str(prediction.truncated).lower())
-            if self._chunked and prediction.evidence is not None:
-                evidence = prediction.evidence
-                values += [evidence.start, evidence.end, evidence.windows]
-            row = {**data, **dict(zip(self.fields, values))}
+            row = {**data, **self._cells(prediction)}
             try:
                 with whole_line():
                     self._delimited.write(row)
@@ -252,6 +274,21 @@ class ResultSink:
                 raise RowFailure(RowError.of(record, str(err))) from None
         else:
             self._rows.append((pair, prediction))
+
+    def _cells(self, prediction) -> dict:
+        """A prediction's CSV/TSV cells, under the result's column names."""
+        found = prediction.fields()
+        cells = {"prediction": prediction.label, **found["scores"]}
+        cells["truncated"] = str(prediction.truncated).lower()
+        if "evidence" in found:
+            cells["evidence_start"] = found["evidence"]["start"]
+            cells["evidence_end"] = found["evidence"]["end"]
+            cells["windows"] = found["windows"]
+        if "entailed" in found:
+            cells["entailed"] = str(found["entailed"]).lower()
+        for name, value in (found.get("logits") or {}).items():
+            cells[f"logit_{name}"] = value
+        return {new: cells[own] for own, new in self._names.items() if own in cells}
 
     def close(self) -> None:
         if self._delimited is not None:

@@ -80,12 +80,13 @@ def check(
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
     from squeezenli.records.writers import DelimitedWriter
-    from squeezenli.tasks.claims import RowScore, check_records
+    from squeezenli.tasks.claims import RowScore, check_records, check_thresholds
 
     fmt = check_choice("--format", fmt, FORMATS)
     output = check_choice("--output", output, OUTPUTS)
     score_rule = RowScore(check_choice("--score", row_score, tuple(r.value for r in RowScore)))
     on_error = on_error_mode(on_error, errors)
+    check_thresholds(support, contradict)  # usage errors before the model loads
     added = [prefix + name for name in ADDED]
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)

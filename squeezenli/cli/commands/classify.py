@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -33,11 +34,26 @@ def classify(
     ] = None,
     *,
     labels: Annotated[
-        list[str],
+        Optional[list[str]],
         typer.Option(
             "--labels", "-l", help="Candidate labels, comma-separated; repeatable (-l a -l b)."
         ),
-    ],
+    ] = None,
+    hypotheses_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--hypotheses",
+            help="Each label's own hypothesis: a JSON object label -> hypothesis, or a CSV/TSV "
+            "with label,hypothesis columns (labels may hold commas there); its labels are the "
+            "candidates unless --labels names them.",
+        ),
+    ] = None,
+    labels_field: Annotated[
+        str,
+        typer.Option(
+            "--labels-field", help="A row's own candidate labels (a list), used instead of -l."
+        ),
+    ] = "candidate_labels",
     template: Annotated[
         str, typer.Option("--template", "-t", help="Hypothesis for each label; {} is the label.")
     ] = DEFAULT_TEMPLATE,
@@ -56,6 +72,21 @@ def classify(
         str, typer.Option("--text-field", help="The field holding the text.")
     ] = "text",
     json_out: JsonOpt = False,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            "--threshold",
+            help="Select labels scoring at least this (multi-label: every one; else the top "
+            "one, or none: abstain); adds `selected`.",
+        ),
+    ] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option("--top-k", help="Keep only the K best labels and scores.")
+    ] = None,
+    none_label: Annotated[
+        Optional[str],
+        typer.Option("--none-label", help="What an abstention selects (with --threshold)."),
+    ] = None,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
     opts: ModelOptions,
@@ -71,14 +102,25 @@ def classify(
     from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
     from squeezenli.records.readers import Record, RowError, RowFailure
     from squeezenli.runtime.model import SCORE_DIGITS
-    from squeezenli.tasks.zeroshot import classify_records, hypotheses, parse_labels
+    from squeezenli.tasks.zeroshot import (
+        Decision,
+        classify_records,
+        hypotheses,
+        load_hypotheses,
+        parse_labels,
+    )
 
     fmt = check_choice("--format", fmt, FORMATS)
     on_error = on_error_mode(on_error, errors)
     if texts and inputs:
         raise typer.BadParameter("give texts as arguments or --input files, not both")
-    candidates = parse_labels([name for item in labels for name in item.split(",")])
-    hypotheses(candidates, template)  # usage errors before the model loads
+    per_label = load_hypotheses(hypotheses_file) if hypotheses_file is not None else None
+    given = [name for item in labels or [] for name in item.split(",")]
+    candidates = parse_labels(given) if given else None
+    if candidates is None and per_label is None and texts:
+        raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
+    hypotheses(candidates or [], template, per_label)  # usage errors before the model loads
+    decision = Decision(threshold, top_k, none_label)
     files_named = [text for text in texts or [] if os.path.isfile(text)]
     if files_named:
         raise InputError(
@@ -103,12 +145,16 @@ def classify(
             text_field_name=text_field,
             template=template,
             multi_label=multi_label,
+            decision=decision,
+            per_label=per_label,
+            labels_field=labels_field,
             on_error=on_error,
             timely=timely,
         )
 
     # The fields each result adds; `text` is the input's own when that is the text field.
     added = ["labels", "scores", "truncated"] + (["text"] if text_field != "text" else [])
+    added += ["selected"] if threshold is not None else []
     results = []
     run = RowRun(
         "classified", files, error_log, quiet=opts.quiet, sources=sources, skip=on_error == "skip"
@@ -134,6 +180,7 @@ def classify(
                         "labels": result.labels,
                         "scores": [round(s, SCORE_DIGITS) for s in result.scores],
                         "truncated": result.truncated,
+                        **({} if result.selected is None else {"selected": result.selected}),
                     }
                 )
     if results:

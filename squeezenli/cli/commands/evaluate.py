@@ -46,6 +46,12 @@ def evaluate(
         Optional[Path],
         typer.Option("--errors", help="Write misclassified rows here as JSON lines."),
     ] = None,
+    by: Annotated[
+        Optional[str],
+        typer.Option(
+            "--by", help="Every figure per value of this field too (genre, heuristic, dataset)."
+        ),
+    ] = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -65,7 +71,7 @@ def evaluate(
     inputs = Inputs(files, fmt, reading)
     misclassified = JsonLinesFile(errors, "--errors", inputs)
     nli = opts.load()
-    report = Report.for_model(nli.labels)
+    report = Report.for_model(nli.labels, by)
 
     judge = partial(
         judge_records,
@@ -81,10 +87,8 @@ def evaluate(
     try:
         with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
             for judged in run.outcomes(judge):
-                verdict = judged.output
-                entailment = verdict.prediction.scores.get("entailment", 0.0)
-                report.add(verdict.gold, verdict.prediction.label, judged.record.where, entailment)
-                if not verdict.correct:
+                report.add_judged(judged)
+                if not judged.output.unlabelled and not judged.output.correct:
                     misclassified.write(_misclassified_row(judged))
     finally:
         misclassified.close()
@@ -95,11 +99,17 @@ def evaluate(
             "gold neutral and contradiction were counted as not_entailment",
             err=True,
         )
+    from squeezenli import __version__
+
     result = {
         **report.as_dict(),
+        "model": nli.files.source,
+        "revision": nli.files.revision,
         "labels": list(nli.labels.names),
         "label_source": nli.labels.source,
         "precision": nli.precision,
+        "long_input": long_input.value,
+        "squeezenli": __version__,
     }
     if json_out:
         print_json(result)
