@@ -1,6 +1,6 @@
 """Peak memory and wall time of `batch` on huge rows (not a test).
 
-    python bench/long_rows.py [--model DIR] [--precision fp32]
+    python bench/long_rows.py [--model DIR] [--precision fp32] [--long-input chunk]
 
 Writes two JSON-lines files of the shapes the hostile round measured (four 8 MiB lines; one
 15.9 MiB line) and runs `squeezenli batch` on each in a fresh process, printing its wall time
@@ -37,12 +37,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model")
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--long-input", default="truncate")
     args = parser.parse_args()
     model = ensure_model(args.model)
     env = dict(os.environ)
     command = [sys.executable, "-m", "squeezenli", "batch", "-m", str(model), "-q"]
-    command += ["--precision", args.precision]
-    print(f"{cpu_name()}, {os.cpu_count()} CPUs; model {model}, {args.precision}")
+    command += ["--precision", args.precision, "--long-input", args.long_input]
+    print(
+        f"{cpu_name()}, {os.cpu_count()} CPUs; model {model}, {args.precision}, {args.long_input}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         short = Path(tmp) / "short.jsonl"
         short.write_text(json.dumps({"premise": SENTENCE, "hypothesis": "Music."}) + "\n")

@@ -83,6 +83,28 @@ def main() -> None:
             split(document)
         speed = chars / (time.perf_counter() - started)
         print(f"{name:>14}: {', '.join(scores)}; {speed / 1e3:,.0f}K characters/s on FRANK")
+    pieces_and_scaling(documents)
+
+
+def pieces_and_scaling(documents: list[str]) -> None:
+    """pySBD's time against its input's length, whole and as squeezenli feeds it (a line at a
+    time, in pieces of at most SPLIT_CHARS: tasks/documents.py)."""
+    try:
+        import pysbd
+    except ImportError:
+        return
+    from squeezenli.tasks.documents import sentence_spans
+
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
+    text = " ".join(documents)
+    for size in (25_000, 100_000):
+        started = time.perf_counter()
+        segmenter.segment(text[:size])
+        whole = time.perf_counter() - started
+        started = time.perf_counter()
+        sentence_spans(text[:size])
+        pieces = time.perf_counter() - started
+        print(f"pySBD on {size:,} characters: {whole:.1f} s whole, {pieces:.2f} s in pieces")
 
 
 if __name__ == "__main__":

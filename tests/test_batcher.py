@@ -85,3 +85,20 @@ def test_a_producer_that_gives_up_leaves_the_others_their_scores(nli):
     batcher.give_up(dropped)
     expected = nli.logits(pairs[:15])
     assert np.array_equal(kept.result().logits, expected)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_pairs_bits_do_not_depend_on_what_shares_its_window(tmp_path_factory, precision):
+    """What lets producers share windows: a pair gets the same bits alone, among 300 others,
+    and in any order (the batcher's docstring)."""
+    folder = tmp_path_factory.mktemp("models") / "tiny-bits"
+    name_labels(write_tiny_model(folder, config_overrides={"max_position_embeddings": 128}))
+    model = load_model(str(folder), precision=precision)
+    rng = np.random.default_rng(3)
+    pairs = [(_text(rng, 2, 100), _text(rng, 1, 9)) for _ in range(300)]
+    together = model.logits(pairs)
+    alone = np.concatenate([model.logits([pair]) for pair in pairs[:40]])
+    order = rng.permutation(len(pairs))
+    shuffled = np.empty_like(together)
+    shuffled[order] = model.logits([pairs[i] for i in order])
+    assert np.array_equal(alone, together[:40]) and np.array_equal(shuffled, together)

@@ -36,8 +36,6 @@ class Batcher:
     def __init__(self, engine: Engine, wait: float = 0.002) -> None:
         self.engine = engine
         self.wait = wait
-        self.windows = 0  # windows scored, and the items in them: for the bench and metrics
-        self.items = 0
         self._inbox: queue.Queue = queue.Queue()
         self._current: list[_Submission] = []
         self._abandoned: set[Future] = set()  # running submissions no one waits for
@@ -108,8 +106,6 @@ class Batcher:
             with self._lock:
                 self._current = []
                 self._abandoned.difference_update(s.future for s in window)
-        self.windows += 1
-        self.items += len(items)
         start = 0
         for s in window:
             end = start + len(s.items)
