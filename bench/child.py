@@ -115,7 +115,7 @@ def run_openvino(args, pairs):
     import openvino as ov
 
     from squeezenli import load_model
-    from squeezenli.models.precision import calibration_pairs
+    from squeezenli.runtime.precision import calibration_pairs
 
     nli = load_model(args.model, precision="fp32", threads=args.threads, progress=False)
     engine = nli.engine

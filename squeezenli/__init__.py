@@ -28,13 +28,17 @@ _EXPORTS = {
     "RowError": "records.readers",
     "score_records": "tasks.scoring",
     "Result": "tasks.scoring",
-    "LongInput": "tasks.choices",
-    "Aggregate": "tasks.choices",
+    "LongInput": "choices",
+    "Aggregate": "choices",
+    "Precision": "choices",
+    "OnError": "choices",
+    "Decision": "tasks.zeroshot",
     "check_records": "tasks.claims",
     "Check": "tasks.claims",
     "Claim": "tasks.claims",
     "ModelSpec": "runtime.spec",
     "SqueezenliError": "errors",
+    "InputError": "errors",
 }
 __all__ = [
     "load_model",
@@ -52,24 +56,28 @@ __all__ = [
     "Result",
     "LongInput",
     "Aggregate",
+    "Precision",
+    "OnError",
+    "Decision",
     "check_records",
     "Check",
     "Claim",
     "ModelSpec",
     "SqueezenliError",
+    "InputError",
     "__version__",
 ]
 
 if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and editors
-    from squeezenli.errors import SqueezenliError
+    from squeezenli.choices import Aggregate, LongInput, OnError, Precision
+    from squeezenli.errors import InputError, SqueezenliError
     from squeezenli.records.readers import Record, RowError, read_records
     from squeezenli.runtime.model import NLIModel, Prediction, load_model, prepare_model
     from squeezenli.runtime.spec import ModelSpec
-    from squeezenli.tasks.choices import Aggregate, LongInput
     from squeezenli.tasks.claims import Check, Claim, check_records
     from squeezenli.tasks.evaluation import Report, evaluate
     from squeezenli.tasks.scoring import Result, score_records
-    from squeezenli.tasks.zeroshot import ZeroShot, classify
+    from squeezenli.tasks.zeroshot import Decision, ZeroShot, classify
 
 
 def __getattr__(name: str):
@@ -79,3 +87,8 @@ def __getattr__(name: str):
 
         return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'squeezenli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so dir() and editors list the public API.
+    return sorted(set(globals()) | set(__all__))

@@ -33,4 +33,3 @@ def cpus_available() -> int:
 
 # auto: int8 where it is measured to agree with fp32 on the user's own weights (precision.py),
 # else fp32.
-DEFAULT_PRECISION = "auto"

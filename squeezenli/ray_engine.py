@@ -18,20 +18,47 @@ Needs `pip install 'squeezenli[ray]'`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from squeezenli.records.readers import Record, RowError, choose_pair_fields
+from squeezenli.choices import Aggregate, Choice, LongInput, OnError, RowScore, choose
+from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields
 from squeezenli.runtime.spec import ModelSpec
-from squeezenli.tasks.choices import Aggregate, LongInput
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
 MIN_RAY_FOR_PANDAS_3 = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
-RESULT_COLUMNS = ["prediction", "scores", "truncated"]  # what scoring adds to a row
-CHUNK_COLUMNS = ["evidence", "windows"]  # ... and with long_input chunk
-OPTIONAL_COLUMNS = ["entailed", "logits"]  # ... with a threshold, with logits
-CHECK_COLUMNS = ["claims", "score", "supported_text", "windows"]  # what checking adds
+
+
+class Task(Choice):
+    """What the actors do with each row."""
+
+    SCORE = "score"  # a pair (tasks/scoring.py)
+    CLASSIFY = "classify"  # a text against candidate labels (tasks/zeroshot.py)
+    CHECK = "check"  # a text against its source (tasks/claims.py)
+
+
+def result_fields(task: Task, fields: dict[str, Any], prefix: str = "", renames=None):
+    """The ResultFields (tasks/rows.py) a task's rows get, from its arguments."""
+    from squeezenli.tasks.rows import CHECK_NAMES, ResultFields, prediction_names, zero_shot_names
+
+    if task is Task.CHECK:
+        own = CHECK_NAMES
+    elif task is Task.CLASSIFY:
+        decision = fields.get("decision")
+        own = zero_shot_names(
+            text=fields.get("text_field_name", "text") != "text",
+            selected=decision is not None and decision.threshold is not None,
+        )
+    else:
+        own = prediction_names(
+            None,
+            chunked=fields.get("long_input") is LongInput.CHUNK,
+            entailed=fields.get("threshold") is not None,
+            logits=bool(fields.get("logits")),
+        )
+    return ResultFields(own, prefix, renames)
 
 
 class PairScorer:
@@ -42,24 +69,34 @@ class PairScorer:
     bad line is one row's error as in the local path, and come back as output lines."""
 
     def __init__(
-        self, spec: ModelSpec, fields: dict[str, Any], lines: bool = False, task: str = "score"
+        self,
+        spec: ModelSpec,
+        fields: dict[str, Any],
+        lines: bool = False,
+        task: Task = Task.SCORE,
+        shape=None,
     ) -> None:
         from squeezenli.runtime.model import load_model
 
         self.nli = load_model(spec, progress=False)
         self.fields = fields
         self.lines = lines
-        self.task = task  # score (pairs) or check (claims against sources)
+        self.task = task
+        self.shape = shape or result_fields(task, fields)  # names of the fields rows gain
 
     def _results(self, records: list[Record]):
         """Each record's Result, bad rows among them (the local path's functions)."""
-        if self.task == "check":
+        if self.task is Task.CHECK:
             from squeezenli.tasks.claims import check_records
 
-            return check_records(self.nli, records, on_error="skip", **self.fields)
+            return check_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
+        if self.task is Task.CLASSIFY:
+            from squeezenli.tasks.zeroshot import classify_records
+
+            return classify_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
         from squeezenli.tasks.scoring import score_records
 
-        return score_records(self.nli, records, on_error="skip", **self.fields)
+        return score_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
 
     def __call__(self, batch):
         if self.lines:
@@ -82,14 +119,18 @@ class PairScorer:
         out, errors, texts = [], [], []
         outcomes = self._results([r for r, _ in records])
         for outcome, (_, text) in zip(outcomes, records):
-            if outcome.error:
+            error = outcome.error
+            if not error:
+                try:
+                    row = self.shape.row(outcome.record, outcome.output.fields())
+                    out.append(dump_json(row).decode())
+                    texts.append(None)
+                except RowFailure as failure:  # an input field the result would overwrite
+                    error = failure.error
+            if error:
                 out.append(None)
                 texts.append(text)
-            else:
-                row = {**outcome.record.data, **outcome.output.fields()}
-                out.append(dump_json(row).decode())
-                texts.append(None)
-            errors.append(error_struct(outcome.error) if outcome.error else None)
+            errors.append(error_struct(error) if error else None)
         sources = [r.source for r, _ in records]
         numbers = [r.line for r, _ in records]
         columns = dict(zip(LINE_COLUMNS, (sources, numbers, texts)))
@@ -100,28 +141,18 @@ class PairScorer:
 
         rows = batch.to_dict("records")
         records = [Record("<ray>", i + 1, _plain(row)) for i, row in enumerate(rows)]
-        added: dict[str, list] = {}
+        added: dict[str, list] = {name: [] for name in self.shape.fields}
         errors = []
         for outcome in self._results(records):
-            fields = outcome.output.fields() if outcome.output is not None else {}
-            for name in self.result_columns:
-                added.setdefault(name, []).append(fields.get(name))
+            fields = self.shape.named(outcome.output.fields()) if outcome.output else {}
+            for name in self.shape.fields:
+                added[name].append(fields.get(name))
             errors.append(error_struct(outcome.error) if outcome.error else None)
         batch = batch.copy()
-        for name in self.result_columns:
-            batch[name] = added.get(name, [])
+        for name in self.shape.fields:
+            batch[name] = added[name]
         batch[ERROR] = errors
         return batch
-
-    @property
-    def result_columns(self) -> list[str]:
-        """The columns scoring adds (Prediction.fields, Check.fields)."""
-        if self.task == "check":
-            return CHECK_COLUMNS
-        chunked = self.fields.get("long_input") is LongInput.CHUNK
-        columns = RESULT_COLUMNS + (CHUNK_COLUMNS if chunked else [])
-        columns += ["entailed"] if self.fields.get("threshold") is not None else []
-        return columns + (["logits"] if self.fields.get("logits") else [])
 
 
 def error_struct(error: RowError) -> dict:
@@ -182,16 +213,20 @@ def score_dataset(
     aggregate: Aggregate = Aggregate.ENTAILMENT,
     threshold: float | None = None,
     logits: bool = False,
+    prefix: str = "",
+    output_fields: dict[str, str] | str | None = None,
     **model_fields,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
     field per class), `truncated` (and with long_input chunk, `evidence` {start, end} and
     `windows`; with a threshold, `entailed`; with logits, `logits`) and `error` (null for
     scored rows, else {message, field}; see split_errors). Every row comes out: none is
-    dropped. The model is `spec`, or a ModelSpec made from model_fields (model="...",
-    precision="int8", ...), handed to every actor whole. With json_lines, the Dataset holds
-    numbered lines as read_pairs reads them, and the result holds `json` (the output line)
-    and `error` (the problem; the file and line are `source` and `number`) beside `text`.
+    dropped. The result's fields are named as in `batch` (`prefix`, `output_fields`
+    renames); an input column they would overwrite is refused before anything runs. The
+    model is `spec`, or a ModelSpec made from model_fields (model="...", precision="int8",
+    ...), handed to every actor whole. With json_lines, the Dataset holds numbered lines as
+    read_pairs reads them, and the result holds `json` (the output line) and `error` (the
+    problem; the file and line are `source` and `number`) beside `text`.
 
     Each actor runs cpus_per_actor onnxruntime threads (default: the cores of the smallest
     node, so one actor per node where nodes are alike), and as many actors start as the
@@ -201,16 +236,64 @@ def score_dataset(
         premise_field, hypothesis_field = choose_pair_fields(
             list(ds.schema().names), premise_field, hypothesis_field, "the dataset"
         )
-    spec = spec or ModelSpec(**model_fields)
     fields = {
         "premise_field": premise_field,
         "hypothesis_field": hypothesis_field,
-        "long_input": LongInput(long_input),
-        "aggregate": Aggregate(aggregate),
+        "long_input": choose(LongInput, long_input, "long_input"),
+        "aggregate": choose(Aggregate, aggregate, "aggregate"),
         "threshold": threshold,
         "logits": logits,
     }
-    return _on_actors(ds, spec, fields, "score", json_lines, rows_per_task, actors, cpus_per_actor)
+    shape = result_fields(Task.SCORE, fields, prefix, output_fields)
+    layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.SCORE, fields, shape, layout)
+
+
+def classify_dataset(
+    ds,
+    labels: str | list[str] | None = None,
+    spec: ModelSpec | None = None,
+    *,
+    text_field: str = "text",
+    template: str | None = None,
+    multi_label: bool = False,
+    hypotheses: dict[str, str] | None = None,
+    labels_field: str = "candidate_labels",
+    threshold: float | None = None,
+    top_k: int | None = None,
+    none_label: str | None = None,
+    rows_per_task: int = 256,
+    actors: int | None = None,
+    cpus_per_actor: int | None = None,
+    json_lines: bool = False,
+    prefix: str = "",
+    output_fields: dict[str, str] | str | None = None,
+    **model_fields,
+):
+    """A Ray Dataset of texts -> the same rows with what `squeezenli classify` adds
+    (`labels`, `scores`, `truncated`, and `selected` with a threshold; `text` too when the
+    text is another field; tasks/zeroshot.py) and `error`, as score_dataset does for pairs.
+    Labels: a row's own `labels_field` list, else `labels`, else the labels of `hypotheses`
+    (label -> its own hypothesis)."""
+    from squeezenli.models.labels import DEFAULT_TEMPLATE
+    from squeezenli.tasks.zeroshot import Decision, parse_labels
+    from squeezenli.tasks.zeroshot import hypotheses as check_hypotheses
+
+    names = parse_labels(labels) if labels else None
+    template = template or DEFAULT_TEMPLATE
+    check_hypotheses(names or [], template, hypotheses)  # usage errors before Ray runs
+    fields = {
+        "labels": names,
+        "text_field_name": text_field,
+        "template": template,
+        "multi_label": multi_label,
+        "per_label": hypotheses,
+        "labels_field": labels_field,
+        "decision": Decision(threshold, top_k, none_label),
+    }
+    shape = result_fields(Task.CLASSIFY, fields, prefix, output_fields)
+    layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.CLASSIFY, fields, shape, layout)
 
 
 def check_dataset(
@@ -226,53 +309,61 @@ def check_dataset(
     aggregate: Aggregate = Aggregate.ENTAILMENT,
     support: float = 0.5,
     contradict: float = 0.5,
-    row_score: str = "mean",
+    row_score: RowScore | str = RowScore.MEAN,
+    prefix: str = "",
+    output_fields: dict[str, str] | str | None = None,
     **model_fields,
 ):
     """A Ray Dataset of sources and texts -> the same rows with what `squeezenli check`
     adds (`claims`, `score`, `supported_text`, `windows`; tasks/claims.py) and `error`, as
     score_dataset does for pairs."""
-    from squeezenli.tasks.claims import RowScore
-
     fields = {
         "source_field": source_field,
         "text_field": text_field,
         "aggregate": Aggregate(aggregate),
         "support": support,
         "contradict": contradict,
-        "row_score": RowScore(row_score),
+        "row_score": choose(RowScore, row_score, "row_score"),
     }
-    return _on_actors(
-        ds, spec, fields, "check", json_lines, rows_per_task, actors, cpus_per_actor, model_fields
-    )
+    shape = result_fields(Task.CHECK, fields, prefix, output_fields)
+    layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.CHECK, fields, shape, layout)
 
 
-def _on_actors(
-    ds,
-    spec: ModelSpec | None,
-    fields: dict,
-    task: str,
-    json_lines: bool,
-    rows_per_task: int,
-    actors: int | None,
-    cpus_per_actor: int | None,
-    model_fields: dict | None = None,
-):
-    """ds mapped by PairScorer actors, sized to the cluster (actor_pool)."""
+@dataclass(frozen=True)
+class _Layout:
+    """How a Dataset is read and spread: JSON lines or typed rows, rows per task, actors."""
+
+    json_lines: bool
+    rows_per_task: int
+    actors: int | None
+    cpus_per_actor: int | None
+
+
+def _on_actors(ds, spec: ModelSpec, task: Task, fields: dict, shape, layout: _Layout):
+    """ds mapped by PairScorer actors, sized to the cluster (actor_pool); typed rows whose
+    columns the result would overwrite are refused first."""
     import pandas
     import ray
     from ray.data import ActorPoolStrategy
 
     check_versions(ray.__version__, pandas.__version__)
-    pool, request, threads = actor_pool(_node_cpus(ray), cpus_per_actor)
-    spec = (spec or ModelSpec(**(model_fields or {}))).with_threads(threads)
-    arguments = {"spec": spec, "fields": fields, "lines": json_lines, "task": task}
+    if not layout.json_lines:
+        shape.refuse(ds.schema().names, "the dataset")
+    pool, request, threads = actor_pool(_node_cpus(ray), layout.cpus_per_actor)
+    arguments = {
+        "spec": spec.with_threads(threads),
+        "fields": fields,
+        "lines": layout.json_lines,
+        "task": task,
+        "shape": shape,
+    }
     return ds.map_batches(
         PairScorer,
         fn_constructor_kwargs=arguments,
-        batch_size=rows_per_task,
+        batch_size=layout.rows_per_task,
         batch_format="pandas",
-        compute=ActorPoolStrategy(size=actors or pool),
+        compute=ActorPoolStrategy(size=layout.actors or pool),
         num_cpus=request,
     )
 
@@ -296,18 +387,28 @@ def _node_cpus(ray) -> list[float]:
     return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
 
 
-def split_errors(scored, json_lines: bool = False):
-    """(scored rows, rows that could not be scored) of score_dataset's result: the scored
-    rows without `error`, the failed ones without the result's columns (with
-    json_lines: the output lines alone, and `error`, `source`, `number`, `text`)."""
+def split_errors(
+    scored,
+    json_lines: bool = False,
+    *,
+    prefix: str = "",
+    output_fields: dict[str, str] | str | None = None,
+):
+    """(scored rows, rows that could not be scored) of score_dataset's (classify_dataset's,
+    check_dataset's) result: the scored rows without `error`, the failed ones without the
+    result's columns (named by the same `prefix` and `output_fields`; with json_lines: the
+    output lines alone, and `error`, `source`, `number`, `text`)."""
     from ray.data.expressions import col
+
+    from squeezenli.tasks.rows import every_result_name, parse_renames
 
     good = scored.filter(expr=col(ERROR).is_null())
     bad = scored.filter(expr=col(ERROR).is_not_null())
     if json_lines:
         return good.select_columns(["json"]), bad.select_columns([ERROR, *LINE_COLUMNS])
-    every = (*RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS)
-    added = [name for name in every if name in scored.columns()]
+    renames = parse_renames(output_fields) if isinstance(output_fields, str) else output_fields
+    named = {prefix + (renames or {}).get(name, name) for name in every_result_name()}
+    added = [name for name in scored.columns() if name in named]
     return good.drop_columns([ERROR]), bad.drop_columns(added)
 
 

@@ -92,3 +92,8 @@ def test_every_public_name_is_listed_and_importable():
     assert set(squeezenli.__all__) == {*squeezenli._EXPORTS, "__version__"}
     for name in squeezenli.__all__:
         assert getattr(squeezenli, name) is not None
+
+
+def test_dir_lists_the_public_names():
+    assert set(squeezenli.__all__) <= set(dir(squeezenli))
+    assert "InputError" in squeezenli.__all__ and squeezenli.InputError.exit_code == 2

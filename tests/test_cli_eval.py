@@ -53,7 +53,8 @@ def test_json_report_agrees_with_the_predictions(tiny_nli_model, tmp_path):
         "failed": 0,
         "unlabelled": 0,
     }
-    assert report["label_source"] == "the model's config (id2label)"
+    assert report["label_source"] == "config"
+    assert report["label_source_detail"] == "the model's config (id2label)"
     assert report["labels"] == ["contradiction", "entailment", "neutral"]
     for g in report["classes"]:
         for p in report["classes"]:
@@ -214,3 +215,95 @@ def test_unlabelled_rows_are_counted_and_figures_come_per_group(tiny_nli_model, 
     assert groups["slate"]["counts"]["unlabelled"] == 1
     table = runner.invoke(app, ["eval", str(path), "-m", str(tiny_nli_model), "--by", "genre"])
     assert table.exit_code == 0 and "by genre" in table.stdout and "2 unlabelled" in table.stdout
+
+
+ZERO_SHOT = [
+    ("The match went to extra time.", "sports", ["sports"]),
+    ("Parliament passed the bill after a long debate.", "politics", ["politics"]),
+    ("The band played a new song at the stadium.", "music", ["music", "sports"]),
+    ("The striker scored twice in the final.", "sports", ["sports"]),
+    ("The senator sang the anthem.", "politics", ["politics", "music"]),
+    ("Nobody could agree on this one.", "-", []),
+    ("The orchestra tuned up before the vote.", "music", ["music", "politics"]),
+]
+CANDIDATES = ["sports", "politics", "music"]
+
+
+def _expected(rows: list[dict], gold: list[list[str]], multi: bool, threshold) -> dict:
+    """Per-label precision/recall/F1 computed here from classify's own output."""
+    chosen = []
+    for row in rows:
+        if "selected" in row:
+            chosen.append(set(row["selected"]))
+        elif multi:
+            chosen.append({n for n, s in zip(row["labels"], row["scores"]) if s >= 0.5})
+        else:
+            chosen.append({row["labels"][0]})
+    figures = {}
+    for label in CANDIDATES:
+        tp = sum(label in g and label in c for g, c in zip(gold, chosen))
+        predicted = sum(label in c for c in chosen)
+        support = sum(label in g for g in gold)
+        p = tp / predicted if predicted else 0.0
+        r = tp / support if support else 0.0
+        figures[label] = (p, r, 2 * p * r / (p + r) if p + r else 0.0, support, predicted)
+    exact = sum(set(g) == c for g, c in zip(gold, chosen)) / len(gold)
+    return {"per_label": figures, "exact": exact}
+
+
+@pytest.mark.parametrize(
+    "multi, threshold", [(False, None), (False, 0.34), (True, None), (True, 0.3)]
+)
+def test_zero_shot_eval_equals_figures_computed_from_classify_output(
+    tiny_nli_model, tmp_path, multi, threshold
+):
+    rows = [
+        {"text": t, "label": (many if multi else one) if one != "-" else "-"}
+        for t, one, many in ZERO_SHOT
+    ]
+    path = _write(tmp_path, rows)
+    options = ["-l", ",".join(CANDIDATES), "-m", str(tiny_nli_model), "--precision", "fp32"]
+    options += ["--multi-label"] if multi else []
+    options += ["--threshold", str(threshold)] if threshold is not None else []
+    classified = runner.invoke(app, ["classify", "-i", str(path), *options])
+    assert classified.exit_code == 0, classified.output
+    out = [json.loads(line) for line in classified.stdout.splitlines()]
+    labelled = [(row, row["label"]) for row in out if row["label"] != "-"]
+    gold = [g if isinstance(g, list) else [g] for _, g in labelled]
+    expected = _expected([r for r, _ in labelled], gold, multi, threshold)
+
+    done = runner.invoke(app, ["eval", str(path), *options, "--json"])
+    assert done.exit_code == 0, done.output
+    again_path = _write(tmp_path, out, "classified.jsonl")
+    again = ["eval", str(again_path), "--classified", "--json"] + (["--multi-label"] * multi)
+    replayed = runner.invoke(app, again)
+    assert replayed.exit_code == 0, replayed.output
+    for report in (json.loads(done.stdout), json.loads(replayed.stdout)):
+        assert report["counts"]["unlabelled"] == 1 and report["counts"]["scored"] == len(gold)
+        for label, (p, r, f1, support, predicted) in expected["per_label"].items():
+            got = report["per_label"][label]
+            assert (got["support"], got["predicted"]) == (support, predicted)
+            assert got["precision"] == pytest.approx(p) and got["recall"] == pytest.approx(r)
+            assert got["f1"] == pytest.approx(f1)
+        macro = sum(v[2] for v in expected["per_label"].values()) / len(CANDIDATES)
+        assert report["macro_f1"] == pytest.approx(macro)
+        key = "exact_match" if multi else "accuracy"
+        assert report[key] == pytest.approx(expected["exact"])
+    assert json.loads(done.stdout)["precision"] == "fp32"
+
+
+def test_zero_shot_eval_names_a_gold_label_that_is_no_candidate(tiny_nli_model, tmp_path):
+    path = _write(tmp_path, [{"text": "A goal.", "label": "sports"}, {"text": "x", "label": "art"}])
+    args = ["eval", str(path), "-l", "sports,music", "-m", str(tiny_nli_model)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 2
+    assert "gold.jsonl:2" in done.stderr and "'art' is not a candidate" in done.stderr
+    skipped = runner.invoke(app, [*args, "--on-error", "skip", "--json"])
+    assert skipped.exit_code == 1
+    assert json.loads(skipped.stdout)["counts"]["failed"] == 1
+
+
+def test_classified_rows_that_are_no_classify_output_are_refused(tmp_path):
+    path = _write(tmp_path, [{"text": "x", "label": "a", "labels": "a"}])
+    done = runner.invoke(app, ["eval", str(path), "--classified"])
+    assert done.exit_code == 2 and "not a classify result" in done.stderr

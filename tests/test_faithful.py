@@ -18,8 +18,8 @@ from tinymodel import random_tensors, tiny_config, vocabulary, write_tiny_model
 from squeezenli.models import int8_kernels
 from squeezenli.models.build import build_key, ensure_onnx, ready_path
 from squeezenli.models.hub import resolve
-from squeezenli.models.labelcheck import check_pairs
 from squeezenli.models.labels import KNOWN_ORDERS, MEASURED, resolve_labels
+from squeezenli.runtime.labelcheck import check_pairs
 from squeezenli.runtime.model import load_model
 from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer
@@ -63,7 +63,7 @@ def test_a_pairs_scores_do_not_depend_on_its_batch(tiny_model, precision):
 def _timed_as(monkeypatch, speedup: float) -> list[str]:
     """Time int8 as `speedup` times faster than fp32 (tests never depend on how fast this
     machine is); the CPUs it was asked to time on are listed."""
-    from squeezenli.models import precision
+    from squeezenli.runtime import precision
 
     timed: list[str] = []
 
@@ -98,7 +98,7 @@ def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog, monkeypatch):
 
 
 def test_auto_keeps_fp32_where_int8_is_not_faster_on_this_cpu(tmp_path, caplog, monkeypatch):
-    from squeezenli.models.precision import MIN_SPEEDUP
+    from squeezenli.runtime.precision import MIN_SPEEDUP
 
     _timed_as(monkeypatch, MIN_SPEEDUP * 0.9)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
@@ -113,7 +113,7 @@ def test_auto_keeps_fp32_where_int8_is_not_faster_on_this_cpu(tmp_path, caplog, 
 def test_speed_is_timed_once_per_kind_of_cpu_and_agreement_once_per_build(
     tmp_path, monkeypatch, cpu_kind
 ):
-    from squeezenli.models import precision
+    from squeezenli.runtime import precision
 
     timed = _timed_as(monkeypatch, 2.0)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
@@ -131,7 +131,7 @@ def test_speed_is_timed_once_per_kind_of_cpu_and_agreement_once_per_build(
 
 def test_speed_is_timed_on_the_calibration_pairs(tiny_model, tmp_path):
     """The real timing: both precisions over every calibration pair, CPU and wall time."""
-    from squeezenli.models.precision import calibration_pairs, stored_speed
+    from squeezenli.runtime.precision import calibration_pairs, stored_speed
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_model, folder)
@@ -145,7 +145,7 @@ def test_speed_is_timed_on_the_calibration_pairs(tiny_model, tmp_path):
 
 
 def test_model_info_shows_the_measurements(tmp_path, monkeypatch):
-    from squeezenli.models.info import model_info
+    from squeezenli.runtime.info import model_info
 
     _timed_as(monkeypatch, 2.0)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
@@ -206,7 +206,7 @@ def test_the_label_order_is_measured_when_the_config_names_none(tmp_path):
 
 
 def test_an_inconclusive_measurement_is_ignored(tiny_model):
-    from squeezenli.models.info import model_info
+    from squeezenli.runtime.info import model_info
 
     nli = load_model(str(tiny_model), precision="fp32")
     assert model_info(ModelSpec(str(tiny_model)))["label_check"]["observed_order"] is None

@@ -197,7 +197,7 @@ def test_output_fields_renaming_one_field_twice_is_refused(tiny_nli_model, pairs
 def test_a_damaged_stored_measurement_is_measured_again(tiny_model, tmp_path, damage):
     from squeezenli.models.build import measurement_path
     from squeezenli.models.hub import resolve
-    from squeezenli.models.info import model_info
+    from squeezenli.runtime.info import model_info
     from squeezenli.runtime.model import load_model
     from squeezenli.runtime.spec import ModelSpec
 

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from squeezenli.cli.app import app
 from squeezenli.errors import InputError
-from squeezenli.models.labelcheck import LabelCheck, check_pairs
 from squeezenli.models.labels import LabelMap, resolve_labels
+from squeezenli.runtime.labelcheck import LabelCheck, check_pairs
 
 GENERIC = {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
 
@@ -127,5 +127,18 @@ def test_model_info_shows_the_mapping_and_its_source(tiny_model):
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert info["labels"] == {"0": "contradiction", "1": "entailment", "2": "neutral"}
-    assert info["label_source"] == "--label-order"
+    assert info["label_source"] == "label_order"
     assert info["weights"] == "model.safetensors" and info["revision"] is None
+
+
+def test_a_single_answer_says_where_an_unconfigured_label_order_came_from(tiny_model):
+    from typer.testing import CliRunner
+
+    from squeezenli.cli.app import app
+
+    done = CliRunner().invoke(
+        app, ["A man plays.", "Music.", "-m", str(tiny_model), "--label-order", "c,e,n"]
+    )
+    assert done.exit_code == 0, done.output
+    assert "label order: as --label-order gives it" in done.stdout
+    assert "from inferred" not in done.stdout

@@ -305,3 +305,31 @@ def test_thresholds_and_logits_on_ray_equal_the_local_path(tiny_nli_model, tmp_p
     assert local.exit_code == on_ray.exit_code == 0, on_ray.output
     assert on_ray.stdout == local.stdout
     assert "entailed" in local.stdout and "logit" in local.stdout
+
+
+@pytest.mark.parametrize("source_format", ["jsonl", "csv"])
+def test_classify_on_ray_equals_the_local_path(tiny_nli_model, tmp_path, source_format):
+    texts = [f"The match went to extra time {i} times." for i in range(12)]
+    source = tmp_path / f"texts.{source_format}"
+    if source_format == "jsonl":
+        rows = [{"id": i, "text": t} for i, t in enumerate(texts)]
+        rows[4]["candidate_labels"] = ["art", "sports"]  # a row's own labels
+        rows[7]["candidate_labels"] = "art"  # not a list: that row's error
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        source.write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)))
+    args = ["classify", "-i", str(source), "-l", "sports,politics,music", "-m", str(tiny_nli_model)]
+    args += ["--precision", "fp32", "--on-error", "skip", "--threshold", "0.34", "--prefix", "z_"]
+    local = runner.invoke(app, args)
+    on_ray = runner.invoke(app, [*args, "--engine", "ray"])
+    assert local.exit_code == on_ray.exit_code == (1 if source_format == "jsonl" else 0)
+    ours, theirs = local.stdout.splitlines(), on_ray.stdout.splitlines()
+    if source_format == "csv":  # typed rows come back typed: the id is a number there
+        ours = [
+            json.dumps({**json.loads(line), "id": int(json.loads(line)["id"])}) for line in ours
+        ]
+        theirs = [json.dumps(json.loads(line)) for line in theirs]
+    assert theirs == ours and len(ours) == (11 if source_format == "jsonl" else 12)
+    assert "z_selected" in ours[0]
+    if source_format == "jsonl":
+        assert "texts.jsonl:8" in on_ray.stderr and "must be a list" in on_ray.stderr

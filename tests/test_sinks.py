@@ -144,4 +144,4 @@ def test_output_fields_rename_the_results_fields(tiny_nli_model):
     )
     wrong = _batch(tiny_nli_model, "--output-fields", "label=x", input=data)
     assert wrong.exit_code == 2
-    assert "--output-fields takes NAME=NEW pairs over the result's fields" in wrong.stderr
+    assert "--output-fields renames the result's fields" in wrong.stderr

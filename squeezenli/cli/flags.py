@@ -29,6 +29,12 @@ FLAGS = {
     "none_label": "--none-label",
     "hypotheses": "--hypotheses",
     "labels_field": "--labels-field",
+    "output_fields": "--output-fields",
+    "prefix": "--prefix",
+    "on_error": "--on-error",
+    "long_input": "--long-input",
+    "row_score": "--score",
+    "server": "--server",
 }
 
 

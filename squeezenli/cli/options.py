@@ -9,10 +9,11 @@ import inspect
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional, overload
+from typing import Annotated, Optional, TypeVar, overload
 
 import typer
 
+from squeezenli.choices import Aggregate, Choice, Engine, LongInput, OnError, Precision
 from squeezenli.defaults import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
@@ -20,7 +21,6 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
-from squeezenli.tasks.choices import Aggregate, LongInput
 
 ModelOpt = Annotated[
     Optional[str],
@@ -47,12 +47,12 @@ OnnxFileOpt = Annotated[
     ),
 ]
 PrecisionOpt = Annotated[
-    str,
+    Precision,
     typer.Option(
         "--precision",
+        case_sensitive=False,
         help="auto (int8 where measured to agree with fp32 on these weights, else fp32), "
         "int8 or fp32 (exact).",
-        autocompletion=lambda: ["auto", "fp32", "int8"],
     ),
 ]
 LabelOrderOpt = Annotated[
@@ -117,12 +117,12 @@ FilesArg = Annotated[
     Optional[list[str]], typer.Argument(help="Input files; '-' or none for stdin.")
 ]
 OnErrorOpt = Annotated[
-    Optional[str],
+    Optional[OnError],
     typer.Option(
         "--on-error",
+        case_sensitive=False,
         help="fail: stop at the first bad row; skip: report it and go on "
         "[default: skip with --errors, else fail].",
-        autocompletion=lambda: ["fail", "skip"],
     ),
 ]
 PremiseFieldOpt = Annotated[
@@ -154,6 +154,28 @@ AggregateOpt = Annotated[
     ),
 ]
 
+PrefixOpt = Annotated[
+    str, typer.Option("--prefix", help="Put this before the names of the fields the result adds.")
+]
+OutputFieldsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--output-fields",
+        help="Rename the fields the result adds: prediction=label,scores=probs (batch, CSV/TSV: "
+        "a class column too, entailment=p_entail; classify: labels=..., scores=...).",
+    ),
+]
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine", case_sensitive=False, help="local, or ray (pip install 'squeezenli[ray]')."
+    ),
+]
+AddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--address", help="Ray cluster to join [default: start a local one]."),
+]
+
 ErrorsOpt = Annotated[
     Optional[Path],
     typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),
@@ -170,10 +192,8 @@ class ModelOptions:
 
     @classmethod
     def from_flags(cls, quiet: bool = False, **flags) -> ModelOptions:
-        """The flags a command was given, checked: choices in any case, threads capped at the
-        CPUs available (with a note)."""
-        if "precision" in flags:
-            flags["precision"] = flags["precision"].lower()
+        """The flags a command was given, checked: threads capped at the CPUs available (with
+        a note)."""
         threads, available = flags.get("threads"), cpus_available()
         if threads is not None and threads > available:
             typer.echo(
@@ -282,13 +302,24 @@ def _bundle(param: str, options: dict, build):
     return decorate
 
 
-def on_error_mode(on_error: str | None, errors: Path | None) -> str:
+def on_error_mode(on_error: OnError | None, errors: Path | None) -> OnError:
     """fail or skip: as given, else skip when --errors names where skipped rows go (an
     --errors file with fail would stay empty: refused)."""
-    on_error = check_choice("--on-error", on_error, ("fail", "skip"))
-    if on_error == "fail" and errors is not None:
+    if on_error is OnError.FAIL and errors is not None:
         raise InputError("--errors collects skipped rows: it goes with --on-error skip")
-    return on_error or ("skip" if errors is not None else "fail")
+    return on_error or (OnError.SKIP if errors is not None else OnError.FAIL)
+
+
+C = TypeVar("C", bound=Choice)
+
+
+def allowed(option: str, value: C, choices: tuple[C, ...], why: str) -> C:
+    """A choice the flag's type takes that this run cannot (parquet without Ray): a usage
+    error naming the option and what would allow it."""
+    if value not in choices:
+        names = ", ".join(str(choice) for choice in choices)
+        raise InputError(f"{option} {value} {why}; here it takes {names}")
+    return value
 
 
 @overload

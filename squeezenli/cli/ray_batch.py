@@ -1,44 +1,58 @@
-"""`squeezenli batch --engine ray`: the same inputs, fields and scores, computed by Ray actors."""
+"""`--engine ray` (batch, classify): the same inputs, fields and scores, computed by Ray actors."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from squeezenli.choices import OnError, Output
 from squeezenli.cli.options import ModelOptions
 from squeezenli.cli.streams import ErrorLog, summary
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.runtime.model import Prediction
+from squeezenli.tasks.rows import ResultFields
+
+
+@dataclass(frozen=True)
+class RayJob:
+    """What a command runs on Ray: `dataset(ds, json_lines)` maps the input Dataset to
+    scored rows (ray_engine's score_dataset, classify_dataset), whose result fields are
+    named by `shape`; `make_sink(labels)` writes each good row to stdout (`write(row,
+    record)`, `close()`); `what` names the rows in the summary."""
+
+    dataset: Callable
+    shape: ResultFields
+    make_sink: Callable
+    what: str = "scored"
 
 
 def run_on_ray(
     files: list[str],
     fmt: str | None,
+    job: RayJob,
     *,
     address: str | None,
-    output: str,
+    output: Output,
     output_path: Path | None,
-    premise_field: str | None,
-    hypothesis_field: str | None,
-    on_error: str,
+    on_error: OnError,
     errors: Path | None,
     opts: ModelOptions,
-    make_sink,
-    reading: dict,
 ) -> int:
-    """Score on Ray; rows go to stdout in input order (a sink from make_sink(labels)), or to
-    files under output_path. Returns the number of rows that failed."""
+    """Run `job` on Ray; rows go to stdout in input order (job.make_sink), or to files under
+    output_path. Returns the number of rows that failed."""
     if not files or "-" in files:
         raise InputError("--engine ray reads files, directories, globs or URLs, not stdin")
     files = _expand(files)
     started = time.perf_counter()
     ray = _start(address, opts.quiet)
-    from squeezenli.ray_engine import ERROR, read_pairs, score_dataset, split_errors
+    from squeezenli.ray_engine import ERROR, read_pairs, split_errors
 
     try:
         ds, lines = read_pairs(files, fmt)
@@ -46,47 +60,35 @@ def run_on_ray(
         raise InputError(f"cannot read {', '.join(files)}: {err}") from None
     # Fetch and build once here, before the actors start (each node does the same once).
     labels = opts.prepare().labels
-    sink = None if output_path is not None else make_sink(labels)
+    sink = None if output_path is not None else job.make_sink(labels)
     error_log = ErrorLog(errors)
     done = failed = 0
     try:
-        scored = score_dataset(
-            ds,
-            opts.spec,
-            premise_field=premise_field,
-            hypothesis_field=hypothesis_field,
-            cpus_per_actor=opts.spec.threads,
-            json_lines=lines,
-            **reading,
-        )
+        scored = job.dataset(ds, lines)
         if output_path is not None:
             scored = scored.materialize()
-            good, bad = split_errors(scored, lines)
+            good, bad = split_errors(scored, lines, output_fields=job.shape.names)
             _write(good, output, output_path, lines)
             done, failed = good.count(), bad.count()
             for row in bad.iter_rows():
-                _fail(error_log, row, on_error, lines)
+                _fail(error_log, row, on_error, lines, job.shape)
         else:
             assert sink is not None
             for batch in scored.iter_batches(batch_format="pandas"):
                 for row in batch.to_dict("records"):
                     if row[ERROR] is not None:
                         failed += 1
-                        _fail(error_log, row, on_error, lines)
+                        _fail(error_log, row, on_error, lines, job.shape)
                         continue
-                    data, pair, prediction = _scored(row, lines, labels)
-                    where = (
-                        Record(row["source"], int(row["number"]), data)
-                        if lines
-                        else Record("<ray>", 0, data)
-                    )
+                    data = orjson.loads(row["json"]) if lines else _row_data(row, ())
+                    where = Record(row["source"], int(row["number"]), data) if lines else None
                     try:
-                        sink.write(data, pair, prediction, where)
+                        sink.write(data, where or Record("<ray>", 0, data))
                     except RowFailure as problem:  # a row the output cannot take
                         failed += 1
-                        if on_error == "fail":
+                        if on_error is OnError.FAIL:
                             raise
-                        error_log.write(where, problem.error)
+                        error_log.write(where or Record("<ray>", 0, data), problem.error)
                         continue
                     done += 1
     except ray.exceptions.RayError as err:
@@ -95,8 +97,31 @@ def run_on_ray(
         if sink is not None:
             sink.close()
         error_log.close()
-        summary("scored", done, failed, time.perf_counter() - started, opts.quiet)
+        summary(job.what, done, failed, time.perf_counter() - started, opts.quiet)
     return failed
+
+
+class PredictionRows:
+    """batch's sink fed rows Ray scored: each row's result fields (named by `shape`) taken
+    back into a Prediction and written as the local path writes it (CSV cells, a table)."""
+
+    def __init__(self, sink, shape: ResultFields, labels: LabelMap) -> None:
+        self.sink = sink
+        self.shape = shape
+        self.labels = labels
+
+    def write(self, row: dict, record: Record) -> None:
+        result = {own: row.pop(name) for own, name in self.shape.names.items() if name in row}
+        # Scores back in label order: older pyarrow sorts a struct's fields by name.
+        result["scores"] = {
+            self.labels.names[i]: result["scores"][self.labels.names[i]]
+            for i in self.labels.ordered()
+        }
+        data = Record(record.source, record.line, row)
+        self.sink.write(None, Prediction.from_fields(result), data)
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 def _start(address: str | None, quiet: bool):
@@ -187,29 +212,17 @@ def _expand(paths: list[str]) -> list[str]:
     return expanded
 
 
-def _scored(row: dict, lines: bool, labels: LabelMap) -> tuple[dict, None, Prediction]:
-    """A scored row as the local sinks take it: (input fields, no pair, prediction). Scores
-    are put back in label order: older pyarrow sorts a struct's fields by name."""
-    from squeezenli.ray_engine import CHUNK_COLUMNS, OPTIONAL_COLUMNS, RESULT_COLUMNS
+def _row_data(row: dict, added) -> dict:
+    """A typed row as Ray gives it back, without `error` and the `added` columns."""
+    from squeezenli.ray_engine import ERROR, _plain
 
-    data = orjson.loads(row["json"]) if lines else dict(row)
-    every = (*RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS)
-    result = {name: data.pop(name) for name in every if name in data}
-    result["scores"] = {
-        labels.names[i]: result["scores"][labels.names[i]] for i in labels.ordered()
-    }
-    return (data if lines else _row_data(data)), None, Prediction.from_fields(result)
+    dropped = {ERROR, *added}
+    return _plain({k: v for k, v in row.items() if k not in dropped})
 
 
-def _row_data(row: dict) -> dict:
-    """A typed row as the input gave it, without the columns scoring added."""
-    from squeezenli.ray_engine import CHUNK_COLUMNS, ERROR, OPTIONAL_COLUMNS, RESULT_COLUMNS, _plain
-
-    added = {ERROR, *RESULT_COLUMNS, *CHUNK_COLUMNS, *OPTIONAL_COLUMNS}
-    return _plain({k: v for k, v in row.items() if k not in added})
-
-
-def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:
+def _fail(
+    error_log: ErrorLog, row: dict, on_error: OnError, lines: bool, shape: ResultFields
+) -> None:
     """A row Ray could not score: stop (--on-error fail) or log it, as the local path does.
     JSON lines carry their file and line; typed rows (CSV, Parquet) have no line number."""
     from squeezenli.ray_engine import ERROR
@@ -220,9 +233,9 @@ def _fail(error_log: ErrorLog, row: dict, on_error: str, lines: bool) -> None:
         parsed = parse_jsonl_line(row["text"], row["source"], int(row["number"]))
         record = parsed or Record(row["source"], int(row["number"]), None)
     else:
-        record = Record("<ray>", 0, _row_data(row))
+        record = Record("<ray>", 0, _row_data(row, shape.fields))
     error = RowError.of(record, problem["message"], problem["field"])
-    if on_error == "fail":
+    if on_error is OnError.FAIL:
         raise RowFailure(error)
     error_log.write(record, error)
 

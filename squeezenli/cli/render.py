@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from squeezenli.models.labelcheck import LabelCheck
+from squeezenli.choices import LabelSource
 from squeezenli.models.labels import LabelMap
+from squeezenli.runtime.labelcheck import LabelCheck
 from squeezenli.runtime.model import Prediction
 
 
@@ -17,6 +18,16 @@ class _Console(Console):
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise BrokenPipeError
+
+
+# How the footer of a single answer says where the label order came from.
+LABEL_SOURCES = {
+    LabelSource.LABEL_ORDER: "as --label-order gives it",
+    LabelSource.MEASURED: "measured on the check pairs ('squeezenli model info')",
+    LabelSource.KNOWN: "squeezenli's table of known models ('squeezenli model info' says why)",
+    LabelSource.UNNAMED: "unknown: the model names only LABEL_0..n (pass --label-order)",
+    LabelSource.CONFIG: "the model's config",
+}
 
 
 def _console() -> Console:
@@ -47,8 +58,8 @@ def prediction_table(
             f"[dim]deciding window: characters {evidence.start}-{evidence.end} of the premise, "
             f"one of {evidence.windows}[/dim]"
         )
-    if labels.source != "the model's config (id2label)":
-        console.print(f"[dim]label order from {labels.source.split(':')[0]}[/dim]")
+    if labels.kind is not LabelSource.CONFIG:
+        console.print(f"[dim]label order: {LABEL_SOURCES[labels.kind]}[/dim]")
 
 
 def info_tables(info: dict) -> None:
@@ -73,7 +84,7 @@ def info_tables(info: dict) -> None:
     for index, name in info["labels"].items():
         labels.add_row(index, name)
     console.print(labels)
-    console.print(f"source: {info['label_source']}")
+    console.print(f"source: {info['label_source_detail']}")
     check = info["label_check"]
     if check is not None:
         order = ",".join(check["observed_order"]) if check["observed_order"] else "inconclusive"
@@ -245,3 +256,60 @@ def cached_models_table(models: list, local_builds: list, cache) -> None:
 
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
+
+
+def zero_shot_evaluation_tables(report: dict) -> None:
+    """A zero-shot eval run: its headline figures, per label precision/recall/F1, and
+    (single-label) the confusion of gold against chosen labels."""
+    console = _console()
+    counts = report["counts"]
+    if report["multi_label"]:
+        head = f"exact match [bold]{report['exact_match']:.4f}[/bold]"
+    else:
+        head = (
+            f"accuracy [bold]{report['accuracy']:.4f}[/bold], balanced accuracy "
+            f"{report['balanced_accuracy']:.4f}"
+        )
+    micro = report["micro"]
+    console.print(
+        f"{head} ({counts['correct']}/{counts['scored']} rows), macro F1 "
+        f"{report['macro_f1']:.4f}, micro F1 {micro['f1']:.4f}"
+        + (f", {counts['failed']} rows failed" if counts["failed"] else "")
+        + (f", {counts['unlabelled']} unlabelled" if counts.get("unlabelled") else "")
+    )
+    per_label = Table(title="per label", title_justify="left")
+    for column in ("label", "precision", "recall", "F1", "support", "predicted"):
+        per_label.add_column(column, justify="left" if column == "label" else "right")
+    for name, row in report["per_label"].items():
+        per_label.add_row(
+            name,
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+            str(row["support"]),
+            str(row["predicted"]),
+        )
+    console.print(per_label)
+    if "confusion" in report:
+        columns = [*report["candidate_labels"], "(none)"]
+        confusion = Table(title="confusion (rows: gold, columns: chosen)", title_justify="left")
+        confusion.add_column("gold \\ chosen")
+        for name in columns:
+            confusion.add_column(name, justify="right")
+        for gold, row in report["confusion"].items():
+            confusion.add_row(gold, *(str(row[name]) for name in columns))
+        console.print(confusion)
+    if "by" in report:
+        groups = Table(title=f"by {report['by']['field']}", title_justify="left")
+        key = "exact_match" if report["multi_label"] else "accuracy"
+        for column in ("value", "rows", key.replace("_", " "), "macro F1", "unlabelled"):
+            groups.add_column(column, justify="left" if column == "value" else "right")
+        for value, figures in report["by"]["groups"].items():
+            groups.add_row(
+                value,
+                str(figures["counts"]["scored"]),
+                f"{figures[key]:.4f}",
+                f"{figures['macro_f1']:.4f}",
+                str(figures["counts"]["unlabelled"]),
+            )
+        console.print(groups)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from squeezenli.choices import LabelSource
 from squeezenli.errors import InputError, ModelError
 
 NLI_CLASSES = ("entailment", "neutral", "contradiction")
@@ -46,7 +47,8 @@ class LabelMap:
     """Output names in the model's index order, and the source of that order."""
 
     names: tuple[str, ...]
-    source: str
+    source: str  # where the order came from, in words
+    kind: LabelSource = LabelSource.LABEL_ORDER  # ... as a choice
 
     def describe(self) -> str:
         """The mapping and its source, for error messages, with how to change it."""
@@ -101,7 +103,7 @@ def resolve_labels(
             raise InputError(
                 f"`label_order` names {len(names)} labels but the model has {count} outputs"
             )
-        return LabelMap(names, "--label-order")
+        return LabelMap(names, "--label-order", LabelSource.LABEL_ORDER)
     config_names = [id2label[i] for i in sorted(id2label)]
     if not _is_generic(config_names):
         names = tuple(normalize(n) for n in config_names)
@@ -111,7 +113,7 @@ def resolve_labels(
                 f"{model_id}: the config's id2label names {', '.join(twice)} more than once, so "
                 "one score would hide another: pass `label_order` to name the outputs"
             )
-        return LabelMap(names, "the model's config (id2label)")
+        return LabelMap(names, "the model's config (id2label)", LabelSource.CONFIG)
     known = KNOWN_ORDERS.get(model_id)
     if measured is not None and len(measured) == count:
         if known is not None and known[0] != measured:
@@ -122,10 +124,11 @@ def resolve_labels(
                 ",".join(measured),
                 ",".join(known[0]),
             )
-        return LabelMap(measured, MEASURED)
+        return LabelMap(measured, MEASURED, LabelSource.MEASURED)
     if known is not None and len(known[0]) == count:
-        return LabelMap(known[0], known[1])
+        return LabelMap(known[0], known[1], LabelSource.KNOWN)
     return LabelMap(
         tuple(n.upper() for n in config_names),
         "the model's config names only LABEL_0..n: pass --label-order to name them",
+        LabelSource.UNNAMED,
     )

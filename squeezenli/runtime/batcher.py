@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -41,6 +43,8 @@ class Batcher:
         self._abandoned: set[Future] = set()  # running submissions no one waits for
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Told (pairs, seconds) of every window scored: a server's metrics.
+        self.observers: list[Callable[[int, float], None]] = []
 
     def submit(self, items: list[Item]) -> Future:
         """A Future of the items' WindowScores, in their order."""
@@ -97,7 +101,10 @@ class Batcher:
             self._current = window
         try:
             items = [item for s in window for item in s.items]
+            started = time.perf_counter()
             scores = next(iter(self.engine.score_windows([items])))
+            for observe in self.observers:
+                observe(len(items), time.perf_counter() - started)
         except BaseException as err:  # the engine's errors belong to every submission
             for s in window:
                 s.future.set_exception(err)

@@ -37,9 +37,9 @@ from squeezenli.models.config import (
 )
 from squeezenli.models.hub import CONFIG, ModelFiles, forget, resolve
 from squeezenli.models.labels import LabelMap, needs_measurement, resolve_labels
-from squeezenli.models.precision import Agreement, PrecisionChoice, Speed, choose
 from squeezenli.runtime.batcher import Batcher
 from squeezenli.runtime.engine import Engine, Pair, create_session, softmax
+from squeezenli.runtime.precision import Agreement, PrecisionChoice, Speed, choose
 from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer, model_max_length
 
@@ -307,7 +307,7 @@ def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoic
         labels = id2label(raw_config, origin)
         order = None
         if needs_measurement(labels, override):
-            from squeezenli.models.labelcheck import measured_order
+            from squeezenli.runtime.labelcheck import measured_order
 
             order = measured_order(files, reference)
         return (

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, DEFAULT_PRECISION
+from squeezenli.choices import Precision, choose
+from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
 
 
 @dataclass(frozen=True)
@@ -16,12 +17,15 @@ class ModelSpec:
     model: str | None = None  # Hub repo id or folder; None: the default model
     revision: str | None = None
     onnx_file: str | None = None  # one of the model's ONNX files; None: chosen by its config
-    precision: str = DEFAULT_PRECISION
+    precision: Precision = Precision.AUTO  # a member, or its name in any case
     label_order: str | tuple[str, ...] | None = None
     max_length: int | None = None
     threads: int | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_tokens: int = DEFAULT_BATCH_TOKENS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", choose(Precision, self.precision, "precision"))
 
     def with_threads(self, threads: int | None) -> ModelSpec:
         return replace(self, threads=threads)

@@ -19,12 +19,12 @@ from enum import Enum
 
 import numpy as np
 
+from squeezenli.choices import Aggregate, OnError, RowScore, choose
 from squeezenli.errors import InputError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import softmax
 from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
-from squeezenli.tasks.choices import Aggregate
 from squeezenli.tasks.documents import Chunker, Window, deciding_window
 from squeezenli.tasks.documents import sentence_spans as split_sentences
 from squeezenli.tasks.scoring import Result, score_scored
@@ -37,13 +37,6 @@ class Verdict(str, Enum):
     SUPPORTED = "supported"
     CONTRADICTED = "contradicted"
     NOT_SUPPORTED = "not_supported"
-
-
-class RowScore(str, Enum):
-    """How a row's claims make its score."""
-
-    MEAN = "mean"  # the mean of the claims' entailment probabilities
-    MIN = "min"  # the weakest claim's: a text is as good as its worst sentence
 
 
 @dataclass(frozen=True)
@@ -124,7 +117,7 @@ class ClaimChecker:
                 )
         check_thresholds(support, contradict)
         self.support, self.contradict = support, contradict
-        self.row_score = RowScore(row_score)
+        self.row_score = choose(RowScore, row_score, "row_score")
         self._chunker = Chunker(nli.engine.tokenizer)
         self._plans: dict[int, _Plan] = {}
         self._seen_columns = False
@@ -240,7 +233,7 @@ def check_records(
     *,
     source_field: str = "source",
     text_field: str = "text",
-    on_error: str = "fail",
+    on_error: OnError | str = OnError.FAIL,
     timely: bool = False,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
     support: float = DEFAULT_SUPPORT,

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from squeezenli.choices import Aggregate
 from squeezenli.errors import InputError
 from squeezenli.models.labels import LabelMap
 from squeezenli.runtime.tokenizer import PairIds, PairTokenizer, TextTokens
-from squeezenli.tasks.choices import Aggregate
 
 # pySBD's time grows faster than its input (115K characters: 6.7 s, 460K: 108 s), so it is
 # given a line at a time, and a line longer than this in pieces cut after white space.

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from squeezenli.choices import Aggregate, LongInput, OnError, choose
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
 from squeezenli.runtime.model import NLIModel, Prediction
-from squeezenli.tasks.choices import Aggregate, LongInput
 from squeezenli.tasks.scoring import PairFields, PairReading, Result, score_scored
+from squeezenli.tasks.zeroshot import ZeroShot
 
 _GOLD_NAMES = {
     "entailment": "entailment",
@@ -276,7 +277,7 @@ def judge_records(
     label_field: str = "label",
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
-    on_error: str = "fail",
+    on_error: OnError | str = OnError.FAIL,
     timely: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
@@ -328,3 +329,203 @@ def evaluate(
         else:
             report.add_judged(judged)
     return report
+
+
+# Zero-shot evaluation: classify's results against a gold label field. A single-label gold
+# is one label (a string); a multi-label gold is a list of labels (a string is a list of one).
+NONE = "(none)"  # what an abstention (a threshold no label reached) counts as
+
+
+@dataclass(frozen=True)
+class LabelJudgement:
+    """A classified text's chosen labels against its gold ones; gold None for a row whose
+    gold label says it has none (UNLABELLED)."""
+
+    chosen: tuple[str, ...]
+    gold: tuple[str, ...] | None
+    labels: tuple[str, ...]  # the text's candidate labels
+
+
+def chosen_labels(result: ZeroShot, multi_label: bool, threshold: float | None) -> list[str]:
+    """What a result answers: its `selected` labels where a threshold chose them, else the
+    top label (single-label) or every label scoring 0.5 or more (multi-label)."""
+    if result.selected is not None:
+        return list(result.selected)
+    if multi_label:
+        cut = 0.5 if threshold is None else threshold
+        return [name for name, score in zip(result.labels, result.scores) if score >= cut]
+    return result.labels[:1]
+
+
+def gold_labels(record: Record, field_name: str, multi_label: bool) -> tuple[str, ...] | None:
+    """A record's gold labels (None: unlabelled), or a RowFailure naming the field."""
+    assert record.data is not None
+    if field_name not in record.data:
+        raise RowFailure(RowError.of(record, f"missing field '{field_name}'", field_name))
+    value = record.data[field_name]
+    if isinstance(value, str):
+        return None if value.strip() in UNLABELLED else (value.strip(),)
+    if multi_label and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value)
+    wanted = "a label or a list of labels" if multi_label else "a label (a string)"
+    message = f"field '{field_name}' must be {wanted}, got {value!r}"
+    raise RowFailure(RowError.of(record, message, field_name))
+
+
+def judge_zero_shot(
+    results: Iterable[Result[ZeroShot]],
+    *,
+    label_field: str = "label",
+    multi_label: bool = False,
+    threshold: float | None = None,
+    on_error: OnError | str = OnError.FAIL,
+) -> Iterator[Result[LabelJudgement]]:
+    """Each classified record against its gold labels; a gold label that is not one of the
+    record's candidates is that record's error."""
+    on_error = choose(OnError, on_error, "on_error")
+    for result in results:
+        if result.error or result.output is None:
+            if on_error is OnError.FAIL and result.error:
+                raise RowFailure(result.error)
+            yield Result(result.record, error=result.error)
+            continue
+        output = result.output
+        try:
+            gold = gold_labels(result.record, label_field, multi_label)
+            unknown = [name for name in gold or () if name not in output.labels]
+            if unknown and len(output.labels) == len(set(output.labels)):
+                message = (
+                    f"field '{label_field}': gold label {unknown[0]!r} is not a candidate "
+                    f"({', '.join(output.labels)})"
+                )
+                raise RowFailure(RowError.of(result.record, message, label_field))
+        except RowFailure as failure:
+            if on_error is OnError.FAIL:
+                raise
+            yield Result(result.record, error=failure.error)
+            continue
+        chosen = tuple(chosen_labels(output, multi_label, threshold))
+        yield Result(result.record, LabelJudgement(chosen, gold, tuple(output.labels)))
+
+
+@dataclass
+class LabelReport:
+    """Zero-shot figures: per label precision, recall and F1 (a label is predicted when it
+    is chosen, and gold when the row's gold labels hold it), their macro mean, and micro
+    figures over every (row, label); single-label also accuracy, balanced accuracy and the
+    confusion (gold -> chosen, NONE for an abstention); multi-label the exact-match rate."""
+
+    multi_label: bool = False
+    rows: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    labels: dict[str, None] = field(default_factory=dict)  # every candidate seen, in order
+    failed: int = 0
+    unlabelled: int = 0
+    groups: dict[str, LabelReport] = field(default_factory=dict)
+    by: str | None = None
+
+    def add_judged(self, judged: Result[LabelJudgement]) -> None:
+        verdict = judged.output
+        assert verdict is not None
+        target = self
+        if self.by is not None:
+            name = group_of(judged.record, self.by)
+            target = self.groups.setdefault(name, LabelReport(self.multi_label))
+        for report in {id(self): self, id(target): target}.values():
+            report.labels.update(dict.fromkeys(verdict.labels))
+            if verdict.gold is None:
+                report.unlabelled += 1
+            else:
+                report.rows.append((verdict.gold, verdict.chosen))
+
+    def as_dict(self) -> dict:
+        labels = list(self.labels)
+        per_label = {}
+        totals = np.zeros(3, int)  # true positives, chosen, gold, over every label
+        for label in labels:
+            tp = sum(label in gold and label in chosen for gold, chosen in self.rows)
+            predicted = sum(label in chosen for _, chosen in self.rows)
+            support = sum(label in gold for gold, _ in self.rows)
+            totals += (tp, predicted, support)
+            per_label[label] = _prf(tp, predicted, support)
+        scored = len(self.rows)
+        found: dict = {
+            "multi_label": self.multi_label,
+            "candidate_labels": labels,
+            "per_label": per_label,
+            "macro_f1": sum(v["f1"] for v in per_label.values()) / len(labels) if labels else 0.0,
+            "micro": _prf(int(totals[0]), int(totals[1]), int(totals[2])),
+        }
+        exact = sum(set(gold) == set(chosen) for gold, chosen in self.rows)
+        if self.multi_label:
+            found["exact_match"] = exact / scored if scored else 0.0
+        else:
+            found["accuracy"] = exact / scored if scored else 0.0
+            recalls = [v["recall"] for v in per_label.values() if v["support"]]
+            found["balanced_accuracy"] = sum(recalls) / len(recalls) if recalls else 0.0
+            columns = [*labels, NONE]
+            matrix = {g: dict.fromkeys(columns, 0) for g in labels}
+            for gold, chosen in self.rows:
+                matrix[gold[0]][chosen[0] if chosen else NONE] += 1
+            found["confusion"] = matrix
+        found["counts"] = {
+            "scored": scored,
+            "correct": exact,
+            "failed": self.failed,
+            "unlabelled": self.unlabelled,
+        }
+        if self.by is not None:
+            found["by"] = {
+                "field": self.by,
+                "groups": {name: self.groups[name].as_dict() for name in sorted(self.groups)},
+            }
+        return found
+
+
+def _prf(tp: int, predicted: int, support: int) -> dict:
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / support if support else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "support": support,
+        "predicted": predicted,
+    }
+
+
+def classified_rows(records: Iterable[Record]) -> Iterator[Result[ZeroShot]]:
+    """classify's output rows read back (their `text`, `labels`, `scores`, `selected`), to
+    evaluate without scoring again; a row without them is that row's error."""
+    for record in records:
+        if record.error or record.data is None:
+            yield Result(record, error=RowError.of(record, record.error or "no row"))
+            continue
+        data = record.data
+        labels, scores = data.get("labels"), data.get("scores")
+        selected = data.get("selected")
+        good = (
+            isinstance(labels, list)
+            and isinstance(scores, list)
+            and len(labels) == len(scores)
+            and all(isinstance(n, str) for n in labels)
+            and all(isinstance(s, (int, float)) for s in scores)
+            and (selected is None or isinstance(selected, list))
+        )
+        if not good:
+            message = (
+                "not a classify result: expected 'labels' and 'scores' lists of one length "
+                "(squeezenli classify writes them)"
+            )
+            yield Result(record, error=RowError.of(record, message, "labels"))
+            continue
+        assert isinstance(labels, list) and isinstance(scores, list)
+        text = data.get("text")
+        output = ZeroShot(
+            text if isinstance(text, str) else "",
+            list(labels),
+            [float(s) for s in scores],
+            bool(data.get("truncated", False)),
+            None if selected is None else [str(n) for n in selected],
+        )
+        yield Result(record, output)

@@ -13,16 +13,16 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from squeezenli.choices import Aggregate, LongInput, OnError, choose
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields, text_field
 from squeezenli.runtime.engine import Item, Pair, softmax
 from squeezenli.runtime.model import Evidence, NLIModel, Prediction
 from squeezenli.runtime.tokenizer import PairIds
-from squeezenli.tasks.choices import Aggregate, LongInput
 from squeezenli.tasks.documents import Chunker, Window, check_aggregate, deciding_window
 
 _END = object()
@@ -66,11 +66,14 @@ def _chars(item: Item) -> int:
     return 4 * len(item.ids) if isinstance(item, PairIds) else len(item[0]) + len(item[1])
 
 
-def timely_windows(items: Iterable[Item], size: int, wait: float = 0.05) -> Iterator[list]:
-    """Lists of up to `size` pairs (and WINDOW_CHARS characters); a list is cut early when no
-    pair arrives within `wait` s. The reader runs ahead by at most 2 x size pairs and about
-    WINDOW_CHARS characters, and stops reading when the consumer stops (an early break, an
-    error): no thread outlives its consumer but one blocked reading its input."""
+def timely_windows(
+    items: Iterable, size: int, wait: float = 0.05, weight: Callable[[Any], int] = _chars
+) -> Iterator[list]:
+    """Lists of up to `size` pairs (and WINDOW_CHARS characters, as `weight` counts them;
+    any items may be windowed so); a list is cut early when no pair arrives within `wait`
+    s. The reader runs ahead by at most 2 x size pairs and about WINDOW_CHARS characters,
+    and stops reading when the consumer stops (an early break, an error): no thread
+    outlives its consumer but one blocked reading its input."""
     inbox: queue.Queue = queue.Queue(maxsize=size * 2)
     ahead = [0]  # characters read and not yet taken
     taken = threading.Condition()
@@ -91,7 +94,7 @@ def timely_windows(items: Iterable[Item], size: int, wait: float = 0.05) -> Iter
                 with taken:
                     while ahead[0] >= WINDOW_CHARS and not stop.is_set():
                         taken.wait(0.1)
-                    ahead[0] += _chars(item)
+                    ahead[0] += weight(item)
                 if not put(item):
                     return
         except BaseException as err:  # handed to the consumer, raised there
@@ -101,12 +104,14 @@ def timely_windows(items: Iterable[Item], size: int, wait: float = 0.05) -> Iter
 
     threading.Thread(target=read, daemon=True, name="squeezenli-reader").start()
     try:
-        yield from _timely(inbox, size, wait, ahead, taken)
+        yield from _timely(inbox, size, wait, ahead, taken, weight)
     finally:
         stop.set()
 
 
-def _timely(inbox: queue.Queue, size: int, wait: float, ahead: list, taken) -> Iterator[list]:
+def _timely(
+    inbox: queue.Queue, size: int, wait: float, ahead: list, taken, weight: Callable[[Any], int]
+) -> Iterator[list]:
     """timely_windows' consumer side: the windows, from what the reader puts in inbox."""
     window: list = []
     chars = 0
@@ -124,10 +129,10 @@ def _timely(inbox: queue.Queue, size: int, wait: float, ahead: list, taken) -> I
                 yield window
             raise item
         with taken:
-            ahead[0] -= _chars(item)
+            ahead[0] -= weight(item)
             taken.notify()
         window.append(item)
-        chars += _chars(item)
+        chars += weight(item)
         if len(window) >= size or chars >= WINDOW_CHARS:
             yield window
             window, chars = [], 0
@@ -138,7 +143,9 @@ def _timely(inbox: queue.Queue, size: int, wait: float, ahead: list, taken) -> I
 FIRST_WINDOW = 16
 
 
-def growing_windows(items: Iterable[Item], size: int) -> Iterator[list]:
+def growing_windows(
+    items: Iterable, size: int, weight: Callable[[Any], int] = _chars
+) -> Iterator[list]:
     """Lists of FIRST_WINDOW pairs, then twice as many each time up to `size`, each ended
     early once it holds WINDOW_CHARS characters: the first results of a file come out at
     once (`| head -1` answers in a moment), later windows are large enough to sort by
@@ -149,7 +156,7 @@ def growing_windows(items: Iterable[Item], size: int) -> Iterator[list]:
     chars = 0
     for item in items:
         window.append(item)
-        chars += _chars(item)
+        chars += weight(item)
         if len(window) >= length or chars >= WINDOW_CHARS:
             yield window
             window, chars = [], 0
@@ -163,7 +170,7 @@ def score_scored(
     records: Iterable[Record],
     pairs_of: Callable[[Record], Sequence[Item]],
     *,
-    on_error: str = "fail",
+    on_error: OnError | str = OnError.FAIL,
     timely: bool = False,
 ) -> Iterator[Scored]:
     """A Scored per record, in input order. `pairs_of` turns a good record into its pairs or
@@ -172,6 +179,7 @@ def score_scored(
     timely=True cuts a window early when the input pauses (for pipes and terminals); the
     default reads fixed windows, so the same input always makes the same batches, and so the
     same int8 scores."""
+    on_error = choose(OnError, on_error, "on_error")
     pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
     rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
     cut: list[bool] = []  # and whether each of its pairs was truncated
@@ -186,7 +194,7 @@ def score_scored(
                         raise RowFailure(RowError.of(record, record.error))
                     made = pairs_of(record)
                 except RowFailure as err:
-                    if on_error == "fail":
+                    if on_error is OnError.FAIL:
                         raise
                     pending.append(Scored(record, [], error=err.error))
                     continue
@@ -206,7 +214,7 @@ def score_scored(
                 cut.clear()
                 done.error = RowError.of(done.record, failure.pop())
                 failure.clear()
-                if on_error == "fail":
+                if on_error is OnError.FAIL:
                     raise RowFailure(done.error)
             elif not done.error:
                 done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
@@ -293,11 +301,11 @@ class PairReading:
         self._windows[id(record)] = found
         return [window.pair for window in found]
 
-    def result(self, done: Scored, on_error: str) -> Prediction | RowError:
+    def result(self, done: Scored, on_error: OnError | str) -> Prediction | RowError:
         """prediction(done); a RowError of its own (a cut pair under LongInput.FAIL) raised
         as RowFailure under on_error 'fail', as score_scored raises the others."""
         found = self.prediction(done)
-        if isinstance(found, RowError) and on_error == "fail" and not done.error:
+        if isinstance(found, RowError) and on_error == OnError.FAIL and not done.error:
             raise RowFailure(found)
         return found
 
@@ -346,7 +354,7 @@ def score_records(
     *,
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
-    on_error: str = "fail",
+    on_error: OnError | str = OnError.FAIL,
     timely: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from squeezenli.choices import OnError
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import DEFAULT_TEMPLATE, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import Pair, softmax
-from squeezenli.runtime.model import NLIModel
+from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
 from squeezenli.tasks.scoring import Result, score_scored
 
 
@@ -31,6 +32,18 @@ class ZeroShot:
     scores: list[float]
     truncated: bool = False  # the text was cut to fit beside a label's hypothesis
     selected: list[str] | None = None  # the labels a Decision chose (None: no threshold)
+
+    def fields(self) -> dict:
+        """The pipeline's text, labels and scores, and what squeezenli adds."""
+        found = {
+            "text": self.text,
+            "labels": self.labels,
+            "scores": [round(score, SCORE_DIGITS) for score in self.scores],
+            "truncated": self.truncated,
+        }
+        if self.selected is not None:
+            found["selected"] = self.selected
+        return found
 
 
 @dataclass(frozen=True)
@@ -211,7 +224,7 @@ def classify_records(
     text_field_name: str = "text",
     template: str = DEFAULT_TEMPLATE,
     multi_label: bool = False,
-    on_error: str = "fail",
+    on_error: OnError | str = OnError.FAIL,
     timely: bool = False,
     decision: Decision | None = None,
     per_label: Mapping[str, str] | None = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from squeezenli.choices import Aggregate, OnError, Output, RowScore
 from squeezenli.cli.options import (
     AggregateOpt,
     ErrorsOpt,
@@ -15,6 +16,9 @@ from squeezenli.cli.options import (
     FormatOpt,
     ModelOptions,
     OnErrorOpt,
+    OutputFieldsOpt,
+    PrefixOpt,
+    allowed,
     check_choice,
     model_options,
     on_error_mode,
@@ -22,10 +26,8 @@ from squeezenli.cli.options import (
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailure
-from squeezenli.tasks.choices import Aggregate
 
-OUTPUTS = ("jsonl", "csv", "tsv")
-ADDED = ("claims", "score", "supported_text", "windows")  # what a checked row adds
+OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV)
 
 
 @model_options()
@@ -39,7 +41,9 @@ def check(
     text_field: Annotated[
         str, typer.Option("--text-field", help="The field holding the text to check.")
     ] = "text",
-    output: Annotated[str, typer.Option("--output", "-o", help="jsonl, csv or tsv.")] = "jsonl",
+    output: Annotated[
+        Output, typer.Option("--output", "-o", case_sensitive=False, help="jsonl, csv or tsv.")
+    ] = Output.JSONL,
     support: Annotated[
         float,
         typer.Option(
@@ -54,16 +58,16 @@ def check(
         ),
     ] = 0.5,
     row_score: Annotated[
-        str,
+        RowScore,
         typer.Option(
             "--score",
+            case_sensitive=False,
             help="The row's score: the mean or the min of its claims' entailment probabilities.",
         ),
-    ] = "mean",
+    ] = RowScore.MEAN,
     aggregate: AggregateOpt = Aggregate.ENTAILMENT,
-    prefix: Annotated[
-        str, typer.Option("--prefix", help="Put this before the result's field names.")
-    ] = "",
+    prefix: PrefixOpt = "",
+    output_fields: OutputFieldsOpt = None,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
     *,
@@ -80,26 +84,23 @@ def check(
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
     from squeezenli.records.writers import DelimitedWriter
-    from squeezenli.tasks.claims import RowScore, check_records, check_thresholds
+    from squeezenli.tasks.claims import check_records, check_thresholds
+    from squeezenli.tasks.rows import CHECK_NAMES, ResultFields
 
     fmt = check_choice("--format", fmt, FORMATS)
-    output = check_choice("--output", output, OUTPUTS)
-    score_rule = RowScore(check_choice("--score", row_score, tuple(r.value for r in RowScore)))
+    allowed("--output", output, OUTPUTS, "is not written by check")
     on_error = on_error_mode(on_error, errors)
     check_thresholds(support, contradict)  # usage errors before the model loads
-    added = [prefix + name for name in ADDED]
+    shape = ResultFields(CHECK_NAMES, prefix, output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
     nli = opts.load()
     writer = None
-    if output != "jsonl":
+    if output is not Output.JSONL:
         columns = inputs.columns()
-        taken = [name for name in added if name in (columns or ())]
-        if taken:
-            raise InputError(
-                f"input field '{taken[0]}' would be overwritten by the result; pass --prefix"
-            )
-        header = None if columns is None else [*columns, *added]
+        if columns is not None:
+            shape.refuse(columns, "the input")
+        header = None if columns is None else [*columns, *shape.fields]
         writer = DelimitedWriter(sys.stdout.buffer, output, header)
     run_check = partial(
         check_records,
@@ -110,21 +111,15 @@ def check(
         aggregate=aggregate,
         support=support,
         contradict=contradict,
-        row_score=score_rule,
+        row_score=row_score,
     )
     try:
-        with RowRun("checked", inputs, error_log, quiet=opts.quiet, skip=on_error == "skip") as run:
+        with RowRun(
+            "checked", inputs, error_log, quiet=opts.quiet, skip=on_error is OnError.SKIP
+        ) as run:
             for outcome in run.outcomes(run_check):
-                data = outcome.record.data
                 with run.writing(outcome):
-                    taken = [name for name in added if name in data]
-                    if taken:
-                        message = (
-                            f"input field '{taken[0]}' would be overwritten by the result; "
-                            "pass --prefix (e.g. --prefix new_)"
-                        )
-                        raise RowFailure(RowError.of(outcome.record, message, taken[0]))
-                    row = {**data, **dict(zip(added, outcome.output.fields().values()))}
+                    row = shape.row(outcome.record, outcome.output.fields())
                     if writer is None:
                         write_json_line(row)
                     else:

@@ -9,12 +9,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from squeezenli.choices import Engine, OnError, Output
 from squeezenli.cli.options import (
+    AddressOpt,
+    EngineOpt,
     ErrorsOpt,
     FormatOpt,
     JsonOpt,
     ModelOptions,
     OnErrorOpt,
+    OutputFieldsOpt,
+    PrefixOpt,
     check_choice,
     model_options,
     on_error_mode,
@@ -89,6 +94,10 @@ def classify(
     ] = None,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
+    prefix: PrefixOpt = "",
+    output_fields: OutputFieldsOpt = None,
+    engine: EngineOpt = Engine.LOCAL,
+    address: AddressOpt = None,
     opts: ModelOptions,
     reading: ReadOptions,
 ) -> None:
@@ -100,8 +109,8 @@ def classify(
     """
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
-    from squeezenli.records.readers import Record, RowError, RowFailure
-    from squeezenli.runtime.model import SCORE_DIGITS
+    from squeezenli.records.readers import Record
+    from squeezenli.tasks.rows import ResultFields, zero_shot_names
     from squeezenli.tasks.zeroshot import (
         Decision,
         classify_records,
@@ -121,19 +130,51 @@ def classify(
         raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
     hypotheses(candidates or [], template, per_label)  # usage errors before the model loads
     decision = Decision(threshold, top_k, none_label)
+    if texts:
+        text_field = "text"
+    shape = ResultFields(
+        zero_shot_names(text=text_field != "text", selected=threshold is not None),
+        prefix,
+        output_fields,
+    )
     files_named = [text for text in texts or [] if os.path.isfile(text)]
     if files_named:
         raise InputError(
             f"'{files_named[0]}' is a file: to classify the texts in it, pass --input "
             f"{files_named[0]} (arguments are classified as they are)"
         )
+    if engine is Engine.RAY:
+        if texts:
+            raise InputError("--engine ray classifies --input files, not arguments")
+        _classify_on_ray(
+            inputs or [],
+            fmt,
+            shape,
+            {
+                "labels": candidates,
+                "text_field": text_field,
+                "template": template,
+                "multi_label": multi_label,
+                "hypotheses": per_label,
+                "labels_field": labels_field,
+                "threshold": threshold,
+                "top_k": top_k,
+                "none_label": none_label,
+                "prefix": prefix,
+                "output_fields": output_fields,
+            },
+            address=address,
+            on_error=on_error,
+            errors=errors,
+            opts=opts,
+        )
+        return
     files = Inputs(inputs, fmt, reading)
     error_log = ErrorLog(errors, files)
     nli = opts.load()
     table = bool(texts) and not json_out and sys.stdout.isatty()
     sources = None
     if texts:
-        text_field = "text"
         records = (Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))
         sources = [Source(records, live=False)]
 
@@ -152,40 +193,70 @@ def classify(
             timely=timely,
         )
 
-    # The fields each result adds; `text` is the input's own when that is the text field.
-    added = ["labels", "scores", "truncated"] + (["text"] if text_field != "text" else [])
-    added += ["selected"] if threshold is not None else []
     results = []
     run = RowRun(
-        "classified", files, error_log, quiet=opts.quiet, sources=sources, skip=on_error == "skip"
+        "classified",
+        files,
+        error_log,
+        quiet=opts.quiet,
+        sources=sources,
+        skip=on_error is OnError.SKIP,
     )
     with run:
         for outcome in run.outcomes(score):
             if table:
                 results.append(outcome.output)
                 continue
-            result = outcome.output
-            taken = [name for name in added if name in outcome.record.data]
             with run.writing(outcome):
-                if taken:
-                    message = (
-                        f"input field '{taken[0]}' would be overwritten by the result (text, "
-                        "labels, scores, truncated): rename it in the input"
-                    )
-                    raise RowFailure(RowError.of(outcome.record, message, taken[0]))
-                write_json_line(
-                    {
-                        **outcome.record.data,
-                        "text": result.text,
-                        "labels": result.labels,
-                        "scores": [round(s, SCORE_DIGITS) for s in result.scores],
-                        "truncated": result.truncated,
-                        **({} if result.selected is None else {"selected": result.selected}),
-                    }
-                )
+                write_json_line(shape.row(outcome.record, outcome.output.fields()))
     if results:
         from squeezenli.cli.render import zero_shot_table
 
         zero_shot_table(results, multi_label)
     if run.failed:
+        raise typer.Exit(1)
+
+
+def _classify_on_ray(
+    files: list[str],
+    fmt: str | None,
+    shape,
+    arguments: dict,
+    *,
+    address: str | None,
+    on_error: OnError,
+    errors: Path | None,
+    opts: ModelOptions,
+) -> None:
+    """classify's rows computed by Ray actors (ray_engine.classify_dataset), written to
+    stdout as JSON lines in input order."""
+    from squeezenli.cli.ray_batch import RayJob, run_on_ray
+    from squeezenli.cli.streams import write_json_line
+    from squeezenli.ray_engine import classify_dataset
+
+    def dataset(ds, lines: bool):
+        return classify_dataset(
+            ds, spec=opts.spec, cpus_per_actor=opts.spec.threads, json_lines=lines, **arguments
+        )
+
+    class Lines:
+        def write(self, row: dict, record) -> None:
+            write_json_line(row)
+
+        def close(self) -> None:
+            pass
+
+    job = RayJob(dataset, shape, lambda labels: Lines(), "classified")
+    failed = run_on_ray(
+        files,
+        fmt,
+        job,
+        address=address,
+        output=Output.JSONL,
+        output_path=None,
+        on_error=on_error,
+        errors=errors,
+        opts=opts,
+    )
+    if failed:
         raise typer.Exit(1)

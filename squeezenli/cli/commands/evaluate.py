@@ -3,12 +3,14 @@ pairs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from squeezenli.choices import Aggregate, LongInput, OnError
 from squeezenli.cli.options import (
     AggregateOpt,
     FilesArg,
@@ -24,8 +26,8 @@ from squeezenli.cli.options import (
     on_error_mode,
     reading_options,
 )
+from squeezenli.models.labels import DEFAULT_TEMPLATE
 from squeezenli.records.readers import FORMATS, ReadOptions
-from squeezenli.tasks.choices import Aggregate, LongInput
 
 
 @model_options()
@@ -52,13 +54,57 @@ def evaluate(
             "--by", help="Every figure per value of this field too (genre, heuristic, dataset)."
         ),
     ] = None,
+    labels: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--labels",
+            "-l",
+            help="Zero-shot: classify --text-field against these labels (as classify does) "
+            "and score the chosen labels against the gold ones.",
+        ),
+    ] = None,
+    hypotheses_file: Annotated[
+        Optional[Path],
+        typer.Option("--hypotheses", help="Zero-shot: each label's own hypothesis (as classify)."),
+    ] = None,
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="Zero-shot: hypothesis for each label.")
+    ] = DEFAULT_TEMPLATE,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label",
+            help="Zero-shot, multi-label: gold is a list of labels; a label is chosen at 0.5 "
+            "(or --threshold).",
+        ),
+    ] = False,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="Zero-shot: choose labels as classify --threshold."),
+    ] = None,
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="Zero-shot: the field holding the text.")
+    ] = "text",
+    labels_field: Annotated[
+        str, typer.Option("--labels-field", help="Zero-shot: a row's own candidate labels.")
+    ] = "candidate_labels",
+    classified: Annotated[
+        bool,
+        typer.Option(
+            "--classified",
+            help="The rows are classify's output: evaluate their labels and scores as they are "
+            "(no model is loaded).",
+        ),
+    ] = False,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
 ) -> None:
     """Evaluate the model on labelled pairs. Gold labels: entailment, neutral, contradiction
     (any case); data labelled entailment/not_entailment is scored with neutral and
-    contradiction merged. Bad rows under --on-error skip are reported on stderr.
+    contradiction merged. Bad rows under --on-error skip are reported on stderr. With
+    --labels or --hypotheses, evaluate zero-shot classification of texts instead (per-label
+    precision, recall and F1); with --classified, classify's output as it is.
 
     Example: squeezenli eval mnli_dev.jsonl --label-field gold_label --json
     """
@@ -68,6 +114,15 @@ def evaluate(
 
     fmt = check_choice("--format", fmt, FORMATS)
     on_error = on_error_mode(on_error, None)
+    if labels or hypotheses_file is not None or classified:
+        zero_shot = ZeroShotEval(
+            labels, hypotheses_file, template, multi_label, threshold, text_field, labels_field
+        )
+        inputs = Inputs(files, fmt, reading)
+        _evaluate_zero_shot(
+            zero_shot, inputs, classified, label_field, by, on_error, errors, json_out, opts
+        )
+        return
     inputs = Inputs(files, fmt, reading)
     misclassified = JsonLinesFile(errors, "--errors", inputs)
     nli = opts.load()
@@ -99,18 +154,7 @@ def evaluate(
             "gold neutral and contradiction were counted as not_entailment",
             err=True,
         )
-    from squeezenli import __version__
-
-    result = {
-        **report.as_dict(),
-        "model": nli.files.source,
-        "revision": nli.files.revision,
-        "labels": list(nli.labels.names),
-        "label_source": nli.labels.source,
-        "precision": nli.precision,
-        "long_input": long_input.value,
-        "squeezenli": __version__,
-    }
+    result = {**report.as_dict(), **_metadata(nli), "long_input": long_input.value}
     if json_out:
         print_json(result)
     else:
@@ -130,3 +174,129 @@ def _misclassified_row(judged) -> dict:
         "source": judged.record.source,
         "line": judged.record.line,
     }
+
+
+def _metadata(nli) -> dict:
+    """What a figure needs beside it: which model, revision, precision and label mapping."""
+    from squeezenli import __version__
+
+    return {
+        "model": nli.files.source,
+        "revision": nli.files.revision,
+        "labels": list(nli.labels.names),
+        "label_source": nli.labels.kind.value,
+        "label_source_detail": nli.labels.source,
+        "precision": nli.precision,
+        "squeezenli": __version__,
+    }
+
+
+@dataclass(frozen=True)
+class ZeroShotEval:
+    """eval's zero-shot options, as classify takes them."""
+
+    labels: list[str] | None
+    hypotheses_file: Path | None
+    template: str
+    multi_label: bool
+    threshold: float | None
+    text_field: str
+    labels_field: str
+
+
+def _evaluate_zero_shot(
+    options: ZeroShotEval,
+    inputs,
+    classified: bool,
+    label_field: str,
+    by: str | None,
+    on_error: OnError,
+    errors: Path | None,
+    json_out: bool,
+    opts: ModelOptions,
+) -> None:
+    """eval --labels/--hypotheses (classify, then judge) or --classified (judge classify's
+    rows as they are)."""
+    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.streams import ErrorLog, JsonLinesFile, print_json
+    from squeezenli.tasks.evaluation import (
+        LabelReport,
+        classified_rows,
+        judge_zero_shot,
+    )
+    from squeezenli.tasks.zeroshot import (
+        Decision,
+        classify_records,
+        hypotheses,
+        load_hypotheses,
+        parse_labels,
+    )
+
+    per_label = None
+    if options.hypotheses_file is not None:
+        per_label = load_hypotheses(options.hypotheses_file)
+    given = [name for item in options.labels or [] for name in item.split(",")]
+    candidates = parse_labels(given) if given else None
+    hypotheses(candidates or [], options.template, per_label)  # usage errors before loading
+    decision = Decision(options.threshold)
+    misclassified = JsonLinesFile(errors, "--errors", inputs)
+    nli = None if classified else opts.load()
+
+    def judge(records, timely: bool):
+        if classified:
+            results = classified_rows(records)
+        else:
+            assert nli is not None
+            results = classify_records(
+                nli,
+                records,
+                candidates,
+                text_field_name=options.text_field,
+                template=options.template,
+                multi_label=options.multi_label,
+                decision=decision,
+                per_label=per_label,
+                labels_field=options.labels_field,
+                on_error=on_error,
+                timely=timely,
+            )
+        return judge_zero_shot(
+            results,
+            label_field=label_field,
+            multi_label=options.multi_label,
+            threshold=options.threshold,
+            on_error=on_error,
+        )
+
+    report = LabelReport(options.multi_label, by=by)
+    try:
+        with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
+            for judged in run.outcomes(judge):
+                report.add_judged(judged)
+                verdict = judged.output
+                if verdict.gold is not None and set(verdict.gold) != set(verdict.chosen):
+                    misclassified.write(
+                        {
+                            **judged.record.data,
+                            "gold": list(verdict.gold),
+                            "chosen": list(verdict.chosen),
+                            "source": judged.record.source,
+                            "line": judged.record.line,
+                        }
+                    )
+    finally:
+        misclassified.close()
+    report.failed = run.failed
+    result = report.as_dict()
+    if nli is not None:
+        result.update(_metadata(nli))
+        result["template"] = options.template
+    result["threshold"] = options.threshold
+    if json_out:
+        print_json(result)
+    else:
+        from squeezenli.cli.render import zero_shot_evaluation_tables
+
+        zero_shot_evaluation_tables(result)
+    if report.failed:
+        raise typer.Exit(1)

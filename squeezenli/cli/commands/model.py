@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from squeezenli.choices import Precision
 from squeezenli.cli.options import (
     JsonOpt,
     ModelOpt,
@@ -32,7 +33,8 @@ def download(
     revision: RevisionOpt = None,
     onnx_file: OnnxFileOpt = None,
     precision: Annotated[
-        Optional[list[str]], typer.Option("--precision", help="Variants to build (repeatable).")
+        Optional[list[Precision]],
+        typer.Option("--precision", case_sensitive=False, help="Variants to build (repeatable)."),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -41,18 +43,18 @@ def download(
 
     Example: squeezenli model download --precision fp32 --precision int8
     """
-    from squeezenli.defaults import DEFAULT_PRECISION
     from squeezenli.runtime.model import prepare_model
 
     announce_builds(not quiet)
     folder = None
-    for variant in precision or [DEFAULT_PRECISION]:
+    for variant in precision or [Precision.AUTO]:
         prepared = prepare_model(
             model, revision, onnx_file=onnx_file, precision=variant, progress=not quiet
         )
         folder = prepared.files.folder
         if not quiet:
-            typer.echo(f"{variant}: {prepared.choice.precision}, {prepared.built}", err=True)
+            runs = "" if variant is not Precision.AUTO else f" (runs {prepared.choice.precision})"
+            typer.echo(f"{variant}{runs}: built {prepared.built}", err=True)
     typer.echo(str(folder))
 
 
@@ -75,7 +77,7 @@ def info(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
 
     Example: squeezenli model info --json
     """
-    from squeezenli.models.info import model_info
+    from squeezenli.runtime.info import model_info
 
     details = model_info(opts.spec)
     if json_out:
@@ -163,7 +165,7 @@ def check_labels(json_out: JsonOpt = False, *, opts: ModelOptions) -> None:
     Example: squeezenli model check-labels
     """
     from squeezenli.cli.render import label_check_table
-    from squeezenli.models.labelcheck import check_labels as run_check
+    from squeezenli.runtime.labelcheck import check_labels as run_check
 
     result = run_check(opts.load())
     if json_out:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from squeezenli.choices import Aggregate, LongInput
 from squeezenli.cli.options import (
     AggregateOpt,
     JsonOpt,
@@ -14,7 +15,6 @@ from squeezenli.cli.options import (
     ModelOptions,
     model_options,
 )
-from squeezenli.tasks.choices import Aggregate, LongInput
 
 
 @model_options(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from squeezenli.choices import LabelSource
 from squeezenli.errors import ModelError
 from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import ensure_onnx, kernel_settings, measurement_path, verify_model
@@ -68,7 +69,8 @@ class LabelCheck:
     def as_dict(self) -> dict:
         return {
             "labels": list(self.mapping.names),
-            "label_source": self.mapping.source,
+            "label_source": self.mapping.kind.value,
+            "label_source_detail": self.mapping.source,
             "wins": {gold: [int(n) for n in self.counts[c]] for c, gold in enumerate(self.classes)},
             "observed_order": list(self.observed_order) if self.observed_order else None,
             "conclusive": self.conclusive,
@@ -117,7 +119,9 @@ def stored_order(files: ModelFiles) -> tuple[tuple[str, ...] | None, np.ndarray]
         return None
     if counts.shape != (len(NLI_CLASSES), len(NLI_CLASSES)):
         return None
-    generic = LabelMap(tuple(f"LABEL_{i}" for i in range(len(NLI_CLASSES))), "measured")
+    generic = LabelMap(
+        tuple(f"LABEL_{i}" for i in range(len(NLI_CLASSES))), "measured", LabelSource.MEASURED
+    )
     return LabelCheck.from_counts(generic, counts).observed_order, counts
 
 

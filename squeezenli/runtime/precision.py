@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from squeezenli.errors import InputError, ModelError
+from squeezenli.choices import Precision
+from squeezenli.errors import ModelError
 from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import (
     build_lock,
@@ -45,7 +46,6 @@ from squeezenli.runtime.engine import (
 )
 from squeezenli.runtime.tokenizer import PairTokenizer
 
-CHOICES = ("auto", "fp32", "int8")
 # auto runs int8 only at or above this label agreement and at or below this largest
 # probability difference, on the calibration pairs.
 MIN_AGREEMENT = 0.995
@@ -135,7 +135,7 @@ class Speed:
 class PrecisionChoice:
     """The precision a model runs in, and the measurements behind it (None when not made)."""
 
-    requested: str
+    requested: Precision
     precision: str
     agreement: Agreement | None
     speed: Speed | None = None
@@ -280,16 +280,14 @@ def _names(files: ModelFiles) -> tuple[str, str]:
     return files.weights_name, files.reference_name
 
 
-def choose(files: ModelFiles, requested: str, tokenizer: PairTokenizer) -> PrecisionChoice:
+def choose(files: ModelFiles, requested: Precision, tokenizer: PairTokenizer) -> PrecisionChoice:
     """auto: int8 if it agreed with fp32 and is faster here, else fp32; int8 runs when asked,
     with a warning if it did not agree."""
-    if requested not in CHOICES:
-        raise InputError(f"`precision` {requested!r} is unknown (choose from {', '.join(CHOICES)})")
-    if requested == "fp32":
+    if requested is Precision.FP32:
         return PrecisionChoice(requested, "fp32", stored_agreement(files), stored_speed(files))
     agreement, speed, fresh = measure(files, tokenizer)
     names = _names(files)
-    if requested == "int8":
+    if requested is Precision.INT8:
         if not agreement.passes:
             log.warning(
                 "%s: %s may change answers; %s does not", agreement.describe(*names), *names

@@ -5,9 +5,9 @@ from __future__ import annotations
 from squeezenli.models.build import model_paths
 from squeezenli.models.config import id2label, read_config
 from squeezenli.models.hub import CONFIG, resolve
-from squeezenli.models.labelcheck import stored_order
 from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_labels
-from squeezenli.models.precision import stored_agreement, stored_speed
+from squeezenli.runtime.labelcheck import stored_order
+from squeezenli.runtime.precision import stored_agreement, stored_speed
 from squeezenli.runtime.spec import ModelSpec
 
 
@@ -33,7 +33,8 @@ def model_info(spec: ModelSpec) -> dict:
         "measured_against": files.reference_name,
         "built": built,
         "labels": {str(i): name for i, name in enumerate(labels.names)},
-        "label_source": labels.source,
+        "label_source": labels.kind.value,
+        "label_source_detail": labels.source,
         "label_check": None
         if measured is None
         else {
