@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +320,24 @@ def test_an_allocation_failure_is_one_line_without_onnxruntimes_source(tiny_mode
     line = _refused(folder, "--label-order", "e,n,c")
     assert "alloc" in line  # at run time (Failed to allocate memory), or at load (bad_alloc)
     assert ".cc:" not in line and "onnxruntime::" not in line
+
+
+def test_what_other_threads_write_to_stderr_while_a_window_tokenizes_is_kept():
+    # fd 2 points at a pipe while the tokenizers library runs (to drop a Rust panic's
+    # lines): a line another thread writes then (a skipped row's report, an access-log
+    # line) must come out, and only the panic's lines are dropped.
+    code = (
+        "import os, threading\n"
+        "from squeezenli.runtime.tokenizer import _panic_messages_hidden\n"
+        "with _panic_messages_hidden():\n"
+        "    t = threading.Thread(target=os.write, args=(2, b'from another thread\\n'))\n"
+        "    t.start(); t.join()\n"
+        "    os.write(2, b\"thread '<unnamed>' (21162) panicked at src/x.rs:1:2:\\nboom\\n\")\n"
+        "    os.write(2, b'note: run with `RUST_BACKTRACE=1` to display a backtrace\\n')\n"
+        "    with _panic_messages_hidden():\n"
+        "        os.write(2, b'nested\\n')\n"
+        "os.write(2, b'after\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stderr == "from another thread\nnested\nafter\n"

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from squeezenli import __version__
 from squeezenli.cli import signals
-from squeezenli.cli.commands import batch, check, classify, evaluate, model, score
+from squeezenli.cli.commands import batch, check, classify, evaluate, model, score, serve
 from squeezenli.cli.flags import in_flags
 from squeezenli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, SqueezenliError
 
@@ -149,6 +149,8 @@ app.command()(batch.batch)
 app.command()(classify.classify)
 app.command("eval")(evaluate.evaluate)
 app.command()(check.check)
+app.command()(serve.serve)
+app.command()(serve.mcp)
 app.add_typer(model.app, name="model")
 
 

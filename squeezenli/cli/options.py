@@ -176,6 +176,21 @@ AddressOpt = Annotated[
     typer.Option("--address", help="Ray cluster to join [default: start a local one]."),
 ]
 
+ServerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--server",
+        envvar="SQUEEZENLI_SERVER",
+        help="Score on a running 'squeezenli serve' at this URL (http://host:port) instead.",
+    ),
+]
+ApiKeyOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--api-key", envvar="SQUEEZENLI_API_KEY", help="The server's bearer token (--server)."
+    ),
+]
+
 ErrorsOpt = Annotated[
     Optional[Path],
     typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),

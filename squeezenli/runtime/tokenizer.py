@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -284,24 +285,89 @@ class PairTokenizer:
         return self._tokenizer.token_to_id(token)
 
 
-@contextmanager
-def _panic_messages_hidden() -> Iterator[None]:
-    """A Rust panic in the tokenizers library prints its message (and, with RUST_BACKTRACE,
-    a backtrace) straight to fd 2 before Python sees it; the row's error says it in one
-    line instead, so fd 2 points at /dev/null while the library runs (~2 us a window)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to hide
-        yield
-        return
-    quiet = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(quiet, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(quiet)
+class _PanicFilter:
+    """While the tokenizers library runs, fd 2 points at a pipe; once it is done, what came
+    through is written on to the real stderr, less a Rust panic's own lines (its message
+    is the row's error, in one line). fd 2 is process-wide: what other threads write
+    meanwhile (an access-log line, a skipped row's report) is forwarded, never lost, and
+    threads tokenizing at once share one redirection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = -1
+        self._pipe: tuple[int, int] = (-1, -1)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        if not self._enter():
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._exit()
+
+    def _enter(self) -> bool:
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    saved = os.dup(2)
+                except OSError:  # no stderr at all: nothing to hide
+                    return False
+                read, write = os.pipe()
+                os.set_blocking(read, False)
+                os.dup2(write, 2)
+                self._saved, self._pipe = saved, (read, write)
+            self._depth += 1
+            return True
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth:
+                self._forward()  # keep the pipe from filling while others still tokenize
+                return
+            os.dup2(self._saved, 2)
+            os.close(self._pipe[1])
+            self._forward()
+            os.close(self._pipe[0])
+            os.close(self._saved)
+
+    def _forward(self) -> None:
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self._pipe[0], 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        kept = _without_panics(b"".join(chunks))
+        while kept:
+            kept = kept[os.write(self._saved, kept) :]
+
+
+_PANIC_START = re.compile(rb"^thread '.*'( \(\d+\))? panicked at ")
+_PANIC_END = re.compile(rb"^note: ")  # the closing note, with a backtrace or without
+
+
+def _without_panics(data: bytes) -> bytes:
+    """`data` less each Rust panic report (from its "thread '...' panicked at" line to its
+    closing note or backtrace)."""
+    kept, inside = [], False
+    for line in data.splitlines(keepends=True):
+        if _PANIC_START.match(line):
+            inside = True
+        if not inside:
+            kept.append(line)
+        elif _PANIC_END.match(line):
+            inside = False
+    return b"".join(kept)
+
+
+_panic_messages_hidden = _PanicFilter().active
 
 
 class _TokenizerFailure(Exception):

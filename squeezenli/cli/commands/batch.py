@@ -13,6 +13,7 @@ from squeezenli.choices import Aggregate, Engine, LongInput, OnError, Output
 from squeezenli.cli.options import (
     AddressOpt,
     AggregateOpt,
+    ApiKeyOpt,
     EngineOpt,
     ErrorsOpt,
     FilesArg,
@@ -24,6 +25,7 @@ from squeezenli.cli.options import (
     OutputFieldsOpt,
     PrefixOpt,
     PremiseFieldOpt,
+    ServerOpt,
     allowed,
     check_choice,
     model_options,
@@ -71,6 +73,8 @@ def batch(
     address: AddressOpt = None,
     prefix: PrefixOpt = "",
     output_fields: OutputFieldsOpt = None,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
     output_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -99,6 +103,8 @@ def batch(
     chunked = long_input is LongInput.CHUNK
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be from 0 to 1, got {threshold}")
+    if server is not None and engine is Engine.RAY:
+        raise InputError("--server scores on a server, --engine ray on Ray: give one")
     if engine is Engine.RAY:
         from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
         from squeezenli.ray_engine import Task, result_fields, score_dataset
@@ -149,15 +155,21 @@ def batch(
         raise InputError("--output-path goes with --engine ray")
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
-    nli = opts.load()
+    if server is not None:
+        from squeezenli.serve.client import Remote
+
+        remote = Remote(server, api_key)
+        labels, scorer = remote.labels(), remote.score_records
+    else:
+        nli = opts.load()
+        labels, scorer = nli.labels, partial(score_records, nli)
     columns = inputs.columns() if output in (Output.CSV, Output.TSV) else None
     sink = ResultSink(
-        output, nli.labels, prefix, columns, output_fields, chunked, threshold is not None, logits
+        output, labels, prefix, columns, output_fields, chunked, threshold is not None, logits
     )
 
     score = partial(
-        score_records,
-        nli,
+        scorer,
         premise_field=premise_field,
         hypothesis_field=hypothesis_field,
         on_error=on_error,

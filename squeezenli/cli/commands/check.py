@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from squeezenli.choices import Aggregate, OnError, Output, RowScore
 from squeezenli.cli.options import (
     AggregateOpt,
+    ApiKeyOpt,
     ErrorsOpt,
     FilesArg,
     FormatOpt,
@@ -18,6 +20,7 @@ from squeezenli.cli.options import (
     OnErrorOpt,
     OutputFieldsOpt,
     PrefixOpt,
+    ServerOpt,
     allowed,
     check_choice,
     model_options,
@@ -70,6 +73,8 @@ def check(
     output_fields: OutputFieldsOpt = None,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -86,6 +91,7 @@ def check(
     from squeezenli.records.writers import DelimitedWriter
     from squeezenli.tasks.claims import check_records, check_thresholds
     from squeezenli.tasks.rows import CHECK_NAMES, ResultFields
+    from squeezenli.tasks.scoring import Result
 
     fmt = check_choice("--format", fmt, FORMATS)
     allowed("--output", output, OUTPUTS, "is not written by check")
@@ -94,7 +100,13 @@ def check(
     shape = ResultFields(CHECK_NAMES, prefix, output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
-    nli = opts.load()
+    checker: Callable[..., Iterator[Result]]
+    if server is not None:
+        from squeezenli.serve.client import Remote
+
+        checker = Remote(server, api_key).check_records
+    else:
+        checker = partial(check_records, opts.load())
     writer = None
     if output is not Output.JSONL:
         columns = inputs.columns()
@@ -103,8 +115,7 @@ def check(
         header = None if columns is None else [*columns, *shape.fields]
         writer = DelimitedWriter(sys.stdout.buffer, output, header)
     run_check = partial(
-        check_records,
-        nli,
+        checker,
         source_field=source_field,
         text_field=text_field,
         on_error=on_error,

@@ -12,6 +12,7 @@ import typer
 from squeezenli.choices import Engine, OnError, Output
 from squeezenli.cli.options import (
     AddressOpt,
+    ApiKeyOpt,
     EngineOpt,
     ErrorsOpt,
     FormatOpt,
@@ -20,6 +21,7 @@ from squeezenli.cli.options import (
     OnErrorOpt,
     OutputFieldsOpt,
     PrefixOpt,
+    ServerOpt,
     check_choice,
     model_options,
     on_error_mode,
@@ -98,6 +100,8 @@ def classify(
     output_fields: OutputFieldsOpt = None,
     engine: EngineOpt = Engine.LOCAL,
     address: AddressOpt = None,
+    server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
     opts: ModelOptions,
     reading: ReadOptions,
 ) -> None:
@@ -143,6 +147,8 @@ def classify(
             f"'{files_named[0]}' is a file: to classify the texts in it, pass --input "
             f"{files_named[0]} (arguments are classified as they are)"
         )
+    if server is not None and engine is Engine.RAY:
+        raise InputError("--server classifies on a server, --engine ray on Ray: give one")
     if engine is Engine.RAY:
         if texts:
             raise InputError("--engine ray classifies --input files, not arguments")
@@ -171,7 +177,13 @@ def classify(
         return
     files = Inputs(inputs, fmt, reading)
     error_log = ErrorLog(errors, files)
-    nli = opts.load()
+    remote = None
+    if server is not None:
+        from squeezenli.serve.client import Remote
+
+        remote = Remote(server, api_key)
+    else:
+        nli = opts.load()
     table = bool(texts) and not json_out and sys.stdout.isatty()
     sources = None
     if texts:
@@ -179,6 +191,21 @@ def classify(
         sources = [Source(records, live=False)]
 
     def score(records, timely: bool):
+        if remote is not None:
+            return remote.classify_records(
+                records,
+                candidates,
+                text_field_name=text_field,
+                template=template,
+                multi_label=multi_label,
+                threshold=threshold,
+                top_k=top_k,
+                none_label=none_label,
+                per_label=per_label,
+                labels_field=labels_field,
+                on_error=on_error,
+                timely=timely,
+            )
         return classify_records(
             nli,
             records,

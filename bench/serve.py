@@ -1,0 +1,127 @@
+"""`squeezenli serve` under 1 and 16 concurrent clients, against `batch` on the same pairs
+(not a test; prints figures).
+
+    python bench/serve.py [--model DIR] [--precision fp32] [--pairs FILE] [--seconds 20]
+
+Starts the server on a free loopback port, then for 1 and 16 clients sends POST /predict
+requests of `--per-request` pairs (taken in turn from the pairs file) for `--seconds` each,
+and prints requests/s, pairs/s and p50/p99 latency; then times `squeezenli batch` on the
+pairs the clients sent, in a fresh process, and prints its pairs/s (start-up excluded: its
+summary's own time). Model: the full-size random stand-in by default (bench/run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from long_rows import cpu_name  # noqa: E402
+from run import DEFAULT_PAIRS, ensure_model  # noqa: E402
+
+
+def start(model: Path, precision: str) -> tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "squeezenli", "serve", "-m", str(model), "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--precision", precision, "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process, found[1]
+        print(line, end="", file=sys.stderr)
+    raise SystemExit("the server did not start")
+
+
+def load(url: str, pairs: list[list[str]], clients: int, per: int, seconds: float):
+    import httpx
+
+    latencies: list[float] = []
+    sent: list[list[str]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        turn = number * 97
+        with httpx.Client(timeout=120) as session:
+            while time.monotonic() < stop:
+                chosen = [pairs[(turn + i) % len(pairs)] for i in range(per)]
+                turn += per * clients
+                started = time.perf_counter()
+                answer = session.post(url + "/predict", json={"inputs": chosen, "truncate": True})
+                answer.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    sent.extend(chosen)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return latencies, sent, time.perf_counter() - began
+
+
+def batch_speed(model: Path, precision: str, pairs: list[list[str]]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pairs.jsonl"
+        path.write_text(
+            "".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in pairs)
+        )
+        command = [sys.executable, "-m", "squeezenli", "batch", str(path), "-m", str(model)]
+        done = subprocess.run(
+            [*command, "--precision", precision], capture_output=True, text=True, check=True
+        )
+    seconds = float(re.search(r"([\d.]+) s", done.stderr.splitlines()[-1])[1])
+    return len(pairs) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--per-request", type=int, default=4)
+    args = parser.parse_args()
+    model = ensure_model(args.model)
+    rows = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
+    pairs = [[row["premise"], row["hypothesis"]] for row in rows]
+    print(
+        f"{cpu_name()}, {os.cpu_count()} CPUs; model {model}, {args.precision}; "
+        f"{args.per_request} pairs a request, {args.seconds:g} s each"
+    )
+    process, url = start(model, args.precision)
+    try:
+        load(url, pairs, 1, args.per_request, 2.0)  # warm up
+        every: list[list[str]] = []
+        for clients in (1, 16):
+            latencies, sent, elapsed = load(url, pairs, clients, args.per_request, args.seconds)
+            every.extend(sent)
+            cuts = statistics.quantiles(latencies, n=100)
+            print(
+                f"{clients:>2} client(s): {len(latencies) / elapsed:7.1f} requests/s, "
+                f"{len(sent) / elapsed:7.1f} pairs/s, p50 {cuts[49] * 1e3:6.1f} ms, "
+                f"p99 {cuts[98] * 1e3:6.1f} ms"
+            )
+    finally:
+        process.terminate()
+        process.wait()
+    speed = batch_speed(model, args.precision, every)
+    print(f"batch on the {len(every)} pairs sent: {speed:7.1f} pairs/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+"""The HTTP app behind `squeezenli serve`, on Starlette (the MCP SDK's own ASGI stack, so MCP
+and HTTP share one server, one model and one batcher).
+
+Each model endpoint runs the same steps: read the body (refused past --max-body-bytes),
+decode it (serve/requests.py: a 4xx naming the field), take a slot (429 past
+--max-concurrent), run the Service on a worker thread (503 past --timeout) and encode the
+answer with TEI's timing headers. Every request, whatever its path, passes the guard: the
+bearer token, an access-log line on stderr and the metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from squeezenli.errors import SqueezenliError
+from squeezenli.serve import requests
+from squeezenli.serve.metrics import Metrics
+from squeezenli.serve.requests import Limits, RequestError
+from squeezenli.serve.service import Service
+
+log = logging.getLogger("squeezenli.serve")
+OPEN_PATHS = ("/health",)  # answered without the bearer token (for load balancers)
+
+
+class Json(JSONResponse):
+    """JSON as the CLI writes it (orjson: floats printed as the shortest that reads back)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass
+class State:
+    """What every request shares: the service, the limits and the slots in flight."""
+
+    service: Service
+    limits: Limits
+    api_key: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    limiter: Any = None  # anyio.CapacityLimiter, made in the event loop
+
+    def take_slot(self) -> None:
+        with self.lock:
+            if self.in_flight >= self.limits.max_concurrent:
+                raise RequestError(
+                    429,
+                    f"Model is overloaded: {self.in_flight} requests in flight "
+                    f"(squeezenli serve --max-concurrent {self.limits.max_concurrent})",
+                    "overloaded",
+                )
+            self.in_flight += 1
+            self.metrics.queue_depth.set(self.in_flight)
+
+    def free_slot(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.metrics.queue_depth.set(self.in_flight)
+
+
+class _Job:
+    """One request's work on a worker thread; its slot is freed exactly once, when the work
+    ends or, if it never started, when the request gave up on it."""
+
+    def __init__(self, state: State, work: Callable[[threading.Event], Any]) -> None:
+        self.state = state
+        self.work = work
+        self.cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+        self._freed = False
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self.cancel.is_set():
+                return None
+            self._started = True
+        try:
+            return self.work(self.cancel)
+        finally:
+            self._free()
+
+    def give_up(self) -> None:
+        with self._lock:
+            self.cancel.set()
+            started = self._started
+        if not started:
+            self._free()
+
+    def _free(self) -> None:
+        with self._lock:
+            if self._freed:
+                return
+            self._freed = True
+        self.state.free_slot()
+
+
+async def _body(request: Request, limits: Limits) -> bytes:
+    """The body, refused (413) past --max-body-bytes before or while it is read."""
+    declared = request.headers.get("content-length")
+    too_big = RequestError(
+        413,
+        f"the body is over {limits.max_body_bytes} bytes (squeezenli serve --max-body-bytes)",
+        "validation",
+    )
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _model_endpoint(name: str, decode: Callable, run: Callable[[Service], Callable]):
+    """An endpoint: body, decode, slot, run on a thread within the timeout, encode."""
+
+    async def endpoint(request: Request) -> Response:
+        state: State = request.app.state.squeezenli
+        started = time.perf_counter()
+        try:
+            raw = await _body(request, state.limits)
+            decoded = decode(requests.parse_body(raw), state.limits)
+            state.take_slot()
+            job = _Job(state, lambda cancel: run(state.service)(decoded, cancel))
+            queued = time.perf_counter()
+            try:
+                answer = await asyncio.wait_for(
+                    anyio.to_thread.run_sync(job, abandon_on_cancel=True, limiter=state.limiter),
+                    state.limits.timeout_s,
+                )
+            except asyncio.TimeoutError:  # TimeoutError from 3.11; its own class in 3.10
+                job.give_up()
+                raise RequestError(
+                    503,
+                    f"the request took over {state.limits.timeout_s:g} s "
+                    "(squeezenli serve --timeout)",
+                    "timeout",
+                ) from None
+            except asyncio.CancelledError:  # the client went away, or the server stops
+                job.give_up()
+                raise
+        except RequestError as err:
+            state.metrics.failures.labels(name, err.error_type).inc()
+            return Json(err.body(), status_code=err.status)
+        except SqueezenliError as err:  # the model failed (TEI: a backend error)
+            state.metrics.failures.labels(name, "backend").inc()
+            return Json({"error": str(err), "error_type": "backend"}, status_code=424)
+        done = time.perf_counter()
+        if isinstance(answer, list) and name != "predict":
+            answer = {"results": answer}
+        chars = sum(len(text) for text in _texts(decoded))
+        headers = {
+            "x-compute-type": "cpu",
+            "x-compute-characters": str(chars),
+            "x-compute-time": f"{(done - queued) * 1e3:.3f}",
+            "x-total-time": f"{(done - started) * 1e3:.3f}",
+            "x-queue-time": f"{(queued - started) * 1e3:.3f}",
+            "x-inference-time": f"{(done - queued) * 1e3:.3f}",
+        }
+        return Json(answer, headers=headers)
+
+    return endpoint
+
+
+def _texts(decoded) -> list[str]:
+    """The texts a request brought (TEI's x-compute-characters)."""
+    if isinstance(decoded, requests.TeiPredict):
+        return [text for pair in decoded.pairs for text in pair]
+    return [value for row in decoded.rows for value in row.values() if isinstance(value, str)]
+
+
+async def health(request: Request) -> Response:
+    return Json({"status": "ok"})
+
+
+async def info(request: Request) -> Response:
+    state: State = request.app.state.squeezenli
+    limits = state.limits
+    return Json(
+        {
+            **state.service.info(),
+            "max_client_batch_size": limits.max_batch,
+            "max_concurrent_requests": limits.max_concurrent,
+            "max_body_bytes": limits.max_body_bytes,
+            "timeout_s": limits.timeout_s,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    state: State = request.app.state.squeezenli
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def openapi(request: Request) -> Response:
+    from squeezenli.serve.openapi import document
+
+    return Json(document())
+
+
+def routes() -> list[Route]:
+    return [
+        Route(
+            "/predict",
+            _model_endpoint("predict", requests.tei_predict, lambda s: s.predict),
+            methods=["POST"],
+        ),
+        Route(
+            "/score",
+            _model_endpoint("score", requests.score_request, lambda s: s.score),
+            methods=["POST"],
+        ),
+        Route(
+            "/classify",
+            _model_endpoint("classify", requests.classify_request, lambda s: s.classify),
+            methods=["POST"],
+        ),
+        Route(
+            "/check",
+            _model_endpoint("check", requests.check_request, lambda s: s.check),
+            methods=["POST"],
+        ),
+        Route("/health", health, methods=["GET"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    """A bug of ours: a JSON 500 (the traceback on stderr), and the server keeps serving."""
+    import traceback
+
+    traceback.print_exception(exc, file=sys.stderr)
+    state: State = request.app.state.squeezenli
+    state.metrics.failures.labels(request.url.path, "internal").inc()
+    message = f"internal error ({type(exc).__name__}): please report it"
+    return Json({"error": message, "error_type": "internal"}, status_code=500)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (an unknown path, a wrong method) as JSON errors."""
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "validation")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return Json({"error": message, "error_type": kind}, status_code=exc.status_code)
+
+
+class Guard:
+    """Around every request: the bearer token (401 without it), the metrics, and one
+    access-log line on stderr."""
+
+    def __init__(self, app, state: State, quiet: bool = False) -> None:
+        self.app = app
+        self.state = state
+        self.quiet = quiet
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        path = scope.get("path", "")
+        try:
+            if self.state.api_key and path not in OPEN_PATHS and not self._authorized(scope):
+                await self._refuse(send, sending)
+            else:
+                await self.app(scope, receive, sending)
+        finally:
+            elapsed = time.perf_counter() - started
+            known = path if path in KNOWN_PATHS else "other"
+            self.state.metrics.requests.labels(known, str(status[0])).inc()
+            self.state.metrics.latency.labels(known).observe(elapsed)
+            if not self.quiet:
+                client = scope.get("client") or ("-", 0)
+                sys.stderr.write(
+                    f'squeezenli: {client[0]}:{client[1]} "{scope.get("method")} {path}" '
+                    f"{status[0]} {elapsed * 1e3:.1f} ms\n"
+                )
+
+    def _authorized(self, scope) -> bool:
+        assert self.state.api_key is not None
+        given = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        expected = f"Bearer {self.state.api_key}"
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    async def _refuse(self, send, sending) -> None:
+        self.state.metrics.failures.labels("auth", "unauthorized").inc()
+        body = orjson.dumps(
+            {
+                "error": "missing or wrong bearer token: send Authorization: Bearer <key> "
+                "(squeezenli serve --api-key / SQUEEZENLI_API_KEY)",
+                "error_type": "unauthorized",
+            }
+        )
+        headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
+        await sending({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+KNOWN_PATHS = (
+    "/predict",
+    "/score",
+    "/classify",
+    "/check",
+    "/health",
+    "/info",
+    "/metrics",
+    "/openapi.json",
+    "/mcp",
+)
+
+
+def build_app(
+    service: Service,
+    limits: Limits | None = None,
+    *,
+    api_key: str | None = None,
+    host: str = "127.0.0.1",
+    quiet: bool = False,
+):
+    """The ASGI app: the HTTP endpoints and the streamable-HTTP MCP endpoint at /mcp, guarded."""
+    from squeezenli.serve.mcp import mcp_server
+
+    limits = limits or Limits()
+    state = State(service, limits, api_key)
+    service.nli.batcher.observers.append(state.metrics.observe_window)
+    server = mcp_server(service, limits, state)
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
+    )
+    app.router.routes.extend(routes())
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _crash)
+    app.state.squeezenli = state
+
+    inner_lifespan = app.router.lifespan_context
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(scope_app):
+        state.limiter = anyio.CapacityLimiter(limits.max_concurrent)
+        async with inner_lifespan(scope_app) as found:
+            yield found
+
+    app.router.lifespan_context = lifespan
+    return Guard(app, state, quiet)

@@ -1,0 +1,330 @@
+"""Decode: a request's JSON body into the typed request a Service runs, or a RequestError
+that names the field at fault and carries its HTTP status (4xx, never a 500).
+
+Statuses follow text-embeddings-inference (TEI) where it has one: 413 for what is over a
+limit (a body, a batch), 422 for what cannot be read (a wrong type, a bad value), 429 when
+too many requests are in flight, 400 for an empty input list; an error body is
+{"error": message, "error_type": kind} as TEI's, with "field" added where one is at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from squeezenli.choices import Aggregate, LongInput, RowScore
+from squeezenli.errors import InputError
+
+
+class RequestError(Exception):
+    """A request the server refuses: its status, TEI's error_type, and the field at fault."""
+
+    def __init__(
+        self, status: int, message: str, error_type: str = "validation", field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.field = field
+
+    def body(self) -> dict:
+        found: dict = {"error": self.message, "error_type": self.error_type}
+        if self.field is not None:
+            found["field"] = self.field
+        return found
+
+
+def invalid(field: str, message: str) -> RequestError:
+    """A 422 naming the field (TEI: tokenizer/validation errors of a readable body)."""
+    return RequestError(422, f"`{field}`: {message}", "validation", field)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for, and how many may be in flight (each refusal names its
+    limit, as `squeezenli serve` names the flag)."""
+
+    max_body_bytes: int = 2 << 20  # --max-body-bytes
+    max_batch: int = 256  # --max-batch: pairs (texts x labels for zero-shot) per request
+    max_concurrent: int = 64  # --max-concurrent: requests in flight, 429 past it
+    timeout_s: float = 60.0  # --timeout: seconds a request may take, 503 past it
+
+
+def parse_body(raw: bytes) -> dict:
+    """The JSON object a body holds."""
+    if not raw.strip():
+        raise RequestError(400, "the body is empty: send a JSON object", "empty")
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise RequestError(422, f"the body is not JSON: {err}", "validation") from None
+    if not isinstance(found, dict):
+        raise RequestError(422, f"the body must be a JSON object, got {_kind(found)}")
+    return found
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else "a number"
+    )
+
+
+_MISSING = object()
+
+
+def _take(body: Mapping, name: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:
+    """body[name], of one of `kinds` (a bool is no number), else a 422 naming it."""
+    if name not in body or body[name] is None:
+        if default is _MISSING:
+            raise invalid(name, "is required")
+        return default
+    value = body[name]
+    number = kinds in ((int, float), (int,), (float,))
+    if isinstance(value, bool) and number or not isinstance(value, kinds):
+        wanted = " or ".join(_kind(k()) if k is not float else "a number" for k in kinds)
+        raise invalid(name, f"must be {wanted}, got {_kind(value)}")
+    return value
+
+
+def _probability(body: Mapping, name: str, default: float | None) -> float | None:
+    value = _take(body, name, (int, float), default)
+    if value is not None and not 0.0 <= float(value) <= 1.0:
+        raise invalid(name, f"must be from 0 to 1, got {value}")
+    return None if value is None else float(value)
+
+
+def _choice(body: Mapping, name: str, kind: Any, default: Any) -> Any:
+    value = _take(body, name, (str,), default.value)
+    try:
+        return kind(str(value).lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise invalid(name, f"must be one of {choices}, got {value!r}") from None
+
+
+def _rows(body: Mapping, name: str, limits: Limits) -> list[dict]:
+    rows = _take(body, name, (list,))
+    if not rows:
+        raise RequestError(400, f"`{name}` is empty: send at least one", "empty", name)
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise invalid(f"{name}[{index}]", f"must be an object, got {_kind(row)}")
+    check_batch(len(rows), limits, name)
+    return rows
+
+
+def check_batch(count: int, limits: Limits, field: str) -> None:
+    """TEI's batch-size refusal: 413 past --max-batch."""
+    if count > limits.max_batch:
+        raise RequestError(
+            413,
+            f"batch size {count} > maximum allowed batch size {limits.max_batch} "
+            "(squeezenli serve --max-batch)",
+            "validation",
+            field,
+        )
+
+
+def _pair(value: Any, field: str) -> tuple[str, str]:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(text, str) for text in value)
+    ):
+        raise invalid(field, f"must be a [premise, hypothesis] pair of strings, got {value!r:.80}")
+    return value[0], value[1]
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How result rows are named (tasks/rows.py), and whether a result echoes its row."""
+
+    prefix: str = ""
+    output_fields: dict[str, str] | None = None
+    echo: bool = True  # results hold the input row with the result's fields; else those alone
+
+
+def _shaping(body: Mapping) -> Shaping:
+    renames = _take(body, "output_fields", (dict, str), None)
+    if isinstance(renames, dict) and not all(isinstance(v, str) for v in renames.values()):
+        raise invalid("output_fields", "must map result field names to new names (strings)")
+    if isinstance(renames, str):
+        from squeezenli.tasks.rows import parse_renames
+
+        try:
+            renames = parse_renames(renames)
+        except InputError as err:
+            raise invalid("output_fields", str(err)) from None
+    return Shaping(
+        _take(body, "prefix", (str,), ""), renames, _take(body, "rows_back", (bool,), True)
+    )
+
+
+@dataclass(frozen=True)
+class TeiPredict:
+    """POST /predict as TEI takes it: one pair or a list of pairs."""
+
+    pairs: list[tuple[str, str]]
+    single: bool
+    raw_scores: bool
+    truncate: bool
+
+
+def tei_predict(body: Mapping, limits: Limits) -> TeiPredict:
+    inputs = _take(body, "inputs", (list, str))
+    if isinstance(inputs, str):
+        raise invalid("inputs", "NLI scores pairs: send [premise, hypothesis] or a list of them")
+    single = len(inputs) == 2 and all(isinstance(text, str) for text in inputs)
+    if single:
+        pairs = [_pair(inputs, "inputs")]
+    else:
+        if not inputs:
+            raise RequestError(400, "`inputs` is empty: send at least one pair", "empty", "inputs")
+        check_batch(len(inputs), limits, "inputs")
+        pairs = [_pair(item, f"inputs[{i}]") for i, item in enumerate(inputs)]
+    return TeiPredict(
+        pairs,
+        single,
+        _take(body, "raw_scores", (bool,), False),
+        _take(body, "truncate", (bool,), False),
+    )
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """POST /score: rows as `batch` reads them, and batch's options."""
+
+    rows: list[dict]
+    premise_field: str | None
+    hypothesis_field: str | None
+    long_input: LongInput
+    aggregate: Aggregate
+    threshold: float | None
+    logits: bool
+    shaping: Shaping
+
+
+def score_request(body: Mapping, limits: Limits) -> ScoreRequest:
+    if "pairs" in body and "rows" in body:
+        raise invalid("pairs", "send `rows` or `pairs`, not both")
+    if "pairs" in body:
+        pairs = _take(body, "pairs", (list,))
+        if not pairs:
+            raise RequestError(400, "`pairs` is empty: send at least one", "empty", "pairs")
+        check_batch(len(pairs), limits, "pairs")
+        found = [_pair(item, f"pairs[{i}]") for i, item in enumerate(pairs)]
+        rows = [{"premise": p, "hypothesis": h} for p, h in found]
+    else:
+        rows = _rows(body, "rows", limits)
+    return ScoreRequest(
+        rows,
+        _take(body, "premise_field", (str,), None),
+        _take(body, "hypothesis_field", (str,), None),
+        _choice(body, "long_input", LongInput, LongInput.TRUNCATE),
+        _choice(body, "aggregate", Aggregate, Aggregate.ENTAILMENT),
+        _probability(body, "threshold", None),
+        _take(body, "logits", (bool,), False),
+        _shaping(body),
+    )
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """POST /classify: texts (or rows) and every option of `classify`."""
+
+    rows: list[dict]
+    labels: list[str] | None
+    template: str
+    hypotheses: dict[str, str] | None
+    multi_label: bool
+    threshold: float | None
+    top_k: int | None
+    none_label: str | None
+    labels_field: str
+    text_field: str
+    shaping: Shaping
+
+
+def classify_request(body: Mapping, limits: Limits) -> ClassifyRequest:
+    from squeezenli.models.labels import DEFAULT_TEMPLATE
+
+    if "texts" in body and "rows" in body:
+        raise invalid("texts", "send `rows` or `texts`, not both")
+    text_field = _take(body, "text_field", (str,), "text")
+    if "texts" in body:
+        texts = _take(body, "texts", (list,))
+        if not texts:
+            raise RequestError(400, "`texts` is empty: send at least one", "empty", "texts")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise invalid(f"texts[{index}]", f"must be a string, got {_kind(text)}")
+        rows = [{text_field: text} for text in texts]
+    else:
+        rows = _rows(body, "rows", limits)
+    labels = _take(body, "labels", (list, str), None)
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    if labels is not None and not all(isinstance(label, str) for label in labels):
+        raise invalid("labels", "must be a list of strings")
+    hypotheses = _take(body, "hypotheses", (dict,), None)
+    if hypotheses is not None and not all(
+        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()
+        for k, v in hypotheses.items()
+    ):
+        raise invalid("hypotheses", "must map each label to its hypothesis (non-empty strings)")
+    top_k = _take(body, "top_k", (int,), None)
+    labels_field = _take(body, "labels_field", (str,), "candidate_labels")
+    per_row = [len(row[labels_field]) for row in rows if isinstance(row.get(labels_field), list)]
+    every = len(labels or hypotheses or ())
+    check_batch(sum(per_row) + every * (len(rows) - len(per_row)), limits, "rows")
+    return ClassifyRequest(
+        rows,
+        labels,
+        _take(body, "template", (str,), DEFAULT_TEMPLATE),
+        hypotheses,
+        _take(body, "multi_label", (bool,), False),
+        _probability(body, "threshold", None),
+        top_k,
+        _take(body, "none_label", (str,), None),
+        labels_field,
+        text_field,
+        _shaping(body),
+    )
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """POST /check: rows of a source and a text, and every option of `check`."""
+
+    rows: list[dict]
+    source_field: str
+    text_field: str
+    support: float
+    contradict: float
+    row_score: RowScore
+    aggregate: Aggregate
+    shaping: Shaping
+
+
+def check_request(body: Mapping, limits: Limits) -> CheckRequest:
+    if "rows" not in body and ("source" in body or "text" in body):
+        rows = [{"source": _take(body, "source", (str,)), "text": _take(body, "text", (str,))}]
+    else:
+        rows = _rows(body, "rows", limits)
+    support = _probability(body, "support", 0.5)
+    contradict = _probability(body, "contradict", 0.5)
+    assert support is not None and contradict is not None
+    return CheckRequest(
+        rows,
+        _take(body, "source_field", (str,), "source"),
+        _take(body, "text_field", (str,), "text"),
+        support,
+        contradict,
+        _choice(body, "score", RowScore, RowScore.MEAN),
+        _choice(body, "aggregate", Aggregate, Aggregate.ENTAILMENT),
+        _shaping(body),
+    )

@@ -1,0 +1,213 @@
+"""Predict, unbatch, encode: a decoded request run on the model through the library's own
+tasks (score_records, classify_records, check_records), so a row's answer is the one
+`batch`, `classify` and `check` give, and shaped by tasks/rows.py as theirs are.
+
+Every request's pairs go through the model's one Batcher (runtime/batcher.py): requests in
+flight at once share windows, and a pair's scores do not depend on what shares its window.
+A Service method is called on a worker thread; `cancel` (set when the request timed out or
+its client went away) stops it reading further rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from squeezenli.choices import LongInput, OnError
+from squeezenli.errors import InputError
+from squeezenli.records.readers import Record, RowError, RowFailure
+from squeezenli.runtime.model import NLIModel
+from squeezenli.serve.requests import (
+    CheckRequest,
+    ClassifyRequest,
+    RequestError,
+    ScoreRequest,
+    Shaping,
+    TeiPredict,
+    invalid,
+)
+from squeezenli.tasks.rows import CHECK_NAMES, ResultFields, prediction_names, zero_shot_names
+from squeezenli.tasks.scoring import Result
+
+SOURCE = "request"  # what a row error names as its source; its line is the row's index + 1
+
+
+def _records(rows: list[dict], cancel: threading.Event) -> Iterator[Record]:
+    for index, row in enumerate(rows):
+        if cancel.is_set():
+            return
+        yield Record(SOURCE, index + 1, row)
+
+
+def _shape(own: list[str], shaping: Shaping) -> ResultFields:
+    try:
+        return ResultFields(own, shaping.prefix, shaping.output_fields)
+    except InputError as err:
+        raise invalid("output_fields", str(err)) from None
+
+
+def _encode(results: Iterator[Result], shape: ResultFields, echo: bool) -> list[dict]:
+    """Each result as {"row": input row + result fields} (or {"result": its fields alone})
+    or {"error": {"message", "field", "index"}}, in input order."""
+    out = []
+    for result in results:
+        error: RowError | None = result.error
+        if error is None and result.output is not None:
+            fields = result.output.fields()
+            if not echo:
+                out.append({"result": shape.named(fields)})
+                continue
+            try:
+                out.append({"row": shape.row(result.record, fields)})
+                continue
+            except RowFailure as failure:
+                error = failure.error
+        assert error is not None
+        out.append(
+            {"error": {"message": error.message, "field": error.field, "index": error.line - 1}}
+        )
+    return out
+
+
+class Service:
+    """A loaded model behind the server's endpoints (and the MCP tools)."""
+
+    def __init__(self, nli: NLIModel) -> None:
+        self.nli = nli
+        self.classes = [nli.labels.names[i] for i in nli.labels.ordered()]
+
+    def predict(self, request: TeiPredict, cancel: threading.Event) -> Any:
+        """TEI's /predict: per pair, every label with its score, highest first (raw_scores:
+        the logits); one list for a single pair. A pair the model would cut, without
+        `truncate`, refuses the request (413, as TEI)."""
+        from squeezenli.tasks.scoring import score_records
+
+        rows = [{"premise": p, "hypothesis": h} for p, h in request.pairs]
+        long_input = LongInput.TRUNCATE if request.truncate else LongInput.FAIL
+        results = score_records(
+            self.nli,
+            _records(rows, cancel),
+            on_error=OnError.SKIP,
+            long_input=long_input,
+            logits=request.raw_scores,
+        )
+        answers = []
+        for result in results:
+            if result.error is not None or result.output is None:
+                assert result.error is not None
+                field = "inputs" if request.single else f"inputs[{result.error.line - 1}]"
+                status = 413 if "longer than the model" in result.error.message else 422
+                kind = "validation" if status == 413 else "tokenizer"
+                raise RequestError(status, f"`{field}`: {result.error.message}", kind, field)
+            values = (
+                result.output.fields()["logits"]
+                if request.raw_scores
+                else result.output.fields()["scores"]
+            )
+            ranked = sorted(values.items(), key=lambda item: -item[1])
+            answers.append([{"label": label, "score": score} for label, score in ranked])
+        return answers[0] if request.single else answers
+
+    def score(self, request: ScoreRequest, cancel: threading.Event) -> list[dict]:
+        from squeezenli.tasks.scoring import score_records
+
+        own = prediction_names(
+            None,
+            chunked=request.long_input is LongInput.CHUNK,
+            entailed=request.threshold is not None,
+            logits=request.logits,
+        )
+        shape = _shape(own, request.shaping)
+        try:
+            results = score_records(
+                self.nli,
+                _records(request.rows, cancel),
+                premise_field=request.premise_field,
+                hypothesis_field=request.hypothesis_field,
+                on_error=OnError.SKIP,
+                long_input=request.long_input,
+                aggregate=request.aggregate,
+                threshold=request.threshold,
+                logits=request.logits,
+            )
+            return _encode(results, shape, request.shaping.echo)
+        except InputError as err:  # a field no row has, an option the model cannot take
+            raise _refused(err) from None
+
+    def classify(self, request: ClassifyRequest, cancel: threading.Event) -> list[dict]:
+        from squeezenli.tasks.zeroshot import Decision, classify_records, hypotheses
+
+        own = zero_shot_names(
+            text=request.text_field != "text", selected=request.threshold is not None
+        )
+        shape = _shape(own, request.shaping)
+        try:
+            hypotheses(request.labels or [], request.template, request.hypotheses)
+            decision = Decision(request.threshold, request.top_k, request.none_label)
+            results = classify_records(
+                self.nli,
+                _records(request.rows, cancel),
+                request.labels,
+                text_field_name=request.text_field,
+                template=request.template,
+                multi_label=request.multi_label,
+                on_error=OnError.SKIP,
+                decision=decision,
+                per_label=request.hypotheses,
+                labels_field=request.labels_field,
+            )
+            return _encode(results, shape, request.shaping.echo)
+        except InputError as err:
+            raise _refused(err) from None
+
+    def check(self, request: CheckRequest, cancel: threading.Event) -> list[dict]:
+        from squeezenli.tasks.claims import check_records
+
+        shape = _shape(CHECK_NAMES, request.shaping)
+        try:
+            results = check_records(
+                self.nli,
+                _records(request.rows, cancel),
+                source_field=request.source_field,
+                text_field=request.text_field,
+                on_error=OnError.SKIP,
+                aggregate=request.aggregate,
+                support=request.support,
+                contradict=request.contradict,
+                row_score=request.row_score,
+            )
+            return _encode(results, shape, request.shaping.echo)
+        except InputError as err:
+            raise _refused(err) from None
+
+    def info(self) -> dict:
+        """What is served: the model, its revision, precision (and int8's measured agreement),
+        label mapping and its source, lengths, and squeezenli's version."""
+        from squeezenli import __version__
+
+        nli = self.nli
+        return {
+            "model_id": nli.files.source,
+            "model_revision": nli.files.revision,
+            "model_type": {
+                "classifier": {"id2label": {str(i): n for i, n in enumerate(nli.labels.names)}}
+            },
+            "precision": nli.precision,
+            "requested_precision": str(nli.requested_precision),
+            "int8_agreement": nli.agreement.as_dict() if nli.agreement else None,
+            "labels": list(nli.labels.names),
+            "label_source": nli.labels.kind.value,
+            "label_source_detail": nli.labels.source,
+            "max_input_length": nli.max_length,
+            "version": __version__,
+        }
+
+
+def _refused(err: InputError) -> RequestError:
+    """A library refusal of the request as a whole (its message names the parameter)."""
+    import re
+
+    named = re.search(r"`(\w+)`", str(err))
+    field = named[1] if named else None
+    return RequestError(422, str(err), "validation", field)
