@@ -18,6 +18,8 @@ MAX_BATCH_SIZE = 4096
 MAX_BATCH_TOKENS = 65536
 # ...and a batch's attention scores (rows x length^2 per head) stay under this many.
 MAX_ATTENTION = 1 << 22
+# The shortest max_length: room for a pair's three special tokens and a little text.
+MIN_LENGTH = 8
 # Batches run at once (one per thread): far past any core count, short of a typo's 10^6.
 MAX_THREADS = 1024
 

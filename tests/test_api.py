@@ -97,3 +97,41 @@ def test_every_public_name_is_listed_and_importable():
 def test_dir_lists_the_public_names():
     assert set(squeezenli.__all__) <= set(dir(squeezenli))
     assert "InputError" in squeezenli.__all__ and squeezenli.InputError.exit_code == 2
+
+
+def test_the_readmes_python_blocks_run_as_written(tiny_nli_model, tmp_path, monkeypatch, capsys):
+    """Every Python block of the README's Python API section, on the tiny model in place of
+    the default one (the Ray, Spark and documents blocks have tests of their own)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```")[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gold.jsonl").write_text(
+        '{"premise": "A man plays.", "hypothesis": "A man plays.", "label": "entailment"}\n'
+    )
+    for block in blocks:
+        exec(block.replace("load_model()", f"load_model({str(tiny_nli_model)!r})"), {})
+    assert "sports" in capsys.readouterr().out
+
+
+def test_record_functions_give_errors_as_data_by_default(tiny_nli_model):
+    """score_records (and evaluate) yield a bad record's error as its Result, as the README
+    says; on_error="fail" raises it."""
+    from squeezenli.records.readers import RowFailure
+
+    nli = squeezenli.load_model(str(tiny_nli_model))
+    records = [
+        squeezenli.Record("<rows>", 1, {"premise": "A dog.", "hypothesis": "An animal."}),
+        squeezenli.Record("<rows>", 2, {"premise": "A dog."}),
+        squeezenli.Record("<rows>", 3, {"premise": "A cat.", "hypothesis": 4}),
+    ]
+    results = list(squeezenli.score_records(nli, records))
+    assert [r.error is None for r in results] == [True, False, False]
+    assert results[1].error is not None and results[1].error.field == "hypothesis"
+    with pytest.raises(RowFailure):
+        list(squeezenli.score_records(nli, records, on_error="fail"))
+    gold = [squeezenli.Record("<g>", 1, {**r.data, "label": "neutral"}) for r in records]
+    assert squeezenli.evaluate(nli, gold).failed == 2

@@ -105,6 +105,29 @@ def test_bad_rows_name_file_line_and_field(tiny_nli_model, tmp_path):
         assert "Traceback" not in result.stderr
 
 
+def test_a_misspelt_field_in_json_lines_fails_once_with_a_suggestion(tiny_nli_model, tmp_path):
+    """No row of the first window holds the field: a typo, refused as one line (the rows
+    are not each reported); one row without it among rows with it is that row's error."""
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"id": i, "premise": f"A dog {i}.", "hypothesis": "An animal."} for i in range(50)]
+    path.write_text(_jsonl(rows))
+    errors = tmp_path / "rejected.jsonl"
+    args = ["batch", str(path), "-m", str(tiny_nli_model), "--errors", str(errors)]
+    result = runner.invoke(app, [*args, "--premise-field", "premis"])
+    assert result.exit_code == 2
+    assert result.stdout == "" and errors.read_text() == ""
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("squeezenli: error:")]
+    assert "none of the first 16 rows has a field 'premis' (did you mean 'premise'?)" in line
+    assert "--premise-field" in line
+    rows[3] = {"id": 3, "premis": "A dog.", "hypothesis": "An animal."}
+    path.write_text(_jsonl(rows))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    [rejected] = [json.loads(ln) for ln in errors.read_text().splitlines()]
+    assert rejected["line"] == 4
+    assert "missing field 'premise' (did you mean 'premis'?)" in rejected["error"]
+
+
 def test_missing_file_is_an_input_error(tiny_nli_model, tmp_path):
     result = runner.invoke(app, ["batch", str(tmp_path / "nope.jsonl"), "-m", str(tiny_nli_model)])
     assert result.exit_code == 2

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 
 from conftest import run_env
@@ -157,3 +158,50 @@ def test_a_slow_producer_gets_results_while_its_input_is_open(tiny_nli_model):
     finally:
         proc.kill()
         time.sleep(0)
+
+
+def test_a_table_prints_in_parts_while_the_input_is_still_open(tiny_nli_model):
+    """The first 32 rows print as a table of their own before the input ends: `| head`
+    answers without waiting for the whole file."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "squeezenli", "batch", "-m", str(tiny_nli_model), "-o", "table"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=run_env(COLUMNS="100"),
+    )
+    assert process.stdin is not None and process.stdout is not None
+    guard = threading.Timer(120, process.kill)  # a table that waits for the end never comes
+    guard.start()
+    try:
+        for i in range(32):
+            process.stdin.write(json.dumps({"premise": f"row {i}", "hypothesis": "b"}).encode())
+            process.stdin.write(b"\n")
+        process.stdin.flush()
+        first: list[str] = []
+        while not first or not first[-1].startswith("└"):  # the input is still open here
+            line = process.stdout.readline().decode()
+            assert line, process.stderr.read().decode() if process.stderr else ""
+            first.append(line)
+        assert sum("│ row " in line for line in first) == 32
+        process.stdin.write(b'{"premise": "row 32", "hypothesis": "b"}\n')
+        process.stdin.close()
+        rest = process.stdout.read().decode()
+        assert process.wait(timeout=120) == 0
+    finally:
+        guard.cancel()
+        process.kill()
+    assert rest.count("prediction") == 1 and "│ row 32" in rest
+
+
+def test_a_header_another_delimiter_would_split_says_which(tiny_nli_model, tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("premise;hypothesis\na dog;an animal\n")
+    for extra in ([], ["--premise-field", "premise"]):
+        result = _batch(tiny_nli_model, str(path), *extra)
+        assert result.exit_code == 2
+        assert "columns present: premise;hypothesis; is it ';'-separated? give --delimiter ';'" in (
+            result.stderr
+        )
+    fixed = _batch(tiny_nli_model, str(path), "--delimiter", ";")
+    assert fixed.exit_code == 0 and json.loads(fixed.stdout)["premise"] == "a dog"

@@ -107,7 +107,7 @@ def test_a_two_class_model_merges_three_class_gold_labels(tmp_path):
     path = _write(tmp_path, _rows())
     errors = tmp_path / "wrong.jsonl"
     result = runner.invoke(
-        app, ["eval", str(path), "-m", str(model), "--json", "--errors", str(errors)]
+        app, ["eval", str(path), "-m", str(model), "--json", "--misclassified", str(errors)]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -122,11 +122,11 @@ def test_a_two_class_model_merges_three_class_gold_labels(tmp_path):
     assert "counted as not_entailment" in result.stderr
 
 
-def test_errors_file_holds_exactly_the_misclassified_rows(tiny_nli_model, tmp_path):
+def test_misclassified_file_holds_exactly_the_misclassified_rows(tiny_nli_model, tmp_path):
     path = _write(tmp_path, _rows())
     wrong = tmp_path / "wrong.jsonl"
     result = runner.invoke(
-        app, ["eval", str(path), "-m", str(tiny_nli_model), "--errors", str(wrong), "-q"]
+        app, ["eval", str(path), "-m", str(tiny_nli_model), "--misclassified", str(wrong), "-q"]
     )
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.stdout and "confusion" in result.stdout
@@ -135,6 +135,39 @@ def test_errors_file_holds_exactly_the_misclassified_rows(tiny_nli_model, tmp_pa
     expected = [i + 1 for i, (p, (_, _, g)) in enumerate(zip(predicted, PAIRS)) if p != g.lower()]
     assert [r["line"] for r in rows] == expected
     assert all(r["gold"] != r["prediction"] and r["source"] == str(path) for r in rows)
+
+
+def test_errors_holds_bad_rows_as_in_batch_and_misclassified_the_wrong_ones(
+    tiny_nli_model, tmp_path
+):
+    """--errors means what it means in batch (rows that cannot be read, skipped by default
+    once it is given); the model's mistakes go to --misclassified."""
+    rows = _rows()
+    rows.insert(2, {"premise": "no label here", "hypothesis": 7, "label": "neutral"})
+    path = _write(tmp_path, rows)
+    bad, wrong = tmp_path / "bad.jsonl", tmp_path / "wrong.jsonl"
+    args = ["eval", str(path), "-m", str(tiny_nli_model), "--json", "--errors", str(bad)]
+    result = runner.invoke(app, [*args, "--misclassified", str(wrong)])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["counts"]["failed"] == 1
+    [skipped] = [json.loads(line) for line in bad.read_text().splitlines()]
+    assert skipped["line"] == 3 and skipped["field"] == "hypothesis"
+    predicted = _predicted(tiny_nli_model)
+    expected = sum(p != g.lower() for p, (_, _, g) in zip(predicted, PAIRS))
+    assert len(wrong.read_text().splitlines()) == expected
+    assert (
+        "--errors collects skipped rows" in runner.invoke(app, [*args, "--on-error", "fail"]).stderr
+    )
+
+
+def test_misclassified_may_not_be_an_input(tiny_nli_model, tmp_path):
+    path = _write(tmp_path, _rows())
+    before = path.read_bytes()
+    args = ["eval", str(path), "-m", str(tiny_nli_model), "--misclassified", str(path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--misclassified" in result.stderr
+    assert path.read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -307,3 +340,19 @@ def test_classified_rows_that_are_no_classify_output_are_refused(tmp_path):
     path = _write(tmp_path, [{"text": "x", "label": "a", "labels": "a"}])
     done = runner.invoke(app, ["eval", str(path), "--classified"])
     assert done.exit_code == 2 and "not a classify result" in done.stderr
+
+
+@pytest.mark.parametrize("zero_shot", [[], ["--labels", "a,b"]])
+@pytest.mark.parametrize("text", ["", '{"premise": "a", "hypothesis": "b", "label": "-"}\n'])
+def test_nothing_to_evaluate_is_refused_not_reported_as_accuracy_0(
+    tiny_nli_model, tmp_path, zero_shot, text
+):
+    path = tmp_path / "gold.jsonl"
+    path.write_text(text.replace('"premise"', '"text"') if zero_shot else text)
+    result = runner.invoke(app, ["eval", str(path), "-m", str(tiny_nli_model), *zero_shot])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    unlabelled = 1 if text else 0
+    assert f"nothing to evaluate: no labelled row was scored ({unlabelled} unlabelled" in (
+        result.stderr
+    )

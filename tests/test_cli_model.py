@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import squeezenli
+import pytest
+from conftest import run_env, squeezenli
 
 PAIR = ["A man plays a guitar.", "A person makes music."]
 
@@ -103,3 +107,39 @@ def test_remove_local_builds(tiny_nli_model, tmp_path):
     done = squeezenli("model", "remove", "--local", HF_HOME=home)
     assert done.returncode == 0, done.stderr
     assert not (Path(home) / "hub" / "squeezenli-local").exists()
+
+
+@pytest.mark.parametrize("answer, removed", [("n", False), ("y", True)])
+def test_remove_downloads_asks_at_a_terminal(hub, answer, removed):
+    """Answering no removes nothing and is no interruption: exit 0."""
+    import pty
+
+    snapshot = _download(hub)
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "wb", buffering=0) as typed:
+        typed.write(f"{answer}\n".encode())
+        done = subprocess.run(
+            [sys.executable, "-m", "squeezenli", "model", "remove", "acme/tiny-nli", "--downloads"],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            env=run_env(**_env(hub)),
+            timeout=120,
+        )
+    os.close(terminal)
+    assert done.returncode == 0, done.stderr
+    assert "interrupted" not in done.stderr
+    assert snapshot.is_dir() is not removed
+    assert ("nothing removed" in done.stderr) is not removed
+
+
+def test_model_info_shows_bytes_as_bytes_and_builds_apart(tiny_nli_model):
+    """The files table holds sizes only; each built ONNX file is its own line, its path whole."""
+    squeezenli("model", "download", "-m", str(tiny_nli_model), "--precision", "fp32", "-q")
+    shown = squeezenli("model", "info", "-m", str(tiny_nli_model), COLUMNS="80")
+    assert shown.returncode == 0, shown.stderr
+    table = shown.stdout.split("┡", 1)[1].split("└", 1)[0]
+    cells = [row.split("│")[2].strip() for row in table.splitlines() if row.startswith("│")]
+    assert cells and all(cell.replace(",", "").isdigit() for cell in cells)
+    info = json.loads(squeezenli("model", "info", "-m", str(tiny_nli_model), "--json").stdout)
+    assert f"built ONNX (fp32): {info['built']['fp32']}" in shown.stdout

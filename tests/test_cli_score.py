@@ -124,3 +124,32 @@ def test_every_command_help_has_an_example():
         assert result.exit_code == 0, name
         example = result.stdout.split("Example:", 1)
         assert len(example) == 2 and "squeezenli" in example[1], name
+
+
+def test_quiet_leaves_errors_only(tiny_nli_model, capsys):
+    """-q: no notes and no warnings (the README: nothing on stderr but errors)."""
+    import logging
+
+    from conftest import squeezenli
+
+    from squeezenli.cli.options import announce_builds
+
+    args = ["A man.", "A person.", "-m", str(tiny_nli_model), "--precision", "int8"]
+    loud = squeezenli(*args, "--threads", "999")
+    assert loud.returncode == 0 and "--threads 999 is more than" in loud.stderr
+    quiet = squeezenli(*args, "--threads", "999", "-q")
+    assert quiet.returncode == 0 and quiet.stdout and quiet.stderr == ""
+    announce_builds(False)
+    logging.getLogger("squeezenli.runtime.precision").warning("int8 may change answers")
+    logging.getLogger("squeezenli").error("an error still shows")
+    assert capsys.readouterr().err == "squeezenli: an error still shows\n"
+
+
+def test_max_length_below_the_minimum_is_refused_before_any_download():
+    from conftest import squeezenli
+
+    done = squeezenli("A man.", "A person.", "-m", "acme/not-fetched", "--max-length", "5")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "squeezenli: error: --max-length must be at least 8, got 5"
+    shown = " ".join(squeezenli("batch", "--help").stdout.split())
+    assert "at least 8" in shown and "x>=3" not in shown

@@ -46,3 +46,28 @@ def test_bash_completion_offers_the_choices_of_an_option():
             [sys.executable, "-m", "squeezenli"], env=env, capture_output=True, text=True
         )
         assert result.stdout.split() == expected, (words, result.stdout, result.stderr)
+
+
+def test_the_completion_options_in_the_help_are_the_apps_own(tmp_path):
+    """`squeezenli --show-completion` and `--install-completion` (listed in --help) reach
+    Typer's completion, not `score` as a premise's options."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "squeezenli", "--show-completion", "bash"],
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "_SQUEEZENLI_COMPLETE=complete_bash" in shown.stdout
+    installed = subprocess.run(
+        [sys.executable, "-m", "squeezenli", "--install-completion", "bash"],
+        env=run_env(HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert installed.returncode == 0, installed.stderr
+    script = tmp_path / ".bash_completions" / "squeezenli.sh"
+    assert "_SQUEEZENLI_COMPLETE=complete_bash" in script.read_text()
+    assert str(script) in (tmp_path / ".bashrc").read_text()

@@ -38,14 +38,32 @@ def test_a_closed_stdout_is_named(tiny_nli_model):
     assert "stdout is closed" in _no_traceback(done)
 
 
-@pytest.mark.parametrize("args", [("A man plays.", "Music."), ("batch",)])
-def test_a_full_stdout_is_named(tiny_nli_model, args):
+@pytest.mark.parametrize(
+    "args", [("A man plays.", "Music."), ("batch",), ("batch", "-o", "csv"), ("batch", "-q")]
+)
+def test_a_full_stdout_is_named_once(tiny_nli_model, args):
+    """One error line, then (unless -q) the run's summary, which says the error stopped it."""
     with open("/dev/full", "wb") as full:
         done = _run(
             tiny_nli_model, *args, input=ROW.encode() * 3, stdout=full, stderr=subprocess.PIPE
         )
     assert done.returncode == 1
-    assert "cannot write to stdout: No space left on device" in _no_traceback(done)
+    lines = _no_traceback(done).splitlines()
+    lines = lines[[i for i, line in enumerate(lines) if "error" in line][0] :]  # after a build
+    assert lines[0] == "squeezenli: error: cannot write to stdout: No space left on device"
+    if args[0] == "batch" and "-q" not in args:
+        assert len(lines) == 2 and lines[1].endswith("; stopped by the error above")
+    else:
+        assert len(lines) == 1
+
+
+def test_the_summary_of_a_run_a_bad_row_stopped_comes_after_its_error(tiny_nli_model):
+    done = _run(tiny_nli_model, "batch", input=(ROW * 3 + '{"premise": "x"}\n').encode())
+    assert done.returncode == 2
+    error, after = _no_traceback(done).splitlines()[-2:]
+    assert error == "squeezenli: error: <stdin>:4: missing field 'hypothesis'"
+    assert after.startswith("squeezenli: 3 rows scored, 1 failed, ")
+    assert after.endswith("; stopped by the error above")
 
 
 def test_a_full_errors_file_is_named(tiny_nli_model):

@@ -33,6 +33,12 @@ def test_download_then_offline(hub):
         if method == "GET" and "/resolve/" in path
     }
     assert fetched == {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"}
+    # Off a terminal (no bar), each download and the build are said in a line on stderr.
+    said = first.stderr.splitlines()
+    for name in sorted(fetched):
+        assert f"squeezenli: downloading {name} from acme/tiny-nli (once)" in said
+        assert any(line.startswith(f"squeezenli: downloaded {name}: ") for line in said)
+    assert any(line.startswith("squeezenli: building the fp32 ONNX model") for line in said)
 
     hub.requests.clear()
     offline = squeezenli(
@@ -47,6 +53,7 @@ def test_download_then_offline(hub):
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout == first.stdout
     assert hub.requests == []
+    assert "download" not in offline.stderr
 
 
 def test_a_pinned_cached_commit_needs_no_round_trip(hub):

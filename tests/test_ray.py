@@ -333,3 +333,16 @@ def test_classify_on_ray_equals_the_local_path(tiny_nli_model, tmp_path, source_
     assert "z_selected" in ours[0]
     if source_format == "jsonl":
         assert "texts.jsonl:8" in on_ray.stderr and "must be a list" in on_ray.stderr
+
+
+def test_a_table_from_ray_equals_the_local_table(tiny_nli_model, tmp_path):
+    """The table shows each row's pair, read back from the rows Ray scored (it had none)."""
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("\n".join(_lines()) + "\n")
+    args = [str(source), "-m", str(tiny_nli_model), "-o", "table"]
+    local = _batch(*args)
+    on_ray = _batch(*args, "--engine", "ray")
+    assert local.exit_code == on_ray.exit_code == 1, on_ray.output
+    assert on_ray.stdout == local.stdout
+    assert on_ray.stdout.count("┃ premise") == 2  # 37 rows: a part of 32, then 5
+    assert "guitar" in on_ray.stdout

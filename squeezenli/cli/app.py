@@ -38,7 +38,14 @@ class DefaultGroup(TyperGroup):
 
     default_command = "score"
     # The group's own options, which come before a command and take no value.
-    own_options = ("--debug", "--version", "--help", "-h")
+    own_options = (
+        "--debug",
+        "--version",
+        "--help",
+        "-h",
+        "--install-completion",
+        "--show-completion",
+    )
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         at = 0
@@ -85,6 +92,7 @@ class DefaultGroup(TyperGroup):
             if ctx.params.get("debug"):
                 traceback.print_exc()
             typer.echo(f"squeezenli: error: {in_flags(str(err))}", err=True)
+            _after(err)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("squeezenli: interrupted", err=True)
@@ -102,7 +110,22 @@ class DefaultGroup(TyperGroup):
                 traceback.print_exc()
             where = err.filename or "stdout"
             typer.echo(f"squeezenli: error: cannot write to {where}: {err.strerror}", err=True)
+            _after(err)
+            if err.filename is None:  # what stdout still holds goes nowhere: said once
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(EXIT_FAILED) from None
+
+
+def _after(err: BaseException) -> None:
+    """What the run said of itself once the error stopped it (streams.summary), after it;
+    the note may be on an error the one reported was raised while handling (a close)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        notes = [n for n in getattr(seen, "__notes__", ()) if n.startswith("squeezenli: ")]
+        if notes:
+            typer.echo("\n".join(notes), err=True)
+            return
+        seen = seen.__context__
 
 
 # Typer carries its own copy of click; its error types are reached through Typer's own.

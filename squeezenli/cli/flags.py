@@ -14,6 +14,7 @@ FLAGS = {
     "label_field": "--label-field",
     "text_field": "--text-field",
     "premise_field": "--premise-field",
+    "delimiter": "--delimiter",
     "hypothesis_field": "--hypothesis-field",
     "encoding": "--encoding",
     "batch_size": "--batch-size",

@@ -17,6 +17,7 @@ from squeezenli.choices import Aggregate, Choice, Engine, LongInput, OnError, Pr
 from squeezenli.defaults import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
+    MIN_LENGTH,
     cpus_available,
 )
 from squeezenli.errors import InputError
@@ -67,8 +68,8 @@ MaxLengthOpt = Annotated[
     Optional[int],
     typer.Option(
         "--max-length",
-        min=3,
-        help="Truncate pairs to this many tokens [default: the model's maximum].",
+        help=f"Truncate pairs to this many tokens, at least {MIN_LENGTH} [default: the "
+        "model's maximum].",
     ),
 ]
 ThreadsOpt = Annotated[
@@ -90,7 +91,10 @@ BatchTokensOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="Errors only on stderr: no progress, notes, warnings or summaries."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON instead of tables.")]
 
@@ -208,14 +212,15 @@ class ModelOptions:
     @classmethod
     def from_flags(cls, quiet: bool = False, **flags) -> ModelOptions:
         """The flags a command was given, checked: threads capped at the CPUs available (with
-        a note)."""
+        a note, unless quiet)."""
         threads, available = flags.get("threads"), cpus_available()
         if threads is not None and threads > available:
-            typer.echo(
-                f"squeezenli: --threads {threads} is more than the {available} CPUs "
-                f"available; using {available}",
-                err=True,
-            )
+            if not quiet:
+                typer.echo(
+                    f"squeezenli: --threads {threads} is more than the {available} CPUs "
+                    f"available; using {available}",
+                    err=True,
+                )
             flags["threads"] = available
         return cls(ModelSpec(**flags), quiet)
 
@@ -235,11 +240,12 @@ class ModelOptions:
 
 
 def announce_builds(enabled: bool) -> None:
-    """Say on stderr when a model is being built (the first run pauses for it)."""
+    """Say on stderr when a model is being built (the first run pauses for it), and warn;
+    quiet (enabled=False) leaves errors only."""
     log = logging.getLogger("squeezenli")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
-    log.setLevel(logging.INFO if enabled else logging.WARNING)
+    log.setLevel(logging.INFO if enabled else logging.ERROR)
 
 
 class _StderrHandler(logging.Handler):

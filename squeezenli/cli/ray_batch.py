@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.runtime.model import Prediction
 from squeezenli.tasks.rows import ResultFields
+from squeezenli.tasks.scoring import PairFields
 
 
 @dataclass(frozen=True)
@@ -97,18 +99,21 @@ def run_on_ray(
         if sink is not None:
             sink.close()
         error_log.close()
-        summary(job.what, done, failed, time.perf_counter() - started, opts.quiet)
+        elapsed = time.perf_counter() - started
+        summary(job.what, done, failed, elapsed, opts.quiet, error=sys.exc_info()[1])
     return failed
 
 
 class PredictionRows:
     """batch's sink fed rows Ray scored: each row's result fields (named by `shape`) taken
-    back into a Prediction and written as the local path writes it (CSV cells, a table)."""
+    back into a Prediction and written as the local path writes it (CSV cells, a table,
+    which shows the pair `fields` reads from the row)."""
 
-    def __init__(self, sink, shape: ResultFields, labels: LabelMap) -> None:
+    def __init__(self, sink, shape: ResultFields, labels: LabelMap, fields: PairFields) -> None:
         self.sink = sink
         self.shape = shape
         self.labels = labels
+        self.fields = fields
 
     def write(self, row: dict, record: Record) -> None:
         result = {own: row.pop(name) for own, name in self.shape.names.items() if name in row}
@@ -118,7 +123,7 @@ class PredictionRows:
             for i in self.labels.ordered()
         }
         data = Record(record.source, record.line, row)
-        self.sink.write(None, Prediction.from_fields(result), data)
+        self.sink.write(self.fields.read(data), Prediction.from_fields(result), data)
 
     def close(self) -> None:
         self.sink.close()

@@ -71,9 +71,9 @@ def info_tables(info: dict) -> None:
     files.add_column("bytes", justify="right")
     for name, size in info["files"].items():
         files.add_row(name, f"{size:,}")
-    for precision, path in info["built"].items():
-        files.add_row(f"built ONNX ({precision})", path)
     console.print(files)
+    for precision, path in info["built"].items():
+        console.print(f"built ONNX ({precision}): {path}", soft_wrap=True)
     used = (info["weights"], info["measured_against"])
     others = [name for name in info["onnx_files"] if name not in used]
     if others:

@@ -46,6 +46,13 @@ class RowRun:
 
     def outcomes(self, score: Callable[..., Iterable]) -> Iterator:
         """`score(records, timely=...)` for each input; its good outcomes, in order."""
+        try:
+            yield from self._outcomes(score)
+        except RowFailure:  # the row that ends the run (--on-error fail) is a failed one
+            self.failed += 1
+            raise
+
+    def _outcomes(self, score: Callable[..., Iterable]) -> Iterator:
         for source in self._sources if self._sources is not None else self._inputs.sources():
             for outcome in score(source.records, timely=source.live):
                 self._progress.advance()
@@ -79,4 +86,4 @@ class RowRun:
         self._progress.close()
         self._errors.close()
         elapsed = time.perf_counter() - self._started
-        summary(self.what, self.done, self.failed, elapsed, self._quiet, self.truncated)
+        summary(self.what, self.done, self.failed, elapsed, self._quiet, self.truncated, exc[1])

@@ -346,12 +346,27 @@ class ErrorLog:
 
 
 def summary(
-    what: str, done: int, failed: int, seconds: float, quiet: bool, truncated: int = 0
+    what: str,
+    done: int,
+    failed: int,
+    seconds: float,
+    quiet: bool,
+    truncated: int = 0,
+    error: BaseException | None = None,
 ) -> None:
     """The closing line of a run on stderr: rows done, rows failed, rows cut to the model's
-    length (when any were), time."""
-    if not quiet:
-        cut = f" ({truncated} truncated: --long-input chunk reads them whole)" if truncated else ""
-        typer.echo(
-            f"squeezenli: {done} rows {what}{cut}, {failed} failed, {seconds:.1f} s", err=True
-        )
+    length (when any were), time. A run an error ended (`error`: what the app reports as one
+    line) gets it after that line, saying so, so the counts never read as a run completed."""
+    if quiet:
+        return
+    cut = f" ({truncated} truncated: --long-input chunk reads them whole)" if truncated else ""
+    line = f"squeezenli: {rows(done)} {what}{cut}, {failed} failed, {seconds:.1f} s"
+    if isinstance(error, (SqueezenliError, OSError)) and not isinstance(error, BrokenPipeError):
+        error.add_note(f"{line}; stopped by the error above")
+    else:
+        typer.echo(line, err=True)
+
+
+def rows(count: int) -> str:
+    """'1 row', '2 rows'."""
+    return f"{count} row" if count == 1 else f"{count} rows"

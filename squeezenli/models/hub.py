@@ -401,12 +401,22 @@ def _referenced_data(path: Path, name: str) -> list[str]:
 
 
 def _fetch(repo_id: str, name: str, revision: str) -> Path:
-    """One file into the cache; what huggingface_hub refuses for this file is named."""
+    """One file into the cache, each download said in a line (INFO) before and after; what
+    huggingface_hub refuses for this file is named."""
     from huggingface_hub import errors as hf_errors
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    cached = try_to_load_from_cache(repo_id, name, revision=revision)
+    started = time.monotonic()
     try:
-        return Path(hf_hub_download(repo_id, name, revision=revision))
+        if not isinstance(cached, str):  # off a terminal there is no bar: a line says it
+            log.info("downloading %s from %s (once)", name, repo_id)
+        path = Path(hf_hub_download(repo_id, name, revision=revision))
+        if not isinstance(cached, str):
+            size = path.stat().st_size
+            seconds = time.monotonic() - started
+            log.info("downloaded %s: %.1f MB in %.1f s", name, size / 1e6, seconds)
+        return path
     except hf_errors.RemoteEntryNotFoundError:
         raise ModelError(
             f"the model's listing names {name}, but the server does not serve it (404): "

@@ -375,9 +375,10 @@ def choose_pair_fields(
         chosen = (premise or "premise", hypothesis or "hypothesis")
         for name in chosen if fixed else ():
             if name not in columns:
+                hint = _other_delimiter(columns).rstrip("; ")
                 raise ColumnsError(
-                    f"{where}: no field '{name}'{_did_you_mean(name, columns)}; columns "
-                    f"present: {', '.join(columns) or 'none'}"
+                    f"{where}: no field '{name}'{did_you_mean(name, columns)}; columns "
+                    f"present: {', '.join(columns) or 'none'}" + (f"; {hint}" if hint else "")
                 )
         return chosen
     for pair in PAIR_FIELDS:
@@ -387,7 +388,8 @@ def choose_pair_fields(
         f"{where}: no premise/hypothesis fields (tried "
         + ", ".join("/".join(p) for p in PAIR_FIELDS)
         + f"); columns present: {', '.join(columns) or 'none'}; "
-        "use `premise_field` and `hypothesis_field`"
+        + (_other_delimiter(columns) if fixed else "")
+        + "use `premise_field` and `hypothesis_field`"
     )
 
 
@@ -395,7 +397,8 @@ def text_field(record: Record, field: str) -> str:
     """A text field of a record, or an InputError naming the file, line and field."""
     assert record.data is not None
     if field not in record.data:
-        raise RowFailure(RowError.of(record, f"missing field '{field}'", field))
+        close = did_you_mean(field, list(record.data))
+        raise RowFailure(RowError.of(record, f"missing field '{field}'{close}", field))
     value = record.data[field]
     if not isinstance(value, str):
         message = f"field '{field}' must be text, got {_kind(value)}"
@@ -405,7 +408,19 @@ def text_field(record: Record, field: str) -> str:
     return value
 
 
-def _did_you_mean(name: str, choices: list[str]) -> str:
+def _other_delimiter(columns: list[str]) -> str:
+    """A header read as one column that another delimiter would split (premise;hypothesis):
+    the hint that says which."""
+    if len(columns) != 1:
+        return ""
+    for mark in (";", "\t", "|", ","):
+        if mark in columns[0]:
+            shown = "\\t" if mark == "\t" else mark
+            return f"is it '{shown}'-separated? give `delimiter` '{shown}'; "
+    return ""
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, choices, n=1)

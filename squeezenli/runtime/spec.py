@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from squeezenli.choices import Precision, choose
-from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS
+from squeezenli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCH_TOKENS, MIN_LENGTH
+from squeezenli.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", choose(Precision, self.precision, "precision"))
+        if self.max_length is not None and self.max_length < MIN_LENGTH:  # before a download
+            raise InputError(f"`max_length` must be at least {MIN_LENGTH}, got {self.max_length}")
 
     def with_threads(self, threads: int | None) -> ModelSpec:
         return replace(self, threads=threads)

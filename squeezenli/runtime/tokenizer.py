@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from squeezenli.defaults import MIN_LENGTH
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.config import read_config, shown
 
-MIN_LENGTH = 8  # room for the three special tokens and a little text
 SPECIAL_TOKENS = ("unk", "sep", "pad", "cls", "mask")
 
 

@@ -233,7 +233,7 @@ def check_records(
     *,
     source_field: str = "source",
     text_field: str = "text",
-    on_error: OnError | str = OnError.FAIL,
+    on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
     support: float = DEFAULT_SUPPORT,

@@ -277,7 +277,7 @@ def judge_records(
     label_field: str = "label",
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
-    on_error: OnError | str = OnError.FAIL,
+    on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
@@ -378,7 +378,7 @@ def judge_zero_shot(
     label_field: str = "label",
     multi_label: bool = False,
     threshold: float | None = None,
-    on_error: OnError | str = OnError.FAIL,
+    on_error: OnError | str = OnError.SKIP,
 ) -> Iterator[Result[LabelJudgement]]:
     """Each classified record against its gold labels; a gold label that is not one of the
     record's candidates is that record's error."""

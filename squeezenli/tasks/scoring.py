@@ -19,7 +19,15 @@ import numpy as np
 
 from squeezenli.choices import Aggregate, LongInput, OnError, choose
 from squeezenli.errors import InputError, SqueezenliError
-from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields, text_field
+from squeezenli.records.readers import (
+    ColumnsError,
+    Record,
+    RowError,
+    RowFailure,
+    choose_pair_fields,
+    did_you_mean,
+    text_field,
+)
 from squeezenli.runtime.engine import Item, Pair, softmax
 from squeezenli.runtime.model import Evidence, NLIModel, Prediction
 from squeezenli.runtime.tokenizer import PairIds
@@ -200,6 +208,9 @@ def score_scored(
                     continue
                 pending.append(Scored(record, made))
                 yield from made
+        except ColumnsError as err:  # no row could be scored: the source fails as a whole
+            pending.clear()  # the rows before it are errors of its making, not reported
+            stop.append(err)
         except SqueezenliError as err:  # the rows read before it are still scored and written
             stop.append(err)
 
@@ -243,12 +254,15 @@ def score_scored(
 
 class PairFields:
     """Reads the premise/hypothesis of a record; the fields are chosen from the first good
-    record (given names, else a known pair), so a source without them fails as a whole."""
+    record (given names, else a known pair), so a source without them fails as a whole. In
+    JSON lines, where each row may differ, a given name that none of the first FIRST_WINDOW
+    rows holds is a typo, not a bad row: the source fails once, with the names it has."""
 
     def __init__(self, premise: str | None = None, hypothesis: str | None = None) -> None:
         self.premise = premise
         self.hypothesis = hypothesis
         self.fields: tuple[str, str] | None = None
+        self._misses = 0  # rows so far that lacked a given field, while none has had them
 
     def __call__(self, record: Record) -> list[Pair]:
         return [self.read(record)]
@@ -260,7 +274,25 @@ class PairFields:
             self.fields = choose_pair_fields(
                 list(record.data), self.premise, self.hypothesis, record.where, record.tabular
             )
+        if self._misses >= 0:
+            self._count_misses(record, self.fields)
         return text_field(record, self.fields[0]), text_field(record, self.fields[1])
+
+    def _count_misses(self, record: Record, fields: tuple[str, str]) -> None:
+        assert record.data is not None
+        missing = [name for name in fields if name not in record.data]
+        if not missing:
+            self._misses = -1  # a row has them: later rows without them are their own errors
+            return
+        self._misses += 1
+        if self._misses == FIRST_WINDOW:
+            name = missing[0]
+            raise ColumnsError(
+                f"{record.source}: none of the first {FIRST_WINDOW} rows has a field "
+                f"'{name}'{did_you_mean(name, list(record.data))}; fields present: "
+                f"{', '.join(record.data) or 'none'}; use `premise_field` and "
+                "`hypothesis_field`"
+            )
 
 
 class PairReading:
@@ -354,17 +386,18 @@ def score_records(
     *,
     premise_field: str | None = None,
     hypothesis_field: str | None = None,
-    on_error: OnError | str = OnError.FAIL,
+    on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
     long_input: LongInput = LongInput.TRUNCATE,
     aggregate: Aggregate = Aggregate.ENTAILMENT,
     threshold: float | None = None,
     logits: bool = False,
 ) -> Iterator[Result[Prediction]]:
-    """A Result per record, in input order: its prediction, or the reason it failed.
-    long_input: what to do with a pair longer than the model reads (documents.py);
-    threshold: each prediction says whether P(entailment) reaches it (`entailed`); logits:
-    each carries its raw logits."""
+    """A Result per record, in input order: its prediction, or the reason it failed (errors
+    are data; on_error="fail" raises RowFailure at the first instead). long_input: what to
+    do with a pair longer than the model reads (documents.py); threshold: each prediction
+    says whether P(entailment) reaches it (`entailed`); logits: each carries its raw
+    logits."""
     fields = PairFields(premise_field, hypothesis_field)
     reading = PairReading(nli, fields, long_input, aggregate, threshold, logits)
     for done in score_scored(nli, records, reading, on_error=on_error, timely=timely):

@@ -224,7 +224,7 @@ def classify_records(
     text_field_name: str = "text",
     template: str = DEFAULT_TEMPLATE,
     multi_label: bool = False,
-    on_error: OnError | str = OnError.FAIL,
+    on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
     decision: Decision | None = None,
     per_label: Mapping[str, str] | None = None,

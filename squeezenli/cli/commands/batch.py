@@ -36,6 +36,9 @@ from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, Record, RowError, RowFailure
 
 OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV, Output.TABLE)  # to stdout
+# A table prints every this many rows, each part with its header: `| head` answers as soon as
+# the first rows are scored, not after the whole input, and the same input makes the same parts.
+TABLE_ROWS = 32
 
 
 @model_options()
@@ -108,6 +111,7 @@ def batch(
     if engine is Engine.RAY:
         from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
         from squeezenli.ray_engine import Task, result_fields, score_dataset
+        from squeezenli.tasks.scoring import PairFields
 
         reading_fields: dict = {
             "long_input": long_input,
@@ -135,7 +139,7 @@ def batch(
             local = ResultSink(
                 output, labels, prefix, None, output_fields, chunked, threshold is not None, logits
             )
-            return PredictionRows(local, shape, labels)
+            return PredictionRows(local, shape, labels, PairFields(premise_field, hypothesis_field))
 
         failed = run_on_ray(
             files or [],
@@ -249,11 +253,18 @@ class ResultSink:
                 raise RowFailure(RowError.of(record, str(err))) from None
         else:
             self._rows.append((pair, prediction))
+            if len(self._rows) == TABLE_ROWS:
+                self._print_table()
+
+    def _print_table(self) -> None:
+        from squeezenli.cli.render import batch_table
+
+        batch_table(self._rows, self.labels)
+        sys.stdout.flush()
+        self._rows = []
 
     def close(self) -> None:
         if self._delimited is not None:
             self._delimited.close()
         if self._rows:
-            from squeezenli.cli.render import batch_table
-
-            batch_table(self._rows, self.labels)
+            self._print_table()

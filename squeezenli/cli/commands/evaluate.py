@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from squeezenli.choices import Aggregate, LongInput, OnError
 from squeezenli.cli.options import (
     AggregateOpt,
+    ErrorsOpt,
     FilesArg,
     FormatOpt,
     HypothesisFieldOpt,
@@ -26,8 +27,13 @@ from squeezenli.cli.options import (
     on_error_mode,
     reading_options,
 )
+from squeezenli.errors import InputError
 from squeezenli.models.labels import DEFAULT_TEMPLATE
 from squeezenli.records.readers import FORMATS, ReadOptions
+
+if TYPE_CHECKING:
+    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.streams import ErrorLog, Inputs, JsonLinesFile
 
 
 @model_options()
@@ -44,9 +50,14 @@ def evaluate(
     on_error: OnErrorOpt = None,
     long_input: LongInputOpt = LongInput.TRUNCATE,
     aggregate: AggregateOpt = Aggregate.ENTAILMENT,
-    errors: Annotated[
+    errors: ErrorsOpt = None,
+    misclassified_path: Annotated[
         Optional[Path],
-        typer.Option("--errors", help="Write misclassified rows here as JSON lines."),
+        typer.Option(
+            "--misclassified",
+            help="Write the rows the model got wrong here as JSON lines (input fields, gold "
+            "and prediction).",
+        ),
     ] = None,
     by: Annotated[
         Optional[str],
@@ -108,23 +119,24 @@ def evaluate(
 
     Example: squeezenli eval mnli_dev.jsonl --label-field gold_label --json
     """
-    from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, JsonLinesFile, print_json
     from squeezenli.tasks.evaluation import Report, judge_records
 
     fmt = check_choice("--format", fmt, FORMATS)
-    on_error = on_error_mode(on_error, None)
+    on_error = on_error_mode(on_error, errors)
+    inputs = Inputs(files, fmt, reading)
+    outputs = EvalOutputs(
+        ErrorLog(errors, inputs),
+        JsonLinesFile(misclassified_path, "--misclassified", inputs),
+        on_error,
+    )
     if labels or hypotheses_file is not None or classified:
         zero_shot = ZeroShotEval(
             labels, hypotheses_file, template, multi_label, threshold, text_field, labels_field
         )
-        inputs = Inputs(files, fmt, reading)
-        _evaluate_zero_shot(
-            zero_shot, inputs, classified, label_field, by, on_error, errors, json_out, opts
-        )
+        _evaluate_zero_shot(zero_shot, inputs, classified, label_field, by, outputs, json_out, opts)
         return
-    inputs = Inputs(files, fmt, reading)
-    misclassified = JsonLinesFile(errors, "--errors", inputs)
+    misclassified = outputs.misclassified
     nli = opts.load()
     report = Report.for_model(nli.labels, by)
 
@@ -140,7 +152,7 @@ def evaluate(
     )
 
     try:
-        with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
+        with outputs.run(inputs, opts.quiet) as run:
             for judged in run.outcomes(judge):
                 report.add_judged(judged)
                 if not judged.output.unlabelled and not judged.output.correct:
@@ -155,6 +167,7 @@ def evaluate(
             err=True,
         )
     result = {**report.as_dict(), **_metadata(nli), "long_input": long_input.value}
+    _scored_any(result["counts"])
     if json_out:
         print_json(result)
     else:
@@ -163,6 +176,15 @@ def evaluate(
         evaluation_tables(result)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _scored_any(counts: dict) -> None:
+    """A report of no rows would read as accuracy 0: refused, saying what the rows were."""
+    if not counts["scored"]:
+        raise InputError(
+            f"nothing to evaluate: no labelled row was scored ({counts['unlabelled']} "
+            f"unlabelled, {counts['failed']} failed)"
+        )
 
 
 def _misclassified_row(judged) -> dict:
@@ -192,6 +214,23 @@ def _metadata(nli) -> dict:
 
 
 @dataclass(frozen=True)
+class EvalOutputs:
+    """Where eval's rows go besides its report: rows it could not read (--errors, as in
+    batch, under --on-error) and rows the model got wrong (--misclassified)."""
+
+    errors: ErrorLog
+    misclassified: JsonLinesFile
+    on_error: OnError
+
+    def run(self, inputs: Inputs, quiet: bool) -> RowRun:
+        from squeezenli.cli.rows import RowRun
+
+        return RowRun(
+            "evaluated", inputs, self.errors, quiet=quiet, skip=self.on_error is OnError.SKIP
+        )
+
+
+@dataclass(frozen=True)
 class ZeroShotEval:
     """eval's zero-shot options, as classify takes them."""
 
@@ -210,15 +249,13 @@ def _evaluate_zero_shot(
     classified: bool,
     label_field: str,
     by: str | None,
-    on_error: OnError,
-    errors: Path | None,
+    outputs: EvalOutputs,
     json_out: bool,
     opts: ModelOptions,
 ) -> None:
     """eval --labels/--hypotheses (classify, then judge) or --classified (judge classify's
     rows as they are)."""
-    from squeezenli.cli.rows import RowRun
-    from squeezenli.cli.streams import ErrorLog, JsonLinesFile, print_json
+    from squeezenli.cli.streams import print_json
     from squeezenli.tasks.evaluation import (
         LabelReport,
         classified_rows,
@@ -239,7 +276,7 @@ def _evaluate_zero_shot(
     candidates = parse_labels(given) if given else None
     hypotheses(candidates or [], options.template, per_label)  # usage errors before loading
     decision = Decision(options.threshold)
-    misclassified = JsonLinesFile(errors, "--errors", inputs)
+    on_error, misclassified = outputs.on_error, outputs.misclassified
     nli = None if classified else opts.load()
 
     def judge(records, timely: bool):
@@ -270,7 +307,7 @@ def _evaluate_zero_shot(
 
     report = LabelReport(options.multi_label, by=by)
     try:
-        with RowRun("evaluated", inputs, ErrorLog(None), quiet=opts.quiet) as run:
+        with outputs.run(inputs, opts.quiet) as run:
             for judged in run.outcomes(judge):
                 report.add_judged(judged)
                 verdict = judged.output
@@ -288,6 +325,7 @@ def _evaluate_zero_shot(
         misclassified.close()
     report.failed = run.failed
     result = report.as_dict()
+    _scored_any(result["counts"])
     if nli is not None:
         result.update(_metadata(nli))
         result["template"] = options.template

@@ -149,7 +149,9 @@ def remove(
     if downloads and not yes:
         if not sys.stdin.isatty():
             raise InputError("--downloads deletes shared files: pass --yes to confirm")
-        typer.confirm(f"Delete every cached file of {repo_id}?", abort=True, err=True)
+        if not typer.confirm(f"Delete every cached file of {repo_id}?", err=True):
+            typer.echo("squeezenli: nothing removed", err=True)  # asked and answered: done
+            return
     freed = remove_local_builds() if local else remove_model(repo_id, downloads=downloads)
     if not quiet:
         what = "local-folder builds" if local else repo_id
