@@ -123,7 +123,10 @@ def test_a_two_class_model_merges_three_class_gold_labels(tmp_path):
 
 
 def test_misclassified_file_holds_exactly_the_misclassified_rows(tiny_nli_model, tmp_path):
-    path = _write(tmp_path, _rows())
+    """Each wrong row once, its input whole under `row`: input fields named like ours
+    (`line`, `source`, `prediction`) are kept, not overwritten."""
+    given = [{**row, "line": "input's", "source": 7, "prediction": None} for row in _rows()]
+    path = _write(tmp_path, given)
     wrong = tmp_path / "wrong.jsonl"
     result = runner.invoke(
         app, ["eval", str(path), "-m", str(tiny_nli_model), "--misclassified", str(wrong), "-q"]
@@ -135,6 +138,7 @@ def test_misclassified_file_holds_exactly_the_misclassified_rows(tiny_nli_model,
     expected = [i + 1 for i, (p, (_, _, g)) in enumerate(zip(predicted, PAIRS)) if p != g.lower()]
     assert [r["line"] for r in rows] == expected
     assert all(r["gold"] != r["prediction"] and r["source"] == str(path) for r in rows)
+    assert rows and [r["row"] for r in rows] == [given[line - 1] for line in expected]
 
 
 def test_errors_holds_bad_rows_as_in_batch_and_misclassified_the_wrong_ones(

@@ -188,13 +188,14 @@ def _scored_any(counts: dict) -> None:
 
 
 def _misclassified_row(judged) -> dict:
-    """A row the model got wrong, with the gold label, its prediction and where it was."""
+    """A row the model got wrong: where it was, the gold label and the prediction, and the
+    input row whole under `row` (as --errors writes it: no input field can be overwritten)."""
     return {
-        **judged.record.data,
-        "gold": judged.output.gold,
-        **judged.output.prediction.fields(),
         "source": judged.record.source,
         "line": judged.record.line,
+        "gold": judged.output.gold,
+        **judged.output.prediction.fields(),
+        "row": judged.record.data,
     }
 
 
@@ -314,11 +315,11 @@ def _evaluate_zero_shot(
                 if verdict.gold is not None and set(verdict.gold) != set(verdict.chosen):
                     misclassified.write(
                         {
-                            **judged.record.data,
-                            "gold": list(verdict.gold),
-                            "chosen": list(verdict.chosen),
                             "source": judged.record.source,
                             "line": judged.record.line,
+                            "gold": list(verdict.gold),
+                            "chosen": list(verdict.chosen),
+                            "row": judged.record.data,
                         }
                     )
     finally:
