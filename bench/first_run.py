@@ -67,7 +67,7 @@ def main() -> None:
         env.pop("HF_HUB_OFFLINE", None)
         command = ["squeezenli", *PAIR, "--json", "-m", REPO, "--precision", args.precision]
         wall, peak, lines = timed_run(command, env)
-        print(f"{cpu_name()}, {os.cpu_count()} cores; {folder} served on 127.0.0.1")
+        print(f"{cpu_name()}; {folder} served on 127.0.0.1")
         print(f"first run: {wall:.1f} s, peak {peak:.0f} MiB; stderr as it came:")
         print("\n".join(lines))
         downloaded = sum(len(v) for v in files.values())
