@@ -50,23 +50,19 @@ def test_bash_completion_offers_the_choices_of_an_option():
 
 def test_the_completion_options_in_the_help_are_the_apps_own(tmp_path):
     """`squeezenli --show-completion` and `--install-completion` (listed in --help) reach
-    Typer's completion, not `score` as a premise's options."""
-    shown = subprocess.run(
-        [sys.executable, "-m", "squeezenli", "--show-completion", "bash"],
-        env=run_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    Typer's completion, not `score` as a premise's options. Typer finds the shell among the
+    process's parents: bash is made the parent here."""
+
+    def in_bash(option: str, **env: str) -> subprocess.CompletedProcess:
+        command = f"'{sys.executable}' -m squeezenli {option}; exit $?"
+        return subprocess.run(
+            ["bash", "-c", command], env=run_env(**env), capture_output=True, text=True, timeout=60
+        )
+
+    shown = in_bash("--show-completion")
     assert shown.returncode == 0, shown.stderr
     assert "_SQUEEZENLI_COMPLETE=complete_bash" in shown.stdout
-    installed = subprocess.run(
-        [sys.executable, "-m", "squeezenli", "--install-completion", "bash"],
-        env=run_env(HOME=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    installed = in_bash("--install-completion", HOME=str(tmp_path))
     assert installed.returncode == 0, installed.stderr
     script = tmp_path / ".bash_completions" / "squeezenli.sh"
     assert "_SQUEEZENLI_COMPLETE=complete_bash" in script.read_text()
