@@ -15,8 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from tests.conftest import run_cli, run_env
+from conftest import run_cli, run_env
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("mcp")
