@@ -130,8 +130,9 @@ async def _body(request: Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
-def _model_endpoint(name: str, decode: Callable, run: Callable[[Service], Callable]):
-    """An endpoint: body, decode, slot, run on a thread within the timeout, encode."""
+def _model_endpoint(name: str, decode: Callable):
+    """An endpoint: body, decode, slot, run Service.<name> on a thread within the timeout,
+    encode."""
 
     async def endpoint(request: Request) -> Response:
         state: State = request.app.state.squeezenli
@@ -140,7 +141,7 @@ def _model_endpoint(name: str, decode: Callable, run: Callable[[Service], Callab
             raw = await _body(request, state.limits)
             decoded = decode(requests.parse_body(raw), state.limits)
             state.take_slot()
-            job = _Job(state, lambda cancel: run(state.service)(decoded, cancel))
+            job = _Job(state, lambda cancel: getattr(state.service, name)(decoded, cancel))
             queued = time.perf_counter()
             try:
                 answer = await asyncio.wait_for(
@@ -219,26 +220,16 @@ async def openapi(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    decoders = {
+        "predict": requests.tei_predict,
+        "score": requests.score_request,
+        "classify": requests.classify_request,
+        "check": requests.check_request,
+    }
     return [
-        Route(
-            "/predict",
-            _model_endpoint("predict", requests.tei_predict, lambda s: s.predict),
-            methods=["POST"],
-        ),
-        Route(
-            "/score",
-            _model_endpoint("score", requests.score_request, lambda s: s.score),
-            methods=["POST"],
-        ),
-        Route(
-            "/classify",
-            _model_endpoint("classify", requests.classify_request, lambda s: s.classify),
-            methods=["POST"],
-        ),
-        Route(
-            "/check",
-            _model_endpoint("check", requests.check_request, lambda s: s.check),
-            methods=["POST"],
+        *(
+            Route(f"/{name}", _model_endpoint(name, decode), methods=["POST"])
+            for name, decode in decoders.items()
         ),
         Route("/health", health, methods=["GET"]),
         Route("/info", info, methods=["GET"]),

@@ -11,7 +11,7 @@ its client went away) stops it reading further rows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from squeezenli.choices import LongInput, OnError
@@ -45,6 +45,15 @@ def _shape(own: list[str], shaping: Shaping) -> ResultFields:
         return ResultFields(own, shaping.prefix, shaping.output_fields)
     except InputError as err:
         raise invalid("output_fields", str(err)) from None
+
+
+def _answer(results: Callable[[], Iterator[Result]], shape: ResultFields, echo: bool) -> list[dict]:
+    """The rows `results()` gives, encoded; the library refusing the request as a whole (a
+    field no row has, an option the model cannot take) is the request's 4xx."""
+    try:
+        return _encode(results(), shape, echo)
+    except InputError as err:
+        raise _refused(err) from None
 
 
 def _encode(results: Iterator[Result], shape: ResultFields, echo: bool) -> list[dict]:
@@ -118,9 +127,8 @@ class Service:
             entailed=request.threshold is not None,
             logits=request.logits,
         )
-        shape = _shape(own, request.shaping)
-        try:
-            results = score_records(
+        return _answer(
+            lambda: score_records(
                 self.nli,
                 _records(request.rows, cancel),
                 premise_field=request.premise_field,
@@ -130,10 +138,10 @@ class Service:
                 aggregate=request.aggregate,
                 threshold=request.threshold,
                 logits=request.logits,
-            )
-            return _encode(results, shape, request.shaping.echo)
-        except InputError as err:  # a field no row has, an option the model cannot take
-            raise _refused(err) from None
+            ),
+            _shape(own, request.shaping),
+            request.shaping.echo,
+        )
 
     def classify(self, request: ClassifyRequest, cancel: threading.Event) -> list[dict]:
         from squeezenli.tasks.zeroshot import Decision, classify_records, hypotheses
@@ -141,11 +149,10 @@ class Service:
         own = zero_shot_names(
             text=request.text_field != "text", selected=request.threshold is not None
         )
-        shape = _shape(own, request.shaping)
-        try:
+
+        def results() -> Iterator[Result]:
             hypotheses(request.labels or [], request.template, request.hypotheses)
-            decision = Decision(request.threshold, request.top_k, request.none_label)
-            results = classify_records(
+            return classify_records(
                 self.nli,
                 _records(request.rows, cancel),
                 request.labels,
@@ -153,20 +160,18 @@ class Service:
                 template=request.template,
                 multi_label=request.multi_label,
                 on_error=OnError.SKIP,
-                decision=decision,
+                decision=Decision(request.threshold, request.top_k, request.none_label),
                 per_label=request.hypotheses,
                 labels_field=request.labels_field,
             )
-            return _encode(results, shape, request.shaping.echo)
-        except InputError as err:
-            raise _refused(err) from None
+
+        return _answer(results, _shape(own, request.shaping), request.shaping.echo)
 
     def check(self, request: CheckRequest, cancel: threading.Event) -> list[dict]:
         from squeezenli.tasks.claims import check_records
 
-        shape = _shape(CHECK_NAMES, request.shaping)
-        try:
-            results = check_records(
+        return _answer(
+            lambda: check_records(
                 self.nli,
                 _records(request.rows, cancel),
                 source_field=request.source_field,
@@ -176,10 +181,10 @@ class Service:
                 support=request.support,
                 contradict=request.contradict,
                 row_score=request.row_score,
-            )
-            return _encode(results, shape, request.shaping.echo)
-        except InputError as err:
-            raise _refused(err) from None
+            ),
+            _shape(CHECK_NAMES, request.shaping),
+            request.shaping.echo,
+        )
 
     def info(self) -> dict:
         """What is served: the model, its revision, precision (and int8's measured agreement),
