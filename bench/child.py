@@ -115,12 +115,13 @@ def run_openvino(args, pairs):
     import openvino as ov
 
     from squeezenli import load_model
+    from squeezenli.models.build import ensure_onnx
     from squeezenli.runtime.precision import calibration_pairs
 
     nli = load_model(args.model, precision="fp32", threads=args.threads, progress=False)
     engine = nli.engine
     core = ov.Core()
-    model = core.read_model(str(nli.onnx_path))
+    model = core.read_model(str(ensure_onnx(nli.files, "fp32")))  # the plain graph
 
     def feeds_of(chosen: list) -> list[tuple[list[int], dict]]:
         encoded = engine.tokenizer.encode(chosen)

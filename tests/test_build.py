@@ -1,11 +1,14 @@
-"""Built models and their onnxruntime-ready copies: equal outputs, damage detected."""
+"""Built models and their onnxruntime-ready copies: equal outputs, damage detected, and only
+what later runs read kept."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import onnxruntime
 
-from squeezenli.models.build import ensure_onnx, ensure_ready, ready_path
+from squeezenli.models.build import built_path, ensure_onnx, ensure_runnable, ready_path
 from squeezenli.models.hub import resolve
 from squeezenli.runtime.model import load_model
 
@@ -14,30 +17,63 @@ PAIRS = [("A man plays a guitar.", "A person makes music."), ("a", "b c d e")]
 
 def test_the_ready_copy_is_named_for_the_runtime_and_scores_the_same(tiny_model):
     files = resolve(str(tiny_model))
-    built = ensure_onnx(files, "fp32")
-    ready = ensure_ready(built, files.build_dir)
+    ready = ensure_runnable(files, "fp32")
+    built = built_path(files, "fp32")
     assert ready == ready_path(built, files.build_dir)
     assert ready.name.endswith(f".ort{onnxruntime.__version__}.onnx")  # no -u8u8: no integers
     assert (ready.parent / (ready.name + ".data")).is_file()  # weights mapped, not parsed
+    assert not built.exists()  # the ready copy replaces it
     nli = load_model(str(tiny_model), precision="fp32")
-    session = onnxruntime.InferenceSession(str(built), providers=["CPUExecutionProvider"])
+    assert nli.onnx_path == ready
+    rebuilt = ensure_onnx(files, "fp32")  # made again from the weights, on demand
+    session = onnxruntime.InferenceSession(str(rebuilt), providers=["CPUExecutionProvider"])
     nli_built = load_model(str(tiny_model), precision="fp32")
     nli_built.engine.session = session
     np.testing.assert_array_equal(nli.logits(PAIRS), nli_built.logits(PAIRS))
 
 
+def _models(folder) -> list[str]:
+    return sorted(p.name for p in resolve(str(folder)).build_dir.glob("*.onnx"))
+
+
+def test_a_run_keeps_only_the_model_later_runs_open(tiny_model, tmp_path):
+    """auto builds both precisions and measures them; what stays is the ready copy of the one
+    chosen, with the measurements. A later run of another precision builds it again from the
+    weights, to the same bits."""
+    tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")  # a cache of its own
+    first = load_model(str(tiny_model))
+    files = resolve(str(tiny_model))
+    assert _models(tiny_model) == [first.onnx_path.name]
+    assert first.onnx_path.name.startswith(built_path(files, first.precision).stem + ".ort")
+    measured = sorted(p.name.split(".", 1)[1] for p in files.build_dir.glob("*.json"))
+    assert "agreement.json" in measured and any(m.startswith("speed-") for m in measured)
+    before = {p.name: p.stat().st_mtime_ns for p in files.build_dir.iterdir()}
+    again = load_model(str(tiny_model))
+    assert {p.name: p.stat().st_mtime_ns for p in files.build_dir.iterdir()} == before
+    np.testing.assert_array_equal(again.logits(PAIRS), first.logits(PAIRS))
+    other = "fp32" if first.precision == "int8" else "int8"
+    expected = load_model(str(tiny_model), precision=other).logits(PAIRS)
+    assert len(_models(tiny_model)) == 2 and not any(
+        built_path(files, p).exists() for p in ("fp32", "int8")
+    )
+    for path in files.build_dir.glob(f"*-{other}.ort*"):
+        path.unlink()
+    np.testing.assert_array_equal(
+        load_model(str(tiny_model), precision=other).logits(PAIRS), expected
+    )
+
+
 def test_a_ready_copy_without_its_weights_is_replaced(tiny_model):
     expected = load_model(str(tiny_model), precision="fp32").logits(PAIRS)
     files = resolve(str(tiny_model))
-    ready = ready_path(ensure_onnx(files, "fp32"), files.build_dir)
+    ready = ready_path(built_path(files, "fp32"), files.build_dir)
     side = ready.parent / (ready.name + ".data")
     side.write_bytes(side.read_bytes()[:100])  # truncated, as after a full disk
-    again = load_model(str(tiny_model), precision="fp32")
+    again = load_model(str(tiny_model), precision="fp32")  # made again, from the weights
     np.testing.assert_allclose(again.logits(PAIRS), expected, atol=1e-6, rtol=0)
-    assert not ready.exists() or side.stat().st_size > 100
-    third = load_model(str(tiny_model), precision="fp32")  # and it is made again
     assert ready.exists() and side.stat().st_size > 100
-    np.testing.assert_allclose(third.logits(PAIRS), expected, atol=1e-6, rtol=0)
+    third = load_model(str(tiny_model), precision="fp32")
+    np.testing.assert_array_equal(third.logits(PAIRS), again.logits(PAIRS))
 
 
 def _built(folder, precision):
@@ -56,7 +92,8 @@ def test_a_torn_built_model_is_built_again(tiny_model):
         whole = built.stat().st_size
         built.write_bytes(built.read_bytes()[: whole // 2])
         again = load_model(str(tiny_model), precision=precision)
-        assert again.onnx_path == built and built.stat().st_size == whole
+        assert again.onnx_path == ready_path(built, files.build_dir)
+        assert not built.exists()  # built whole again, copied, then removed
         logits = again.logits(PAIRS)
         if precision == "fp32":
             np.testing.assert_allclose(logits, expected, atol=1e-6, rtol=0)
@@ -72,7 +109,7 @@ def test_a_torn_fp32_model_under_an_int8_one_is_rebuilt_too(tiny_model):
     fp32.write_bytes(b"not a model")
     nli = load_model(str(tiny_model), precision="int8")  # must quantize from a rebuilt fp32
     assert nli.logits(PAIRS).shape == (len(PAIRS), 3)
-    assert fp32.stat().st_size > 1000
+    assert nli.onnx_path.exists() and not fp32.exists()
 
 
 def test_builds_of_older_versions_are_removed_and_newer_ones_stay(tiny_model):
@@ -97,5 +134,5 @@ def test_builds_of_older_versions_are_removed_and_newer_ones_stay(tiny_model):
         path.unlink()  # so this start makes a ready copy, and tidies up after it
     load_model(str(tiny_model), precision="fp32")
     assert not [p for p in stale if p.exists()]
-    assert built.exists() and ready_path(built, files.build_dir).exists()
+    assert ready_path(built, files.build_dir).exists()
     assert all(path.exists() for path in newer)

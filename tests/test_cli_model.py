@@ -40,7 +40,8 @@ def test_list_shows_built_models_and_their_variants(hub, tiny_model):
     [entry] = listed["models"]
     assert entry["model"] == "acme/tiny-nli"
     assert entry["revisions"] == [snapshot.name]
-    assert sorted(name.rsplit("-", 1)[-1] for name in entry["built"]) == ["fp32.onnx", "int8.onnx"]
+    assert entry["precisions"] == ["fp32", "int8"]
+    assert all(".ort" in name for name in entry["built"])  # the ready copies: what runs open
     assert entry["downloaded_bytes"] == sum(
         (snapshot / name).stat().st_size
         for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json")
@@ -100,8 +101,8 @@ def test_remove_local_builds(tiny_nli_model, tmp_path):
     )
     assert scored.returncode == 0, scored.stderr
     builds = Path(home) / "hub" / "squeezenli-local"
-    assert len(list(builds.glob("*/*-fp32.onnx"))) == 1  # the built model
-    assert len(list(builds.glob("*/*-fp32.ort*.onnx"))) == 1  # and its onnxruntime-ready copy
+    assert len(list(builds.glob("*/*-fp32.ort*.onnx"))) == 1  # the onnxruntime-ready copy
+    assert not list(builds.glob("*/*-fp32.onnx"))  # which replaced the build
     listed = json.loads(squeezenli("model", "list", "--json", HF_HOME=home).stdout)
     assert len(listed["local_builds"]) == 1
     done = squeezenli("model", "remove", "--local", HF_HOME=home)

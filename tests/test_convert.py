@@ -9,7 +9,7 @@ import pytest
 from tinymodel import random_tensors, tiny_config
 
 from squeezenli.errors import ModelError
-from squeezenli.models.build import built_path, ensure_onnx
+from squeezenli.models.build import built_path, ensure_onnx, ready_path
 from squeezenli.models.config import parse_config
 from squeezenli.models.convert import build_model
 from squeezenli.models.hub import resolve
@@ -81,7 +81,9 @@ def test_an_onnx_export_is_used_as_it_is(tiny_model, tmp_path, golden):
         shutil.copy(tiny_model / name, folder / name)
     shutil.copy(built, folder / "onnx" / "model.onnx")
     nli = load_model(str(folder), precision="fp32")
-    assert nli.onnx_path == folder / "onnx" / "model.onnx"
+    export = folder / "onnx" / "model.onnx"
+    assert nli.onnx_path == ready_path(export, resolve(str(folder)).build_dir)
+    assert export.is_file()  # a download or a user's file: never removed
     pairs = [tuple(p) for p in golden["pairs"]]
     np.testing.assert_allclose(nli.logits(pairs), golden["cases"][0]["logits"], atol=1e-4, rtol=0)
 

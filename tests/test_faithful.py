@@ -67,9 +67,10 @@ def _timed_as(monkeypatch, speedup: float) -> list[str]:
 
     timed: list[str] = []
 
-    def fake(files, built, tokenizer, pairs):
+    def fake(engines, pairs):
         timed.append(int8_kernels.cpu_name())
-        return precision.Speed(int8_kernels.cpu_name(), len(pairs), speedup, 1.0, 100.0, 100.0)
+        speed = precision.Speed(int8_kernels.cpu_name(), len(pairs), speedup, 1.0, 100.0, 100.0)
+        return speed, {p: engine.logits(pairs) for p, engine in engines.items()}
 
     monkeypatch.setattr(precision, "_time", fake)
     return timed
@@ -124,7 +125,7 @@ def test_speed_is_timed_once_per_kind_of_cpu_and_agreement_once_per_build(
     monkeypatch.setattr(int8_kernels, "CPUINFO", tmp_path / "other-cpuinfo")
     (tmp_path / "other-cpuinfo").write_text("model name\t: Another CPU\nflags\t: avx2\n")
     int8_kernels.cpu_name.cache_clear()
-    monkeypatch.setattr(precision, "_measure_agreement", lambda *args: pytest.fail("measured"))
+    monkeypatch.setattr(precision, "_agreement", lambda *args: pytest.fail("measured"))
     assert load_model(str(folder)).agreement == agreement  # agreement is the build's
     assert len(timed) == 2 and "Another CPU" in timed[1]  # speed is the CPU's
 

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from squeezenli.models import int8_kernels
-from squeezenli.models.build import ensure_onnx, exact_kernels, ready_path
+from squeezenli.models.build import built_path, ensure_onnx, exact_kernels, ready_path
 from squeezenli.models.hub import resolve
 from squeezenli.models.quantize import DEFAULT_RANGE, Int8Range, quantize_model
 from squeezenli.runtime.engine import create_session
@@ -145,11 +145,13 @@ def test_squeezenli_int8_is_the_same_bits_on_both_kinds_of_cpu(tiny_model, tmp_p
     shutil.copytree(tiny_model, folder)
     nli = load_model(str(folder), precision="int8")
     files = resolve(str(folder))
-    ready = ready_path(nli.onnx_path, files.build_dir)
+    ready = nli.onnx_path
+    assert ready == ready_path(built_path(files, "int8"), files.build_dir)
     assert ready.is_file() and not ready.name.endswith(f"{int8_kernels.EXACT_SUFFIX}.onnx")
     assert not exact_kernels(ready, files.build_dir)  # no exact kernels needed, VNNI or not
     default, exact = _sessions_agree(ready)
-    session = create_session(nli.onnx_path, settings=int8_kernels.settings(True))
+    built = ensure_onnx(files, "int8")
+    session = create_session(built, settings=int8_kernels.settings(True))
     expected = session.run(None, FEEDS)[0]
     np.testing.assert_array_equal(default, expected)  # the ready copy is the build, optimized
     agreement = nli.agreement
@@ -173,10 +175,11 @@ def test_an_int8_export_that_may_saturate_runs_exact_kernels_only_without_vnni(t
     assert not int8_kernels.saturates(onnx.load(str(folder / "onnx/model.onnx")))  # no integers
     nli = load_model(str(folder), onnx_file=variant, precision="int8")
     files = resolve(str(folder), onnx_file=variant)
-    ready = ready_path(nli.onnx_path, files.build_dir)
+    ready = nli.onnx_path
+    assert ready == ready_path(folder / variant, files.build_dir)
     exact = cpu_kind == "no-vnni"
     assert ready.is_file() and ready.name.endswith(f"{int8_kernels.EXACT_SUFFIX}.onnx") is exact
-    assert exact_kernels(nli.onnx_path, files.build_dir) is exact
+    assert exact_kernels(folder / variant, files.build_dir) is exact
     if exact:  # onnxruntime stored its weights as uint8 for the exact u8u8 kernels
         graph = onnx.load(str(ready), load_external_data=False).graph
         kinds = {i.name: i.data_type for i in graph.initializer}

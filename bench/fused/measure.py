@@ -104,12 +104,14 @@ def main() -> None:
     import onnxruntime as ort
 
     from squeezenli import load_model
+    from squeezenli.models.build import ensure_onnx
 
     work = Path(tempfile.mkdtemp(prefix="squeezenli-fused-"))
     library = build_library(args.include, work)
     nli = load_model(str(ensure_model(args.model)), precision="int8", threads=1)
     fused = work / "fused-int8.onnx"
-    quantizations, scales = fuse(nli.onnx_path, fused)
+    built = ensure_onnx(nli.files, "int8")  # the plain graph (runs open its optimized copy)
+    quantizations, scales = fuse(built, fused)
     print(f"fused {quantizations} row quantizations and {scales} scale-and-bias pairs")
     with open(args.pairs, "rb") as f:
         rows = [json.loads(line) for line in f if line.strip()][: args.count]
@@ -126,7 +128,7 @@ def main() -> None:
             options.register_custom_ops_library(str(library))
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    systems = {"stock int8": session(nli.onnx_path, False), "fused int8": session(fused, True)}
+    systems = {"stock int8": session(built, False), "fused int8": session(fused, True)}
     logits = {
         name: np.concatenate([s.run(["logits"], b)[0] for b in batches])
         for name, s in systems.items()

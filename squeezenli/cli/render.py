@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from squeezenli.choices import LabelSource
+from squeezenli.models.cache import built_precision
 from squeezenli.models.labels import LabelMap
 from squeezenli.runtime.labelcheck import LabelCheck
 from squeezenli.runtime.model import Prediction
@@ -245,7 +246,7 @@ def cached_models_table(models: list, local_builds: list, cache) -> None:
             model.repo_id,
             ", ".join(r[:10] for r in model.revisions) or "-",
             _mib(model.downloaded_bytes),
-            ", ".join(p.name.rsplit("-", 1)[-1].removesuffix(".onnx") for p in model.built) or "-",
+            ", ".join(built_precision(p) for p in model.built) or "-",
             _mib(model.built_bytes),
         )
     if local_builds:

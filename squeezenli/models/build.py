@@ -213,35 +213,88 @@ def model_paths(files: ModelFiles, key: str | None = None) -> dict[str, Path]:
     return paths
 
 
+def existing_models(files: ModelFiles) -> dict[str, Path]:
+    """Each precision's model as it is in the cache now: its ready copy (what runs open) if
+    made, else its build or download if there is one; nothing is built."""
+    found = {}
+    for precision, path in model_paths(files).items():
+        if path.parent != files.build_dir and not path.exists():
+            continue  # a download not fetched: no copy of it either
+        ready = ready_path(path, files.build_dir)
+        if ready.exists() or path.exists():
+            found[precision] = ready if ready.exists() else path
+    return found
+
+
 def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
-    """Path of a built ONNX model for these files and precision, building it if needed."""
+    """Path of a built ONNX model for these files and precision, building it if needed. Runs
+    open its ready copy (ensure_runnable), which replaces the build once made."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     target = model_paths(files)[precision]
     if target.exists():
         return target
     with build_lock(files.build_dir):
-        # Keyed again under the lock: the files may have changed while it was awaited, and a
-        # build of the new files must not be filed under the old files' key.
-        key = build_key(files)
-        paths = model_paths(files, key)
-        fp32, target = paths["fp32"], paths[precision]
-        if not fp32.exists():  # another process may have built it while we waited
-            log.info("building the fp32 ONNX model from %s (once)", files.weights_name)
-            _build_fp32(files, fp32)
-        if not target.exists():
-            log.info("quantizing it to %s (once)", precision)
-            _quantize(fp32, target)
-        if build_key(files) != key:  # changed while being read: what was built is no one's
-            for path in files.build_dir.glob(f"{key}-*"):
-                path.unlink(missing_ok=True)
-            raise ModelError(
-                f"the model's files in {files.folder} changed while it was being built; "
-                "run again once they are in place"
-            )
-        if files.revision is None:  # a local folder: builds of its earlier contents are dead
-            _prune_stale(files.build_dir, keep=key)
+        return build_locked(files, precision)
+
+
+def build_locked(files: ModelFiles, precision: str) -> Path:
+    """ensure_onnx for a caller holding build_lock: what it reads (a measurement, a ready
+    copy being made) cannot be removed by another process's ensure_runnable meanwhile."""
+    # Keyed again under the lock: the files may have changed while it was awaited, and a
+    # build of the new files must not be filed under the old files' key.
+    key = build_key(files)
+    paths = model_paths(files, key)
+    fp32, target = paths["fp32"], paths[precision]
+    if not fp32.exists():  # another process may have built it while we waited
+        log.info("building the fp32 ONNX model from %s (once)", files.weights_name)
+        _build_fp32(files, fp32)
+    if not target.exists():
+        log.info("quantizing it to %s (once)", precision)
+        _quantize(fp32, target)
+    if build_key(files) != key:  # changed while being read: what was built is no one's
+        for path in files.build_dir.glob(f"{key}-*"):
+            path.unlink(missing_ok=True)
+        raise ModelError(
+            f"the model's files in {files.folder} changed while it was being built; "
+            "run again once they are in place"
+        )
+    if files.revision is None:  # a local folder: builds of its earlier contents are dead
+        _prune_stale(files.build_dir, keep=key)
     return target
+
+
+def ensure_runnable(files: ModelFiles, precision: str) -> Path:
+    """The onnxruntime-ready copy of this precision's model, made if needed: what every run
+    opens. It is the model as onnxruntime optimizes it, with its weights in a side file that
+    the next start maps from disk instead of parsing and copying: creating the session drops
+    from ~0.26 s to ~0.06 s (int8) and ~0.11 s (fp32) on the full-size model. Once it exists,
+    squeezenli's own builds of these files are removed (drop_builds): no later run reads them,
+    and keeping them tripled the cache (739 MB for a 204 MB download); a run that needs one
+    again builds it from the weights (~3 s)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    ready = ready_path(model_paths(files)[precision], files.build_dir)
+    if ready.exists():
+        return ready
+    with build_lock(files.build_dir):
+        built = build_locked(files, precision)
+        ready = ready_path(built, files.build_dir)
+        if not ready.exists():
+            _write_ready(built, files.build_dir, ready)
+            _prune_stale(files.build_dir)
+        drop_builds(files)
+    return ready
+
+
+def drop_builds(files: ModelFiles) -> None:
+    """Remove squeezenli's own builds of these files (never a download), keeping their ready
+    copies and measurements; called with build_lock held, so no measurement is reading them."""
+    key = build_key(files)
+    for precision, path in model_paths(files, key).items():
+        if path == built_path(files, precision, key):
+            for part in (path, _digest_path(path)):
+                part.unlink(missing_ok=True)
 
 
 def _save(target: Path, write) -> None:
@@ -361,22 +414,6 @@ def _export_saturates(export: Path, build_dir: Path) -> bool:
     return found
 
 
-def ensure_ready(built: Path, build_dir: Path) -> Path:
-    """A copy of a built model as onnxruntime optimizes it, with its weights in a side file
-    that the next start maps from disk instead of parsing and copying: creating the session
-    drops from ~0.26 s to ~0.06 s (int8) and ~0.11 s (fp32) on the full-size model. The side
-    file and the hash are renamed into place before the model that names them, so a crash
-    leaves no model whose weights are missing."""
-    target = ready_path(built, build_dir)
-    if target.exists():
-        return target
-    with build_lock(build_dir):
-        if not target.exists():
-            _write_ready(built, build_dir, target)
-            _prune_stale(build_dir)
-    return target
-
-
 # The versions in a build's name (converter, quantizer) and in a ready copy's (onnxruntime).
 _VERSIONS_IN_NAME = re.compile(r"-c(\d+)(?:q(\d+))?-")
 _RUNTIME_IN_NAME = re.compile(rf"\.ort([0-9][0-9.]*?)(?:{re.escape(EXACT_SUFFIX)})?\.onnx")
@@ -407,9 +444,14 @@ def _numbers(version: str) -> tuple[int, ...]:
 
 
 def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
+    """Write the ready copy (ensure_runnable). The side file and the hash are renamed into
+    place before the model that names them, so a crash leaves no model whose weights are
+    missing."""
     import shutil
 
     import onnxruntime as ort
+
+    from squeezenli.models.convert import check_interface
 
     verify_model(built, build_dir)
     data_name = target.name + ".data"
@@ -429,9 +471,12 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
             for key, value in kernel_settings(built, build_dir).items():
                 options.add_session_config_entry(key, value)
             try:
-                ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
+                made = ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types
                 raise DamagedModelError(f"{built}: cannot load ONNX model: {err}") from None
+            # An export squeezenli cannot run is refused naming the file the user gave.
+            inputs = {i.name for i in made.get_inputs()}
+            check_interface(inputs, [o.name for o in made.get_outputs()], built)
             _record_digest(scratch / target.name, *_model_parts(scratch / target.name))
             # The model last; no side file when no weight is big enough to go there.
             names = [data_name, _digest_path(target).name, target.name]

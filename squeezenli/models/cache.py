@@ -8,6 +8,7 @@ deletes inside the cache, and downloads only when asked.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,11 @@ from squeezenli.errors import InputError, ModelError
 from squeezenli.models.hub import hub_cache, repo_folder, validate_repo_id
 
 BUILD_FOLDER = "squeezenli"
+# The name of a build (build.built_path) or of a ready copy (build.ready_path): key, then the
+# versions, then the precision ("export": a ready copy of a downloaded export).
+BUILT_NAME = re.compile(
+    r"([0-9a-f]{16})-c\d+(?:q\d+)?-(fp32|int8|export)(?P<ready>\.ort[^/]*)?\.onnx"
+)
 LOCAL_BUILDS = "squeezenli-local"
 
 
@@ -37,6 +43,7 @@ class CachedModel:
             "revisions": self.revisions,
             "downloaded_bytes": self.downloaded_bytes,
             "built": [path.name for path in self.built],
+            "precisions": [built_precision(path) for path in self.built],
             "built_bytes": self.built_bytes,
         }
 
@@ -63,7 +70,20 @@ def _describe(folder: Path) -> CachedModel:
 
 
 def _built_models(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.onnx") if ".ort" not in p.name)
+    """One file per model built here (by key and precision): its ready copy, what runs open,
+    where one was made (builds are removed once it is, build.ensure_runnable), else the build."""
+    found: dict[tuple[str, str], Path] = {}
+    for path in sorted(folder.glob("*.onnx")):
+        named = BUILT_NAME.match(path.name)
+        if named is not None and (named["ready"] or (named[1], named[2]) not in found):
+            found[named[1], named[2]] = path
+    return sorted(found.values())
+
+
+def built_precision(path: Path) -> str:
+    """What a file _built_models lists holds: fp32, int8, or export (a copy of a download)."""
+    named = BUILT_NAME.match(path.name)
+    return named[2] if named else "?"
 
 
 def cached_models(include_all: bool = False) -> list[CachedModel]:

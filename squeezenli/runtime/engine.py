@@ -57,14 +57,12 @@ def create_session(
     *,
     optimized: bool = False,
     settings: Mapping[str, str] | None = None,
-    origin: Path | None = None,
 ):
     """A single-threaded onnxruntime CPU session: the Engine runs one batch per core on it
     (module docstring); onnxruntime allows concurrent runs on one session. A model onnxruntime
-    has already optimized (build.ensure_ready) is not optimized again: 30 ms less start-up
+    has already optimized (build.ensure_runnable) is not optimized again: 30 ms less start-up
     for the full-size int8 model, the same speed and the same bits. settings: session config
-    entries (build.kernel_settings: the exact int8 kernels where a model needs them). origin:
-    the file errors name, when model_path is a copy made from it (build.ensure_ready)."""
+    entries (build.kernel_settings: the exact int8 kernels where a model needs them)."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(4)  # its errors reach the user as one line, not a log
@@ -80,11 +78,11 @@ def create_session(
         session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph types
         raise DamagedModelError(
-            f"{origin or model_path}: cannot load ONNX model: {runtime_error(err)}"
+            f"{model_path}: cannot load ONNX model: {runtime_error(err)}"
         ) from None
     inputs = {i.name for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
-    check_interface(inputs, outputs, origin or model_path)
+    check_interface(inputs, outputs, model_path)
     return session
 
 
@@ -114,28 +112,13 @@ def reference_logits(
     what: str,
     settings: Mapping[str, str] | None = None,
 ) -> np.ndarray:
-    """Logits of fixed reference pairs (the label check, the calibration set) on a built
-    model: a pair it cannot score is the model's fault here, not the input's."""
-    return reference_scores(model_path, tokenizer, pairs, what, settings=settings)[0]
-
-
-def reference_scores(
-    model_path: Path,
-    tokenizer: PairTokenizer,
-    pairs: list,
-    what: str,
-    alone: int = 0,
-    settings: Mapping[str, str] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """reference_logits, and the logits of the first `alone` pairs each scored in a batch
-    of its own: what batching does to a pair's scores."""
+    """Logits of fixed reference pairs (the label check) on a built model: a pair it cannot
+    score is the model's fault here, not the input's."""
     engine = Engine(create_session(model_path, settings=settings), tokenizer)
     try:
-        batched = engine.logits(pairs)
-        singles = [engine.logits([pair]) for pair in pairs[:alone]]
+        return engine.logits(pairs)
     except InputError as err:
         raise ModelError(f"{model_path}: cannot score {what}: {err}") from None
-    return batched, np.concatenate(singles) if singles else batched[:0]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from squeezenli.models.build import model_paths
+from squeezenli.models.build import existing_models
 from squeezenli.models.config import id2label, read_config
 from squeezenli.models.hub import CONFIG, resolve
 from squeezenli.models.labels import NLI_CLASSES, needs_measurement, resolve_labels
@@ -21,7 +21,7 @@ def model_info(spec: ModelSpec) -> dict:
     labels = resolve_labels(names, files.source, label_order, measured[0] if measured else None)
     agreement = stored_agreement(files)
     speed = stored_speed(files)
-    built = {p: str(path) for p, path in model_paths(files).items() if path.exists()}
+    built = {p: str(path) for p, path in existing_models(files).items()}
     return {
         "model": files.source,
         "revision": files.revision,

@@ -19,7 +19,13 @@ import orjson
 from squeezenli.choices import LabelSource
 from squeezenli.errors import ModelError
 from squeezenli.models.atomic import atomic_path
-from squeezenli.models.build import ensure_onnx, kernel_settings, measurement_path, verify_model
+from squeezenli.models.build import (
+    build_lock,
+    build_locked,
+    kernel_settings,
+    measurement_path,
+    verify_model,
+)
 from squeezenli.models.hub import ModelFiles
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.models.packaged import packaged_rows
@@ -130,15 +136,21 @@ def measured_order(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[str, ..
     per build and stored beside it."""
     stored = stored_order(files)
     if stored is None:
-        pairs = check_pairs()
-        built = ensure_onnx(files, "fp32")
-        verify_model(built, files.build_dir)
-        texts = [(p["premise"], p["hypothesis"]) for p in pairs]
-        logits = reference_logits(
-            built, tokenizer, texts, "the check pairs", kernel_settings(built, files.build_dir)
-        )
-        counts = count_wins(logits, pairs)
-        with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
-            tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))
-        stored = stored_order(files)
+        with build_lock(files.build_dir):  # held while the build is read (build.build_locked)
+            stored = stored_order(files)
+            if stored is None:
+                _measure_order(files, tokenizer)
+                stored = stored_order(files)
     return stored[0] if stored else None
+
+
+def _measure_order(files: ModelFiles, tokenizer: PairTokenizer) -> None:
+    pairs = check_pairs()
+    built = build_locked(files, "fp32")
+    verify_model(built, files.build_dir)
+    texts = [(p["premise"], p["hypothesis"]) for p in pairs]
+    settings = kernel_settings(built, files.build_dir)
+    logits = reference_logits(built, tokenizer, texts, "the check pairs", settings)
+    counts = count_wins(logits, pairs)
+    with atomic_path(measurement_path(files, "fp32", "labels")) as tmp:
+        tmp.write_bytes(orjson.dumps({"wins": counts.tolist()}))

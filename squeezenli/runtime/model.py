@@ -20,8 +20,7 @@ from squeezenli.errors import DamagedDownloadError, DamagedModelError, InputErro
 from squeezenli.models.build import (
     discard_builds,
     discard_ready,
-    ensure_onnx,
-    ensure_ready,
+    ensure_runnable,
     is_export,
     kernel_settings,
     log,
@@ -121,7 +120,7 @@ class NLIModel:
         self.files = files
         self.engine = engine
         self.labels = labels
-        self.onnx_path = onnx_path
+        self.onnx_path = onnx_path  # what the session runs: the ready copy (ensure_runnable)
         self.precision = choice.precision  # what runs: fp32 or int8
         self.requested_precision = choice.requested
         self.agreement: Agreement | None = choice.agreement  # int8 against fp32, if measured
@@ -185,7 +184,7 @@ class PreparedModel:
     files: ModelFiles
     labels: LabelMap
     choice: PrecisionChoice
-    built: Path
+    ready: Path  # the model runs open (build.ensure_runnable)
 
 
 def _spec(model: str | ModelSpec | None, revision: str | None, options: dict) -> ModelSpec:
@@ -246,9 +245,8 @@ def prepare_model(
 
     def prepare(files: ModelFiles) -> PreparedModel:
         labels, choice, _ = _parts(files, spec)
-        built = ensure_onnx(files, choice.precision)
-        ensure_ready(built, files.build_dir)
-        return PreparedModel(files, labels, choice, built)
+        ready = _rebuilt_if_damaged(files, lambda: ensure_runnable(files, choice.precision))
+        return PreparedModel(files, labels, choice, ready)
 
     return _fetched(spec, progress, prepare)
 
@@ -333,21 +331,22 @@ def _rebuilt_if_damaged(files: ModelFiles, step: Callable):
 
 
 def _open_session(files: ModelFiles, precision: str):
-    """The built model's path and a session on its ready copy, each checked against the hash
-    recorded when it was written (~15 ms for the full-size int8 model)."""
-    return _rebuilt_if_damaged(files, lambda: _session_from_builds(files, precision))
+    """The ready model's path and a session on it, checked against the hash recorded when
+    it was written (~15 ms for the full-size int8 model)."""
+    return _rebuilt_if_damaged(files, lambda: _session_on_ready(files, precision))
 
 
-def _session_from_builds(files: ModelFiles, precision: str):
-    built = ensure_onnx(files, precision)
-    ready = ensure_ready(built, files.build_dir)
+def _session_on_ready(files: ModelFiles, precision: str):
+    ready = ensure_runnable(files, precision)
     try:
-        verify_model(ready, files.build_dir)
-        return built, create_session(
-            ready, optimized=True, settings=kernel_settings(ready, files.build_dir), origin=built
-        )
-    except DamagedModelError as err:  # the built model still serves; the ready copy is redone
+        return ready, _ready_session(files, ready)
+    except DamagedModelError as err:  # made again, from the build or the weights; once
         log.warning("%s; making it again", err)
         discard_ready(ready)
-        verify_model(built, files.build_dir)
-        return built, create_session(built, settings=kernel_settings(built, files.build_dir))
+        ready = ensure_runnable(files, precision)
+        return ready, _ready_session(files, ready)
+
+
+def _ready_session(files: ModelFiles, ready: Path):
+    verify_model(ready, files.build_dir)
+    return create_session(ready, optimized=True, settings=kernel_settings(ready, files.build_dir))

@@ -23,11 +23,11 @@ import numpy as np
 import orjson
 
 from squeezenli.choices import Precision
-from squeezenli.errors import ModelError
+from squeezenli.errors import InputError, ModelError
 from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import (
     build_lock,
-    ensure_onnx,
+    build_locked,
     kernel_settings,
     log,
     measurement_path,
@@ -40,8 +40,6 @@ from squeezenli.runtime.engine import (
     Engine,
     Pair,
     create_session,
-    reference_logits,
-    reference_scores,
     softmax,
 )
 from squeezenli.runtime.tokenizer import PairTokenizer
@@ -199,59 +197,60 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, Spe
     found = _read(measurement_path(files, "int8", "agreement")), stored_speed(files)
     if found[0] is not None and found[1] is not None:
         return found[0], found[1], False
-    built = {precision: ensure_onnx(files, precision) for precision in ("fp32", "int8")}
-    with build_lock(files.build_dir):  # not reentrant: builds are made before it is taken
+    with build_lock(files.build_dir):  # held while the builds are read (build.build_locked)
         agreement, speed = _read(measurement_path(files, "int8", "agreement")), stored_speed(files)
         if agreement is not None and speed is not None:
             return agreement, speed, False
+        built = {precision: build_locked(files, precision) for precision in ("fp32", "int8")}
         pairs = calibration_pairs()
         fast, exact = _names(files)
         for model in built.values():
             verify_model(model, files.build_dir)
-        if agreement is None:
-            agreement = _measure_agreement(files, built, tokenizer, pairs, (fast, exact))
-        if speed is None:
-            log.info("timing %s against %s on this CPU (once)", fast, exact)
-            speed = _time(files, built, tokenizer, pairs)
-            with atomic_path(_speed_path(files)) as tmp:
-                tmp.write_bytes(orjson.dumps(speed.as_dict()))
+        engines = {
+            p: Engine(
+                create_session(path, settings=kernel_settings(path, files.build_dir)), tokenizer
+            )
+            for p, path in built.items()
+        }
+        what = "measuring" if speed is not None else "measuring and timing"
+        log.info("%s %s against %s on %d calibration pairs (once)", what, fast, exact, len(pairs))
+        try:
+            if speed is None:
+                speed, logits = _time(engines, pairs)
+                with atomic_path(_speed_path(files)) as tmp:
+                    tmp.write_bytes(orjson.dumps(speed.as_dict()))
+            else:
+                logits = {p: engine.logits(pairs) for p, engine in engines.items()}
+            if agreement is None:
+                alone = [engines["int8"].logits([pair]) for pair in pairs[:BATCH_CHECK]]
+                agreement = _agreement(logits, np.concatenate(alone), (fast, exact))
+                with atomic_path(measurement_path(files, "int8", "agreement")) as tmp:
+                    tmp.write_bytes(orjson.dumps(agreement.as_dict()))
+        except InputError as err:
+            raise ModelError(f"{files.folder}: cannot score the calibration pairs: {err}") from None
     return agreement, speed, True
 
 
-def _measure_agreement(
-    files: ModelFiles, built: dict[str, Path], tokenizer: PairTokenizer, pairs, names
-) -> Agreement:
-    log.info("measuring %s against %s on %d calibration pairs (once)", *names, len(pairs))
-    what = "the calibration pairs"
-    settings = {p: kernel_settings(path, files.build_dir) for p, path in built.items()}
-    fp32 = reference_logits(built["fp32"], tokenizer, pairs, what, settings["fp32"])
-    int8, alone = reference_scores(
-        built["int8"], tokenizer, pairs, what, BATCH_CHECK, settings["int8"]
-    )
+def _agreement(logits: dict[str, np.ndarray], alone: np.ndarray, names) -> Agreement:
+    """compare() of the two precisions' logits, once they are known to be one classifier."""
+    fp32, int8 = logits["fp32"], logits["int8"]
     if fp32.shape[1] != int8.shape[1]:
         raise ModelError(
             f"{names[0]} gives {int8.shape[1]} logits per pair and {names[1]} "
             f"{fp32.shape[1]}: they are not the same classifier (give --onnx-file a variant "
             "of this export, or --precision fp32)"
         )
-    agreement = compare(softmax(fp32), softmax(int8), softmax(alone))
-    with atomic_path(measurement_path(files, "int8", "agreement")) as tmp:
-        tmp.write_bytes(orjson.dumps(agreement.as_dict()))
-    return agreement
+    return compare(softmax(fp32), softmax(int8), softmax(alone))
 
 
-def _time(
-    files: ModelFiles, built: dict[str, Path], tokenizer: PairTokenizer, pairs: list[Pair]
-) -> Speed:
+def _time(engines: dict[str, Engine], pairs: list[Pair]) -> tuple[Speed, dict[str, np.ndarray]]:
     """CPU and wall time of each precision over the pairs, in interleaved slices (fp32, int8,
     then int8, fp32, ...) so that a machine's drift within the run falls on both; each
-    engine warms up on a slice first."""
-    engines = {
-        p: Engine(create_session(path, settings=kernel_settings(path, files.build_dir)), tokenizer)
-        for p, path in built.items()
-    }
+    engine warms up on a slice first. The logits come too: a pair's do not depend on its
+    batch, so the slices' are the agreement's (the first run is the shorter by one pass)."""
     cpu = dict.fromkeys(engines, 0.0)
     wall = dict.fromkeys(engines, 0.0)
+    logits: dict[str, list[np.ndarray]] = {p: [] for p in engines}
     size = -(-len(pairs) // SPEED_ROUNDS)
     slices = [pairs[i : i + size] for i in range(0, len(pairs), size)]
     for engine in engines.values():
@@ -259,10 +258,10 @@ def _time(
     for turn, piece in enumerate(slices):
         for precision in ("fp32", "int8") if turn % 2 == 0 else ("int8", "fp32"):
             cpu_start, wall_start = time.process_time(), time.perf_counter()
-            engines[precision].logits(piece)
+            logits[precision].append(engines[precision].logits(piece))
             cpu[precision] += time.process_time() - cpu_start
             wall[precision] += time.perf_counter() - wall_start
-    return Speed(
+    speed = Speed(
         cpu=cpu_name(),
         pairs=len(pairs),
         fp32_cpu_s=round(cpu["fp32"], 4),
@@ -270,6 +269,7 @@ def _time(
         fp32_pairs_per_s=round(len(pairs) / max(wall["fp32"], 1e-9), 2),
         int8_pairs_per_s=round(len(pairs) / max(wall["int8"], 1e-9), 2),
     )
+    return speed, {p: np.concatenate(parts) for p, parts in logits.items()}
 
 
 def _names(files: ModelFiles) -> tuple[str, str]:

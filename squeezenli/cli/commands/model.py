@@ -54,7 +54,7 @@ def download(
         folder = prepared.files.folder
         if not quiet:
             runs = "" if variant is not Precision.AUTO else f" (runs {prepared.choice.precision})"
-            typer.echo(f"{variant}{runs}: built {prepared.built}", err=True)
+            typer.echo(f"{variant}{runs}: {prepared.ready}", err=True)
     typer.echo(str(folder))
 
 
