@@ -186,3 +186,17 @@ def test_an_int8_export_that_may_saturate_runs_exact_kernels_only_without_vnni(t
         integer = [n for n in graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
         assert integer and {kinds[n.input[1]] for n in integer} == {TensorProto.UINT8}
     assert nli.probabilities(PAIRS).shape == (len(PAIRS), 3)
+
+
+def test_shape_inference_sees_the_converters_token_matrices(tiny_model):
+    """Shape inference runs on the graph with the weights' values left out (quantize.py), and
+    must still find every MatMul input of squeezenli's own graph to be 2-D: none is reshaped."""
+    from squeezenli.models.quantize import _matrices
+
+    fp32, int8 = _int8(tiny_model, DEFAULT_RANGE)
+    weights = {i.name for i in fp32.graph.initializer}
+    inputs = {
+        n.input[0] for n in fp32.graph.node if n.op_type == "MatMul" and n.input[1] in weights
+    }
+    assert inputs and inputs <= _matrices(fp32)
+    assert not [n for n in int8.graph.node if n.output[0].endswith("_2d")]

@@ -193,7 +193,8 @@ def _read(path: Path, kind=Agreement):
 
 def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, Speed, bool]:
     """Score the calibration pairs in fp32 and int8 once per build, and time them once per
-    kind of CPU; the figures are stored. Also says whether this call measured anything."""
+    kind of CPU, in one pass when both are missing (_time); the figures are stored. Also says
+    whether this call measured anything."""
     found = _read(measurement_path(files, "int8", "agreement")), stored_speed(files)
     if found[0] is not None and found[1] is not None:
         return found[0], found[1], False
