@@ -213,6 +213,13 @@ def model_paths(files: ModelFiles, key: str | None = None) -> dict[str, Path]:
     return paths
 
 
+def _path_of(files: ModelFiles, precision: str) -> Path:
+    """model_paths(files)[precision], refusing a precision that is none of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    return model_paths(files)[precision]
+
+
 def existing_models(files: ModelFiles) -> dict[str, Path]:
     """Each precision's model as it is in the cache now: its ready copy (what runs open) if
     made, else its build or download if there is one; nothing is built."""
@@ -229,9 +236,7 @@ def existing_models(files: ModelFiles) -> dict[str, Path]:
 def ensure_onnx(files: ModelFiles, precision: str = "fp32") -> Path:
     """Path of a built ONNX model for these files and precision, building it if needed. Runs
     open its ready copy (ensure_runnable), which replaces the build once made."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    target = model_paths(files)[precision]
+    target = _path_of(files, precision)
     if target.exists():
         return target
     with build_lock(files.build_dir):
@@ -272,9 +277,7 @@ def ensure_runnable(files: ModelFiles, precision: str) -> Path:
     squeezenli's own builds of these files are removed (drop_builds): no later run reads them,
     and keeping them tripled the cache (739 MB for a 204 MB download); a run that needs one
     again builds it from the weights (~3 s)."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    ready = ready_path(model_paths(files)[precision], files.build_dir)
+    ready = ready_path(_path_of(files, precision), files.build_dir)
     if ready.exists():
         return ready
     with build_lock(files.build_dir):
