@@ -7,7 +7,9 @@ import shutil
 
 import numpy as np
 import onnxruntime
+import pytest
 
+from squeezenli.errors import InputError
 from squeezenli.models.build import built_path, ensure_onnx, ensure_runnable, ready_path
 from squeezenli.models.hub import resolve
 from squeezenli.runtime.model import load_model
@@ -136,3 +138,11 @@ def test_builds_of_older_versions_are_removed_and_newer_ones_stay(tiny_model):
     assert not [p for p in stale if p.exists()]
     assert ready_path(built, files.build_dir).exists()
     assert all(path.exists() for path in newer)
+
+
+def test_an_unknown_precision_is_refused_before_anything_is_built(tiny_model, tmp_path):
+    files = resolve(str(shutil.copytree(tiny_model, tmp_path / "copy")))
+    for make in (ensure_onnx, ensure_runnable):
+        with pytest.raises(InputError, match="unknown precision 'int4'"):
+            make(files, "int4")
+    assert not list(files.build_dir.glob("*.onnx"))
