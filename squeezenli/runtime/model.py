@@ -20,6 +20,7 @@ from squeezenli.errors import DamagedDownloadError, DamagedModelError, InputErro
 from squeezenli.models.build import (
     discard_builds,
     discard_ready,
+    ensure_onnx,
     ensure_runnable,
     is_export,
     kernel_settings,
@@ -339,14 +340,15 @@ def _open_session(files: ModelFiles, precision: str):
 def _session_on_ready(files: ModelFiles, precision: str):
     ready = ensure_runnable(files, precision)
     try:
-        return ready, _ready_session(files, ready)
-    except DamagedModelError as err:  # made again, from the build or the weights; once
+        verify_model(ready, files.build_dir)
+        settings = kernel_settings(ready, files.build_dir)
+        return ready, create_session(ready, optimized=True, settings=settings)
+    except DamagedModelError as err:
+        # The plain model serves this run (built again from the weights if it was removed),
+        # and the next run makes the copy again. A copy onnxruntime cannot load back at all
+        # (onnxruntime 1.30 with a Loop in the graph) keeps a model runnable this way.
         log.warning("%s; making it again", err)
         discard_ready(ready)
-        ready = ensure_runnable(files, precision)
-        return ready, _ready_session(files, ready)
-
-
-def _ready_session(files: ModelFiles, ready: Path):
-    verify_model(ready, files.build_dir)
-    return create_session(ready, optimized=True, settings=kernel_settings(ready, files.build_dir))
+        built = ensure_onnx(files, precision)
+        verify_model(built, files.build_dir)
+        return built, create_session(built, settings=kernel_settings(built, files.build_dir))
