@@ -281,9 +281,12 @@ def ensure_runnable(files: ModelFiles, precision: str) -> Path:
     if ready.exists():
         return ready
     with build_lock(files.build_dir):
-        built = build_locked(files, precision)
-        ready = ready_path(built, files.build_dir)
+        # Looked for again under the lock: a process it waited for may have made the copy and
+        # removed the builds, which must not be made again for nothing.
+        ready = ready_path(_path_of(files, precision), files.build_dir)
         if not ready.exists():
+            built = build_locked(files, precision)
+            ready = ready_path(built, files.build_dir)
             _write_ready(built, files.build_dir, ready)
             _prune_stale(files.build_dir)
         drop_builds(files)
