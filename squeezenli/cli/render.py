@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from squeezenli.choices import LabelSource
-from squeezenli.models.cache import built_precision
+from squeezenli.models.build import built_precision
 from squeezenli.models.labels import LabelMap
 from squeezenli.runtime.labelcheck import LabelCheck
 from squeezenli.runtime.model import Prediction

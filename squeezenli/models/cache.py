@@ -8,20 +8,15 @@ deletes inside the cache, and downloads only when asked.
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from squeezenli.errors import InputError, ModelError
+from squeezenli.models.build import BUILT_NAME, built_precision
 from squeezenli.models.hub import hub_cache, repo_folder, validate_repo_id
 
 BUILD_FOLDER = "squeezenli"
-# The name of a build (build.built_path) or of a ready copy (build.ready_path): key, then the
-# versions, then the precision ("export": a ready copy of a downloaded export).
-BUILT_NAME = re.compile(
-    r"([0-9a-f]{16})-c\d+(?:q\d+)?-(fp32|int8|export)(?P<ready>\.ort[^/]*)?\.onnx"
-)
 LOCAL_BUILDS = "squeezenli-local"
 
 
@@ -78,12 +73,6 @@ def _built_models(folder: Path) -> list[Path]:
         if named is not None and (named["ready"] or (named[1], named[2]) not in found):
             found[named[1], named[2]] = path
     return sorted(found.values())
-
-
-def built_precision(path: Path) -> str:
-    """What a file _built_models lists holds: fp32, int8, or export (a copy of a download)."""
-    named = BUILT_NAME.match(path.name)
-    return named[2] if named else "?"
 
 
 def cached_models(include_all: bool = False) -> list[CachedModel]:
