@@ -50,23 +50,19 @@ def _options(command) -> set[str]:
 
 
 def _resolve(words: list[str]):
-    """The command a line runs (score when its first word is none) and the words after it."""
+    """The command a line runs and the words after it: score when the first word that is no
+    option names no command (the default command, which takes options before the pair too)."""
     group = _group()
-    command = group
-    rest = words
+    command, rest = group, words
     while hasattr(command, "commands"):
         names = [w for w in rest if not w.startswith("-")]
-        chosen = names[0] if names and names[0] in command.commands else None
-        if chosen is None:
-            if command is group and not any(w.startswith("-") for w in rest[:1]):
-                command = group.commands["score"]  # the default command
-            elif command is group:
-                return command, rest  # only the group's own options (--debug, --help)
-            else:
-                raise AssertionError(f"no such subcommand in {words}")
-            break
-        rest = rest[rest.index(chosen) + 1 :]
-        command = command.commands[chosen]
+        if names and names[0] in command.commands:
+            rest = rest[rest.index(names[0]) + 1 :]
+            command = command.commands[names[0]]
+        elif command is group:
+            command = group.commands["score"]
+        else:
+            raise AssertionError(f"no such subcommand in {words}")
     return command, rest
 
 
