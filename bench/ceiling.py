@@ -209,7 +209,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import DEFAULT_PAIRS, ensure_model, pair_lengths
+    from common import DEFAULT_PAIRS, ensure_model, pair_lengths
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

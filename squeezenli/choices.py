@@ -97,4 +97,4 @@ def choose(kind: type[E], value: E | str, name: str) -> E:
         if str(member.value) == str(value).lower():
             return member
     choices = ", ".join(str(member.value) for member in kind)
-    raise InputError(f"`{name}` must be one of {choices}, got {value!r}")
+    raise InputError(f"`{name}` must be one of {choices}, got {value!r}", name)

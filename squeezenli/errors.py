@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # some rows failed, or a runtime error
 EXIT_USAGE = 2  # bad arguments or bad input
@@ -15,10 +17,26 @@ class SqueezenliError(Exception):
     exit_code = EXIT_FAILED
 
 
+class Fault(str, Enum):
+    """What kind of wrong an input is: callers that answer by kind (the server's HTTP status)
+    read this, never the message."""
+
+    INVALID = "invalid"  # a value of the wrong type, or one no option takes
+    REQUIRED = "required"  # nothing given where something must be
+    EMPTY = "empty"  # an empty list where at least one item is needed
+    TOO_LONG = "too_long"  # longer than the model reads (TEI answers it 413)
+
+
 class InputError(SqueezenliError):
-    """Bad input data or arguments; the message says where (file, line, field)."""
+    """Bad input data or arguments; the message says where (file, line, field). `param` names
+    the parameter at fault (the CLI shows its flag, the server its field), `kind` the fault."""
 
     exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, param: str | None = None, kind: Fault = Fault.INVALID):
+        super().__init__(message)
+        self.param = param
+        self.kind = kind
 
 
 class ModelError(SqueezenliError):

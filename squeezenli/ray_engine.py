@@ -18,12 +18,13 @@ Needs `pip install 'squeezenli[ray]'`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from squeezenli.choices import Aggregate, Choice, LongInput, OnError, RowScore, choose
+from squeezenli.choices import OnError
 from squeezenli.records.readers import Record, RowError, RowFailure, choose_pair_fields
 from squeezenli.runtime.spec import ModelSpec
+from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions
 
 ERROR = "error"  # the column that says why a row was not scored (null when it was)
 # Older Ray Data with pandas 3 loses rows or files scored ones as failed (ray-project/ray#60402).
@@ -31,34 +32,11 @@ MIN_RAY_FOR_PANDAS_3 = (2, 56)
 LINE_COLUMNS = ("source", "number", "text")  # where a JSON line came from, and the line
 
 
-class Task(Choice):
-    """What the actors do with each row."""
+def result_fields(options: TaskOptions, prefix: str = "", renames=None):
+    """The ResultFields (tasks/rows.py) a task's rows get, from its options."""
+    from squeezenli.tasks.rows import ResultFields
 
-    SCORE = "score"  # a pair (tasks/scoring.py)
-    CLASSIFY = "classify"  # a text against candidate labels (tasks/zeroshot.py)
-    CHECK = "check"  # a text against its source (tasks/claims.py)
-
-
-def result_fields(task: Task, fields: dict[str, Any], prefix: str = "", renames=None):
-    """The ResultFields (tasks/rows.py) a task's rows get, from its arguments."""
-    from squeezenli.tasks.rows import CHECK_NAMES, ResultFields, prediction_names, zero_shot_names
-
-    if task is Task.CHECK:
-        own = CHECK_NAMES
-    elif task is Task.CLASSIFY:
-        decision = fields.get("decision")
-        own = zero_shot_names(
-            text=fields.get("text_field_name", "text") != "text",
-            selected=decision is not None and decision.threshold is not None,
-        )
-    else:
-        own = prediction_names(
-            None,
-            chunked=fields.get("long_input") is LongInput.CHUNK,
-            entailed=fields.get("threshold") is not None,
-            logits=bool(fields.get("logits")),
-        )
-    return ResultFields(own, prefix, renames)
+    return ResultFields(options.result_names(), prefix, renames)
 
 
 class PairScorer:
@@ -69,34 +47,19 @@ class PairScorer:
     bad line is one row's error as in the local path, and come back as output lines."""
 
     def __init__(
-        self,
-        spec: ModelSpec,
-        fields: dict[str, Any],
-        lines: bool = False,
-        task: Task = Task.SCORE,
-        shape=None,
+        self, spec: ModelSpec, options: TaskOptions, lines: bool = False, shape=None
     ) -> None:
         from squeezenli.runtime.model import load_model
+        from squeezenli.tasks.scorer import LocalScorer
 
-        self.nli = load_model(spec, progress=False)
-        self.fields = fields
+        self.scorer = LocalScorer(load_model(spec, progress=False))
+        self.options = options
         self.lines = lines
-        self.task = task
-        self.shape = shape or result_fields(task, fields)  # names of the fields rows gain
+        self.shape = shape or result_fields(options)  # names of the fields rows gain
 
     def _results(self, records: list[Record]):
         """Each record's Result, bad rows among them (the local path's functions)."""
-        if self.task is Task.CHECK:
-            from squeezenli.tasks.claims import check_records
-
-            return check_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
-        if self.task is Task.CLASSIFY:
-            from squeezenli.tasks.zeroshot import classify_records
-
-            return classify_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
-        from squeezenli.tasks.scoring import score_records
-
-        return score_records(self.nli, records, on_error=OnError.SKIP, **self.fields)
+        return self.scorer.results(records, self.options, on_error=OnError.SKIP)
 
     def __call__(self, batch):
         if self.lines:
@@ -202,20 +165,15 @@ def _major_minor(version: str) -> tuple[int, int] | None:
 def score_dataset(
     ds,
     spec: ModelSpec | None = None,
+    options: PairOptions | None = None,
     *,
-    premise_field: str | None = None,
-    hypothesis_field: str | None = None,
     rows_per_task: int = 1024,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     json_lines: bool = False,
-    long_input: LongInput = LongInput.TRUNCATE,
-    aggregate: Aggregate = Aggregate.ENTAILMENT,
-    threshold: float | None = None,
-    logits: bool = False,
     prefix: str = "",
     output_fields: dict[str, str] | str | None = None,
-    **model_fields,
+    **given: Any,
 ):
     """A Ray Dataset of pairs -> the same rows with `prediction`, `scores` (a struct, one
     field per class), `truncated` (and with long_input chunk, `evidence` {start, end} and
@@ -223,111 +181,77 @@ def score_dataset(
     scored rows, else {message, field}; see split_errors). Every row comes out: none is
     dropped. The result's fields are named as in `batch` (`prefix`, `output_fields`
     renames); an input column they would overwrite is refused before anything runs. The
-    model is `spec`, or a ModelSpec made from model_fields (model="...", precision="int8",
-    ...), handed to every actor whole. With json_lines, the Dataset holds numbered lines as
-    read_pairs reads them, and the result holds `json` (the output line) and `error` (the
-    problem; the file and line are `source` and `number`) beside `text`.
+    options are PairOptions (or its fields among `given`); the model is `spec`, or a
+    ModelSpec made from the rest of `given` (model="...", precision="int8", ...), handed to
+    every actor whole. With json_lines, the Dataset holds numbered lines as read_pairs
+    reads them, and the result holds `json` (the output line) and `error` (the problem; the
+    file and line are `source` and `number`) beside `text`.
 
     Each actor runs cpus_per_actor onnxruntime threads (default: the cores of the smallest
     node, so one actor per node where nodes are alike), and as many actors start as the
     nodes hold (see actor_pool), unless `actors` says how many."""
+    changes, model_fields = PairOptions.split(given)
+    found = PairOptions.of(options, **changes)
     if not json_lines:
         # Chosen once, from the schema, so that every batch reads the same columns.
-        premise_field, hypothesis_field = choose_pair_fields(
-            list(ds.schema().names), premise_field, hypothesis_field, "the dataset"
+        premise, hypothesis = choose_pair_fields(
+            list(ds.schema().names), found.premise_field, found.hypothesis_field, "the dataset"
         )
-    fields = {
-        "premise_field": premise_field,
-        "hypothesis_field": hypothesis_field,
-        "long_input": choose(LongInput, long_input, "long_input"),
-        "aggregate": choose(Aggregate, aggregate, "aggregate"),
-        "threshold": threshold,
-        "logits": logits,
-    }
-    shape = result_fields(Task.SCORE, fields, prefix, output_fields)
+        found = replace(found, premise_field=premise, hypothesis_field=hypothesis)
     layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
-    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.SCORE, fields, shape, layout)
+    shape = result_fields(found, prefix, output_fields)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), found, shape, layout)
 
 
 def classify_dataset(
     ds,
     labels: str | list[str] | None = None,
     spec: ModelSpec | None = None,
+    options: ZeroShotOptions | None = None,
     *,
-    text_field: str = "text",
-    template: str | None = None,
-    multi_label: bool = False,
-    hypotheses: dict[str, str] | None = None,
-    labels_field: str = "candidate_labels",
-    threshold: float | None = None,
-    top_k: int | None = None,
-    none_label: str | None = None,
     rows_per_task: int = 256,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     json_lines: bool = False,
     prefix: str = "",
     output_fields: dict[str, str] | str | None = None,
-    **model_fields,
+    **given: Any,
 ):
     """A Ray Dataset of texts -> the same rows with what `squeezenli classify` adds
     (`labels`, `scores`, `truncated`, and `selected` with a threshold; `text` too when the
     text is another field; tasks/zeroshot.py) and `error`, as score_dataset does for pairs.
     Labels: a row's own `labels_field` list, else `labels`, else the labels of `hypotheses`
-    (label -> its own hypothesis)."""
-    from squeezenli.models.labels import DEFAULT_TEMPLATE
-    from squeezenli.tasks.zeroshot import Decision, parse_labels
-    from squeezenli.tasks.zeroshot import hypotheses as check_hypotheses
-
-    names = parse_labels(labels) if labels else None
-    template = template or DEFAULT_TEMPLATE
-    check_hypotheses(names or [], template, hypotheses)  # usage errors before Ray runs
-    fields = {
-        "labels": names,
-        "text_field_name": text_field,
-        "template": template,
-        "multi_label": multi_label,
-        "per_label": hypotheses,
-        "labels_field": labels_field,
-        "decision": Decision(threshold, top_k, none_label),
-    }
-    shape = result_fields(Task.CLASSIFY, fields, prefix, output_fields)
+    (label -> its own hypothesis). Options: ZeroShotOptions, or its fields among `given`."""
+    changes, model_fields = ZeroShotOptions.split(given)
+    if labels is not None:
+        changes["labels"] = labels
+    found = ZeroShotOptions.of(options, **changes)  # usage errors before Ray runs
     layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
-    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.CLASSIFY, fields, shape, layout)
+    shape = result_fields(found, prefix, output_fields)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), found, shape, layout)
 
 
 def check_dataset(
     ds,
     spec: ModelSpec | None = None,
+    options: CheckOptions | None = None,
     *,
-    source_field: str = "source",
-    text_field: str = "text",
     rows_per_task: int = 256,
     actors: int | None = None,
     cpus_per_actor: int | None = None,
     json_lines: bool = False,
-    aggregate: Aggregate = Aggregate.ENTAILMENT,
-    support: float = 0.5,
-    contradict: float = 0.5,
-    row_score: RowScore | str = RowScore.MEAN,
     prefix: str = "",
     output_fields: dict[str, str] | str | None = None,
-    **model_fields,
+    **given: Any,
 ):
     """A Ray Dataset of sources and texts -> the same rows with what `squeezenli check`
     adds (`claims`, `score`, `supported_text`, `windows`; tasks/claims.py) and `error`, as
-    score_dataset does for pairs."""
-    fields = {
-        "source_field": source_field,
-        "text_field": text_field,
-        "aggregate": Aggregate(aggregate),
-        "support": support,
-        "contradict": contradict,
-        "row_score": choose(RowScore, row_score, "row_score"),
-    }
-    shape = result_fields(Task.CHECK, fields, prefix, output_fields)
+    score_dataset does for pairs. Options: CheckOptions, or its fields among `given`."""
+    changes, model_fields = CheckOptions.split(given)
+    found = CheckOptions.of(options, **changes)
     layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
-    return _on_actors(ds, spec or ModelSpec(**model_fields), Task.CHECK, fields, shape, layout)
+    shape = result_fields(found, prefix, output_fields)
+    return _on_actors(ds, spec or ModelSpec(**model_fields), found, shape, layout)
 
 
 @dataclass(frozen=True)
@@ -340,7 +264,7 @@ class _Layout:
     cpus_per_actor: int | None
 
 
-def _on_actors(ds, spec: ModelSpec, task: Task, fields: dict, shape, layout: _Layout):
+def _on_actors(ds, spec: ModelSpec, options: TaskOptions, shape, layout: _Layout):
     """ds mapped by PairScorer actors, sized to the cluster (actor_pool); typed rows whose
     columns the result would overwrite are refused first."""
     import pandas
@@ -353,9 +277,8 @@ def _on_actors(ds, spec: ModelSpec, task: Task, fields: dict, shape, layout: _La
     pool, request, threads = actor_pool(_node_cpus(ray), layout.cpus_per_actor)
     arguments = {
         "spec": spec.with_threads(threads),
-        "fields": fields,
+        "options": options,
         "lines": layout.json_lines,
-        "task": task,
         "shape": shape,
     }
     return ds.map_batches(

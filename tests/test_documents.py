@@ -335,4 +335,4 @@ def test_batch_thresholds_the_entailment_probability_and_gives_logits(model, tmp
     assert True in entailed and False in entailed
     np.testing.assert_allclose(got, logits, atol=1e-6, rtol=0)
     refused = one_error(_run(["batch", str(source), "-m", str(model), "--threshold", "1.5"]), 2)
-    assert "--threshold must be from 0 to 1" in refused
+    assert "--threshold must be a probability from 0 to 1" in refused

@@ -91,7 +91,7 @@ class DefaultGroup(TyperGroup):
         except SqueezenliError as err:
             if ctx.params.get("debug"):
                 traceback.print_exc()
-            typer.echo(f"squeezenli: error: {in_flags(str(err))}", err=True)
+            typer.echo(f"squeezenli: error: {in_flags(str(err), ctx)}", err=True)
             _after(err)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:

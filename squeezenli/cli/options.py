@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar, overload
+from typing import Annotated, Any, Optional, TypeVar, overload
 
 import typer
 
-from squeezenli.choices import Aggregate, Choice, Engine, LongInput, OnError, Precision
+from squeezenli.choices import Choice, Engine, OnError, Precision
 from squeezenli.defaults import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
@@ -22,6 +23,24 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
+from squeezenli.tasks.options import PairOptions, TaskOptions
+
+
+def task_flag(options: type[TaskOptions], name: str) -> Any:
+    """The Typer annotation of one task option: its flag, help and type from its class."""
+    from squeezenli.tasks.options import params
+
+    found = {p.name: p for p in params(options)}
+    item = found[name]
+    names = [item.flag, *([item.spec.short] if item.spec.short else [])]
+    helped = re.sub(
+        r"`(\w+)`", lambda m: found[m[1]].flag if m[1] in found else m[0], item.spec.help
+    )
+    kind: Any = Optional[item.kind] if item.optional else item.kind
+    if issubclass(item.kind, Choice):
+        return Annotated[kind, typer.Option(*names, help=helped, case_sensitive=False)]
+    return Annotated[kind, typer.Option(*names, help=helped)]
+
 
 ModelOpt = Annotated[
     Optional[str],
@@ -129,34 +148,10 @@ OnErrorOpt = Annotated[
         "[default: skip with --errors, else fail].",
     ),
 ]
-PremiseFieldOpt = Annotated[
-    Optional[str],
-    typer.Option("--premise-field", help="[default: premise, or sentence1, text]"),
-]
-HypothesisFieldOpt = Annotated[
-    Optional[str],
-    typer.Option("--hypothesis-field", help="[default: hypothesis, or sentence2, text_pair]"),
-]
-LongInputOpt = Annotated[
-    LongInput,
-    typer.Option(
-        "--long-input",
-        case_sensitive=False,
-        help="A pair longer than the model reads: truncate it (the result says so), fail "
-        "(the row's error), or chunk (read the premise in windows of whole sentences).",
-    ),
-]
-
-AggregateOpt = Annotated[
-    Aggregate,
-    typer.Option(
-        "--aggregate",
-        case_sensitive=False,
-        help="With --long-input chunk, the window that decides: the most likely to entail "
-        "(entailment), the largest entailment minus contradiction (margin), or the most "
-        "likely to contradict (contradiction).",
-    ),
-]
+PremiseFieldOpt = task_flag(PairOptions, "premise_field")
+HypothesisFieldOpt = task_flag(PairOptions, "hypothesis_field")
+LongInputOpt = task_flag(PairOptions, "long_input")
+AggregateOpt = task_flag(PairOptions, "aggregate")
 
 PrefixOpt = Annotated[
     str, typer.Option("--prefix", help="Put this before the names of the fields the result adds.")
@@ -239,6 +234,17 @@ class ModelOptions:
         return prepare_model(self.spec, progress=not self.quiet)
 
 
+def scorer_for(server: str | None, api_key: str | None, opts: ModelOptions):
+    """Where a command's rows are scored: the server at --server, else the model here."""
+    if server is not None:
+        from squeezenli.serve.client import Remote
+
+        return Remote(server, api_key)
+    from squeezenli.tasks.scorer import LocalScorer
+
+    return LocalScorer(opts.load())
+
+
 def announce_builds(enabled: bool) -> None:
     """Say on stderr when a model is being built (the first run pauses for it), and warn;
     quiet (enabled=False) leaves errors only."""
@@ -295,6 +301,17 @@ def reading_options():
         return ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header)
 
     return _bundle("reading", _READING, build)
+
+
+def task_options(options: type[TaskOptions], param: str = "task", skip: tuple[str, ...] = ()):
+    """Give a command the flags of a task's options (tasks/options.py: each option's flag,
+    help and default; `skip`: those the command declares itself); the command receives them
+    as `param=options(...)`, checked before anything loads."""
+    from squeezenli.tasks.options import params
+
+    chosen = [p for p in params(options) if p.spec.cli and p.name not in skip]
+    added = {p.name: (task_flag(options, p.name), p.default) for p in chosen}
+    return _bundle(param, added, options)
 
 
 def _bundle(param: str, options: dict, build):

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from squeezenli.errors import InputError
+from squeezenli.errors import Fault, InputError
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,16 @@ class RowError:
     line: int
     message: str
     field: str | None = None
+    kind: Fault = Fault.INVALID
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.message}"
 
     @classmethod
-    def of(cls, record: Record, message: str, field: str | None = None) -> RowError:
-        return cls(record.source, record.line, message, field)
+    def of(
+        cls, record: Record, message: str, field: str | None = None, kind: Fault = Fault.INVALID
+    ) -> RowError:
+        return cls(record.source, record.line, message, field, kind)
 
 
 class RowFailure(InputError):

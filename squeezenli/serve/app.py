@@ -10,17 +10,14 @@ bearer token, an access-log line on stderr and the metrics.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -29,6 +26,7 @@ from starlette.routing import Route
 
 from squeezenli.errors import SqueezenliError
 from squeezenli.serve import requests
+from squeezenli.serve.jobs import Jobs
 from squeezenli.serve.metrics import Metrics
 from squeezenli.serve.requests import Limits, RequestError
 from squeezenli.serve.service import Service
@@ -46,69 +44,20 @@ class Json(JSONResponse):
 
 @dataclass
 class State:
-    """What every request shares: the service, the limits and the slots in flight."""
+    """What every request shares: the service, the limits, the slots in flight."""
 
     service: Service
     limits: Limits
     api_key: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    limiter: Any = None  # anyio.CapacityLimiter, made in the event loop
+    jobs: Jobs = field(init=False)
 
-    def take_slot(self) -> None:
-        with self.lock:
-            if self.in_flight >= self.limits.max_concurrent:
-                raise RequestError(
-                    429,
-                    f"Model is overloaded: {self.in_flight} requests in flight "
-                    f"(squeezenli serve --max-concurrent {self.limits.max_concurrent})",
-                    "overloaded",
-                )
-            self.in_flight += 1
-            self.metrics.queue_depth.set(self.in_flight)
+    def __post_init__(self) -> None:
+        self.jobs = Jobs(self.limits, self.metrics)
 
-    def free_slot(self) -> None:
-        with self.lock:
-            self.in_flight -= 1
-            self.metrics.queue_depth.set(self.in_flight)
-
-
-class _Job:
-    """One request's work on a worker thread; its slot is freed exactly once, when the work
-    ends or, if it never started, when the request gave up on it."""
-
-    def __init__(self, state: State, work: Callable[[threading.Event], Any]) -> None:
-        self.state = state
-        self.work = work
-        self.cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._started = False
-        self._freed = False
-
-    def __call__(self) -> Any:
-        with self._lock:
-            if self.cancel.is_set():
-                return None
-            self._started = True
-        try:
-            return self.work(self.cancel)
-        finally:
-            self._free()
-
-    def give_up(self) -> None:
-        with self._lock:
-            self.cancel.set()
-            started = self._started
-        if not started:
-            self._free()
-
-    def _free(self) -> None:
-        with self._lock:
-            if self._freed:
-                return
-            self._freed = True
-        self.state.free_slot()
+    @property
+    def in_flight(self) -> int:
+        return self.jobs.in_flight
 
 
 async def _body(request: Request, limits: Limits) -> bytes:
@@ -131,8 +80,8 @@ async def _body(request: Request, limits: Limits) -> bytes:
 
 
 def _model_endpoint(name: str, decode: Callable):
-    """An endpoint: body, decode, slot, run Service.<name> on a thread within the timeout,
-    encode."""
+    """An endpoint: body, decode, then Service.<name> as a job (serve/jobs.py), encoded with
+    TEI's timing headers."""
 
     async def endpoint(request: Request) -> Response:
         state: State = request.app.state.squeezenli
@@ -140,25 +89,10 @@ def _model_endpoint(name: str, decode: Callable):
         try:
             raw = await _body(request, state.limits)
             decoded = decode(requests.parse_body(raw), state.limits)
-            state.take_slot()
-            job = _Job(state, lambda cancel: getattr(state.service, name)(decoded, cancel))
             queued = time.perf_counter()
-            try:
-                answer = await asyncio.wait_for(
-                    anyio.to_thread.run_sync(job, abandon_on_cancel=True, limiter=state.limiter),
-                    state.limits.timeout_s,
-                )
-            except asyncio.TimeoutError:  # TimeoutError from 3.11; its own class in 3.10
-                job.give_up()
-                raise RequestError(
-                    503,
-                    f"the request took over {state.limits.timeout_s:g} s "
-                    "(squeezenli serve --timeout)",
-                    "timeout",
-                ) from None
-            except asyncio.CancelledError:  # the client went away, or the server stops
-                job.give_up()
-                raise
+            answer = await state.jobs.run(
+                lambda cancel: getattr(state.service, name)(decoded, cancel)
+            )
         except RequestError as err:
             state.metrics.failures.labels(name, err.error_type).inc()
             return Json(err.body(), status_code=err.status)
@@ -220,12 +154,7 @@ async def openapi(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    decoders = {
-        "predict": requests.tei_predict,
-        "score": requests.score_request,
-        "classify": requests.classify_request,
-        "check": requests.check_request,
-    }
+    decoders = {"predict": requests.tei_predict, **requests.DECODERS}
     return [
         *(
             Route(f"/{name}", _model_endpoint(name, decode), methods=["POST"])
@@ -342,8 +271,7 @@ def build_app(
 
     limits = limits or Limits()
     state = State(service, limits, api_key)
-    service.nli.batcher.observers.append(state.metrics.observe_window)
-    server = mcp_server(service, limits, state)
+    server = mcp_server(service, state.jobs)
     app = server.streamable_http_app(
         streamable_http_path="/mcp", stateless_http=True, json_response=True, host=host
     )
@@ -358,9 +286,9 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(scope_app):
-        state.limiter = anyio.CapacityLimiter(limits.max_concurrent)
-        async with inner_lifespan(scope_app) as found:
-            yield found
+        with service.observed(state.metrics.observe_window):
+            async with inner_lifespan(scope_app) as found:
+                yield found
 
     app.router.lifespan_context = lifespan
     return Guard(app, state, quiet)

@@ -17,13 +17,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from squeezenli.choices import Aggregate, LongInput, OnError, RowScore, choose
+from squeezenli.choices import OnError, choose
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.records.writers import dump_json
 from squeezenli.runtime.model import Prediction
-from squeezenli.tasks.scoring import Result, growing_windows, timely_windows
+from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions
+from squeezenli.tasks.scoring import PairFields, Result, growing_windows, timely_windows
 from squeezenli.tasks.zeroshot import ZeroShot
 
 WINDOW = 64  # records per request after the first ones
@@ -122,15 +123,15 @@ class Remote:
 
     def _results(
         self,
-        path: str,
+        options: TaskOptions,
         records: Iterable[Record],
-        options: dict,
         on_error: OnError | str,
         timely: bool,
         output,
         pair_of=None,
     ) -> Iterator[Result]:
         """Each record's Result from the server, in input order (module docstring)."""
+        path, wire = f"/{options.task}", options.to_wire()
         on_error = choose(OnError, on_error, "on_error")
         windows = (
             timely_windows(records, WINDOW, weight=_weight)
@@ -141,7 +142,7 @@ class Remote:
             good = [r for r in window if not r.error and r.data is not None]
             answers: Iterator[dict] = iter([])
             if good:
-                body = {**options, "rows": [r.data for r in good], "rows_back": False}
+                body = {**wire, "rows": [r.data for r in good], "rows_back": False}
                 answers = iter(self.request("POST", path, body)["results"])
             for record in window:
                 if record.error or record.data is None:
@@ -158,68 +159,58 @@ class Remote:
                     raise RowFailure(error)
                 yield Result(record, error=error)
 
+    def results(
+        self,
+        records: Iterable[Record],
+        options: TaskOptions,
+        *,
+        on_error: OnError | str = OnError.SKIP,
+        timely: bool = False,
+    ) -> Iterator[Result]:
+        """The Scorer interface (tasks/scorer.py): the task the options are of, served."""
+        if isinstance(options, CheckOptions):
+            return self.check_records(records, options, on_error=on_error, timely=timely)
+        if isinstance(options, ZeroShotOptions):
+            return self.classify_records(records, options=options, on_error=on_error, timely=timely)
+        assert isinstance(options, PairOptions), options
+        return self.score_records(records, options, on_error=on_error, timely=timely)
+
     def score_records(
         self,
         records: Iterable[Record],
+        options: PairOptions | None = None,
         *,
-        premise_field: str | None = None,
-        hypothesis_field: str | None = None,
         on_error: OnError | str = OnError.SKIP,
         timely: bool = False,
-        long_input: LongInput = LongInput.TRUNCATE,
-        aggregate: Aggregate = Aggregate.ENTAILMENT,
-        threshold: float | None = None,
-        logits: bool = False,
+        **changes: Any,
     ) -> Iterator[Result[Prediction]]:
         """score_records, on the server."""
-        options = {
-            "premise_field": premise_field,
-            "hypothesis_field": hypothesis_field,
-            "long_input": str(choose(LongInput, long_input, "long_input")),
-            "aggregate": str(choose(Aggregate, aggregate, "aggregate")),
-            "threshold": threshold,
-            "logits": logits,
-        }
-        from squeezenli.tasks.scoring import PairFields
-
-        fields = PairFields(premise_field, hypothesis_field)  # the pair, for tables
+        options = PairOptions.of(options, **changes)
+        fields = PairFields(options.premise_field, options.hypothesis_field)  # for tables
 
         def prediction(found: dict, record: Record) -> Prediction:
             return Prediction.from_fields(found)
 
-        return self._results("/score", records, options, on_error, timely, prediction, fields.read)
+        return self._results(options, records, on_error, timely, prediction, fields.read)
 
     def classify_records(
         self,
         records: Iterable[Record],
-        labels: list[str] | None,
+        labels: str | list[str] | None = None,
+        options: ZeroShotOptions | None = None,
         *,
-        text_field_name: str = "text",
-        template: str | None = None,
-        multi_label: bool = False,
         on_error: OnError | str = OnError.SKIP,
         timely: bool = False,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        none_label: str | None = None,
-        per_label: dict[str, str] | None = None,
-        labels_field: str = "candidate_labels",
+        **changes: Any,
     ) -> Iterator[Result[ZeroShot]]:
         """classify_records, on the server."""
-        options = {
-            "labels": labels,
-            "text_field": text_field_name,
-            "template": template,
-            "multi_label": multi_label,
-            "threshold": threshold,
-            "top_k": top_k,
-            "none_label": none_label,
-            "hypotheses": per_label,
-            "labels_field": labels_field,
-        }
+        if labels is not None:
+            changes["labels"] = labels
+        options = ZeroShotOptions.of(options, **changes)
+        text_field = options.text_field
 
         def zero_shot(fields: dict, record: Record) -> ZeroShot:
-            text = fields.get("text", (record.data or {}).get(text_field_name, ""))
+            text = fields.get("text", (record.data or {}).get(text_field, ""))
             return ZeroShot(
                 text,
                 fields["labels"],
@@ -228,32 +219,21 @@ class Remote:
                 fields.get("selected"),
             )
 
-        return self._results("/classify", records, options, on_error, timely, zero_shot)
+        return self._results(options, records, on_error, timely, zero_shot)
 
     def check_records(
         self,
         records: Iterable[Record],
+        options: CheckOptions | None = None,
         *,
-        source_field: str = "source",
-        text_field: str = "text",
         on_error: OnError | str = OnError.SKIP,
         timely: bool = False,
-        aggregate: Aggregate = Aggregate.ENTAILMENT,
-        support: float = 0.5,
-        contradict: float = 0.5,
-        row_score: RowScore = RowScore.MEAN,
+        **changes: Any,
     ) -> Iterator[Result[Fields]]:
         """check_records, on the server (each output known by its fields)."""
-        options = {
-            "source_field": source_field,
-            "text_field": text_field,
-            "aggregate": str(choose(Aggregate, aggregate, "aggregate")),
-            "support": support,
-            "contradict": contradict,
-            "score": str(choose(RowScore, row_score, "row_score")),
-        }
 
         def checked(found: dict, record: Record) -> Fields:
             return Fields(found)
 
-        return self._results("/check", records, options, on_error, timely, checked)
+        options = CheckOptions.of(options, **changes)
+        return self._results(options, records, on_error, timely, checked)

@@ -1,21 +1,25 @@
 """MCP tools over the same Service as the HTTP endpoints (official MCP Python SDK): an agent
-scores pairs, classifies texts, or checks its own answer against a source document. Each
-tool's arguments are decoded by serve/requests.py as a request body would be, so a tool
-refuses what an endpoint refuses, with the same message."""
+scores pairs, classifies texts, or checks its own answer against a source document.
+
+Each tool's arguments are the task's inputs and its options, read from the task's options
+class (tasks/options.py): an option added there is an argument here. A call is decoded by
+serve/requests.py as a request body would be (so a tool refuses what an endpoint refuses,
+with the same message) and runs as a job (serve/jobs.py), within the same slots and
+timeout as HTTP's requests.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-import anyio
 from pydantic import BaseModel, Field
 
-from squeezenli.serve import requests
-from squeezenli.serve.requests import Limits, RequestError
+from squeezenli.serve.jobs import Jobs
+from squeezenli.serve.requests import DECODERS, RequestError
 from squeezenli.serve.service import Service
-
-if TYPE_CHECKING:
-    from squeezenli.serve.app import State
+from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions, params
 
 INSTRUCTIONS = (
     "Natural language inference on a small encoder. score_pairs: does a premise entail, "
@@ -30,7 +34,7 @@ class Pair(BaseModel):
     hypothesis: str = Field(description="The statement judged against it.")
 
 
-class RowError(BaseModel):
+class ToolRowError(BaseModel):
     message: str
     field: str | None = None
 
@@ -42,10 +46,11 @@ class PairResult(BaseModel):
     entailed: bool | None = Field(None, description="P(entailment) reached the threshold.")
     evidence: dict[str, int] | None = Field(None, description="Deciding window's span (chunk).")
     windows: int | None = None
-    error: RowError | None = None
+    logits: dict[str, float] | None = Field(None, description="Each class's raw logit.")
+    error: ToolRowError | None = None
 
 
-class Scored(BaseModel):
+class PairResults(BaseModel):
     results: list[PairResult]
 
 
@@ -55,7 +60,7 @@ class Labelled(BaseModel):
     scores: list[float] | None = None
     truncated: bool | None = None
     selected: list[str] | None = Field(None, description="Labels the threshold chose.")
-    error: RowError | None = None
+    error: ToolRowError | None = None
 
 
 class Classified(BaseModel):
@@ -76,11 +81,99 @@ class Checked(BaseModel):
     score: float | None = Field(None, description="Mean (or min) entailment of the claims.")
     supported_text: str | None = Field(None, description="The text with only supported claims.")
     windows: int | None = None
-    error: RowError | None = None
+    error: ToolRowError | None = None
 
 
-def mcp_server(service: Service, limits: Limits, state: State | None = None):
-    """An MCPServer with the three tools; `state` (the HTTP app's) shares its slots."""
+def _argument(kind: type, optional: bool) -> Any:
+    """The Python type of an option's argument, as pydantic writes its schema."""
+    from enum import Enum
+
+    if issubclass(kind, Enum):
+        found: Any = Literal[tuple(member.value for member in kind)]  # type: ignore[misc]
+    else:
+        generic: dict[type, Any] = {list: list[str], dict: dict[str, str]}
+        found = generic.get(kind, kind)
+    return found | None if optional else found
+
+
+def _option_parameters(options: type[TaskOptions]) -> list[inspect.Parameter]:
+    """A tool's parameters for a task's options (those that name no input field)."""
+    found = []
+    for param in params(options):
+        if param.spec.names_field:
+            continue
+        default = None if param.default is None else param.to_wire(param.default)
+        annotation = Annotated[  # type: ignore[valid-type]
+            _argument(param.kind, param.optional or param.default is None),
+            Field(description=param.spec.help),
+        ]
+        found.append(
+            inspect.Parameter(
+                param.wire, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return found
+
+
+def _tool(
+    inputs: list[inspect.Parameter],
+    options: type[TaskOptions],
+    body_of: Callable[[dict], dict],
+    answer: Callable[[list[dict]], BaseModel],
+    run: Callable,
+) -> Callable:
+    """An async tool function whose signature (what the SDK makes the input schema of) is
+    the task's inputs and options; a call is a request body for the task's decoder."""
+    own = [p.name for p in inputs]
+
+    async def tool(**arguments: Any) -> Any:
+        given = {name: arguments.pop(name) for name in own}
+        body = {**arguments, **body_of(given), "rows_back": False}
+        return answer(await run(options.task, body))
+
+    returns = inspect.signature(answer).return_annotation
+    tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*inputs, *_option_parameters(options)], return_annotation=returns
+    )
+    return tool
+
+
+def _rows(found: list[dict], kind: type[BaseModel]) -> list:
+    out = []
+    for item in found:
+        if "error" in item:
+            error = item["error"]
+            out.append(kind(error=ToolRowError(message=error["message"], field=error["field"])))
+        else:
+            row = item.get("row") or item.get("result") or {}
+            out.append(kind(**{k: row[k] for k in kind.model_fields if k in row}))
+    return out
+
+
+def _input(name: str, annotation: Any, description: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=Annotated[annotation, Field(description=description)],
+    )
+
+
+def _scored(found: list[dict]) -> PairResults:
+    return PairResults(results=_rows(found, PairResult))
+
+
+def _classified(found: list[dict]) -> Classified:
+    return Classified(results=_rows(found, Labelled))
+
+
+def _checked(found: list[dict]) -> Checked:
+    (one,) = _rows(found, Checked)
+    return one
+
+
+def mcp_server(service: Service, jobs: Jobs):
+    """An MCPServer with the three tools; `jobs` are the HTTP app's when it has one, so a
+    tool call takes a slot as a request does."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -90,101 +183,45 @@ def mcp_server(service: Service, limits: Limits, state: State | None = None):
         "squeezenli", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
 
-    async def run(decode, body: dict, method) -> list[dict]:
-        import threading
-
+    async def run(task: str, body: dict) -> list[dict]:
         try:
-            decoded = decode(body, limits)
-            if state is not None:
-                state.take_slot()
-            try:
-                cancel = threading.Event()
-                with anyio.fail_after(limits.timeout_s):
-                    return await anyio.to_thread.run_sync(method, decoded, cancel)
-            finally:
-                if state is not None:
-                    state.free_slot()
+            decoded = DECODERS[task](body, jobs.limits)
+            return await jobs.run(lambda cancel: getattr(service, task)(decoded, cancel))
         except RequestError as err:
             raise ToolError(err.message) from None
-        except TimeoutError:
-            raise ToolError(f"the call took over {limits.timeout_s:g} s") from None
 
-    def rows(found: list[dict], kind, names: tuple[str, ...]) -> list:
-        out = []
-        for item in found:
-            if "error" in item:
-                error = item["error"]
-                out.append(kind(error=RowError(message=error["message"], field=error["field"])))
-            else:
-                row = item.get("row") or item.get("result") or {}
-                out.append(kind(**{k: row[k] for k in names if k in row}))
-        return out
-
-    @server.tool(
-        name="score_pairs",
-        description="Score premise/hypothesis pairs: entailment, neutral, contradiction.",
-    )
-    async def score_pairs(
-        pairs: list[Pair],
-        long_input: str = "truncate",
-        threshold: float | None = None,
-    ) -> Scored:
-        body = {
-            "pairs": [[p.premise, p.hypothesis] for p in pairs],
-            "long_input": long_input,
-            "threshold": threshold,
-            "rows_back": False,
-        }
-        found = await run(requests.score_request, body, service.score)
-        names = tuple(PairResult.model_fields)
-        return Scored(results=rows(found, PairResult, names))
-
-    @server.tool(name="classify_text", description="Zero-shot classification of texts by NLI.")
-    async def classify_text(
-        texts: list[str],
-        labels: list[str] | None = None,
-        hypotheses: dict[str, str] | None = None,
-        template: str | None = None,
-        multi_label: bool = False,
-        threshold: float | None = None,
-        top_k: int | None = None,
-        none_label: str | None = None,
-    ) -> Classified:
-        body = {
-            "texts": texts,
-            "labels": labels,
-            "hypotheses": hypotheses,
-            "template": template,
-            "multi_label": multi_label,
-            "threshold": threshold,
-            "top_k": top_k,
-            "none_label": none_label,
-        }
-        found = await run(requests.classify_request, body, service.classify)
-        return Classified(results=rows(found, Labelled, tuple(Labelled.model_fields)))
-
-    @server.tool(
-        name="check_claims",
-        description="Check each sentence of a text against a source document: supported, "
-        "contradicted or not_supported, with the evidence window.",
-    )
-    async def check_claims(
-        source: str,
-        text: str,
-        support: float = 0.5,
-        contradict: float = 0.5,
-    ) -> Checked:
-        body = {
-            "rows": [{"source": source, "text": text}],
-            "support": support,
-            "contradict": contradict,
-            "rows_back": False,
-        }
-        (found,) = rows(
-            await run(requests.check_request, body, service.check),
-            Checked,
-            tuple(Checked.model_fields),
+    tools = [
+        (
+            "score_pairs",
+            "Score premise/hypothesis pairs: entailment, neutral, contradiction.",
+            [_input("pairs", list[Pair], "The pairs to score.")],
+            PairOptions,
+            lambda given: {"pairs": [[p.premise, p.hypothesis] for p in given["pairs"]]},
+            _scored,
+        ),
+        (
+            "classify_text",
+            "Zero-shot classification of texts by NLI.",
+            [_input("texts", list[str], "The texts to classify.")],
+            ZeroShotOptions,
+            lambda given: {"texts": given["texts"]},
+            _classified,
+        ),
+        (
+            "check_claims",
+            "Check each sentence of a text against a source document: supported, "
+            "contradicted or not_supported, with the evidence window.",
+            [
+                _input("source", str, "The source document."),
+                _input("text", str, "The text whose sentences are checked."),
+            ],
+            CheckOptions,
+            lambda given: {"rows": [{"source": given["source"], "text": given["text"]}]},
+            _checked,
+        ),
+    ]
+    for name, description, inputs, options, body_of, answer in tools:
+        server.tool(name=name, description=description)(
+            _tool(inputs, options, body_of, answer, run)
         )
-        return found
-
     return server

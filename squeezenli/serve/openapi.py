@@ -1,7 +1,10 @@
-"""The server's OpenAPI document (GET /openapi.json), written out: the request bodies the
-decoders in serve/requests.py take and the answers the Service gives."""
+"""The server's OpenAPI document (GET /openapi.json): the request bodies the decoders in
+serve/requests.py take (each task's options read from its options class) and the answers
+the Service gives."""
 
 from __future__ import annotations
+
+from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions, params
 
 PAIR = {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}
 ERROR = {
@@ -65,6 +68,11 @@ def _get(summary: str) -> dict:
     return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}}}}
 
 
+def _options(options: type[TaskOptions]) -> dict:
+    """A task's options as request properties (tasks/options.py), and the shaping ones."""
+    return {param.wire: param.json_schema() for param in params(options)} | SHAPING
+
+
 RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": ROW_RESULT}}}
 
 
@@ -94,17 +102,7 @@ def document() -> dict:
             ),
             "/score": _post(
                 "Rows as `squeezenli batch` reads them, answered with the fields it adds",
-                {
-                    "rows": ROWS,
-                    "pairs": {"type": "array", "items": PAIR},
-                    "premise_field": {"type": "string"},
-                    "hypothesis_field": {"type": "string"},
-                    "long_input": {"enum": ["truncate", "fail", "chunk"]},
-                    "aggregate": {"enum": ["entailment", "margin", "contradiction"]},
-                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                    "logits": {"type": "boolean"},
-                    **SHAPING,
-                },
+                {"rows": ROWS, "pairs": {"type": "array", "items": PAIR}, **_options(PairOptions)},
                 [],
                 RESULTS,
             ),
@@ -113,16 +111,7 @@ def document() -> dict:
                 {
                     "texts": {"type": "array", "items": {"type": "string"}},
                     "rows": ROWS,
-                    "labels": {"type": "array", "items": {"type": "string"}},
-                    "hypotheses": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "template": {"type": "string"},
-                    "multi_label": {"type": "boolean"},
-                    "threshold": {"type": "number", "minimum": 0, "maximum": 1},
-                    "top_k": {"type": "integer", "minimum": 1},
-                    "none_label": {"type": "string"},
-                    "labels_field": {"type": "string"},
-                    "text_field": {"type": "string"},
-                    **SHAPING,
+                    **_options(ZeroShotOptions),
                 },
                 [],
                 RESULTS,
@@ -133,13 +122,7 @@ def document() -> dict:
                     "rows": ROWS,
                     "source": {"type": "string"},
                     "text": {"type": "string"},
-                    "source_field": {"type": "string"},
-                    "text_field": {"type": "string"},
-                    "support": {"type": "number", "minimum": 0, "maximum": 1},
-                    "contradict": {"type": "number", "minimum": 0, "maximum": 1},
-                    "score": {"enum": ["mean", "min"]},
-                    "aggregate": {"enum": ["entailment", "margin", "contradiction"]},
-                    **SHAPING,
+                    **_options(CheckOptions),
                 },
                 [],
                 RESULTS,

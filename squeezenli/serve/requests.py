@@ -9,14 +9,20 @@ too many requests are in flight, 400 for an empty input list; an error body is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
-from squeezenli.choices import Aggregate, LongInput, RowScore
-from squeezenli.errors import InputError
+from squeezenli.errors import Fault, InputError
+from squeezenli.tasks.options import (
+    CheckOptions,
+    PairOptions,
+    TaskOptions,
+    ZeroShotOptions,
+    kind_of,
+)
 
 
 class RequestError(Exception):
@@ -63,14 +69,8 @@ def parse_body(raw: bytes) -> dict:
     except orjson.JSONDecodeError as err:
         raise RequestError(422, f"the body is not JSON: {err}", "validation") from None
     if not isinstance(found, dict):
-        raise RequestError(422, f"the body must be a JSON object, got {_kind(found)}")
+        raise RequestError(422, f"the body must be a JSON object, got {kind_of(found)}")
     return found
-
-
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), "null" if value is None else "a number"
-    )
 
 
 _MISSING = object()
@@ -83,27 +83,32 @@ def _take(body: Mapping, name: str, kinds: tuple[type, ...], default: Any = _MIS
             raise invalid(name, "is required")
         return default
     value = body[name]
-    number = kinds in ((int, float), (int,), (float,))
-    if isinstance(value, bool) and number or not isinstance(value, kinds):
-        wanted = " or ".join(_kind(k()) if k is not float else "a number" for k in kinds)
-        raise invalid(name, f"must be {wanted}, got {_kind(value)}")
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        wanted = " or ".join(_WANTED[k] for k in kinds)
+        raise invalid(name, f"must be {wanted}, got {kind_of(value)}")
     return value
 
 
-def _probability(body: Mapping, name: str, default: float | None) -> float | None:
-    value = _take(body, name, (int, float), default)
-    if value is not None and not 0.0 <= float(value) <= 1.0:
-        raise invalid(name, f"must be from 0 to 1, got {value}")
-    return None if value is None else float(value)
+_WANTED = {list: "a list", str: "a string", dict: "an object", bool: "true or false"}
 
 
-def _choice(body: Mapping, name: str, kind: Any, default: Any) -> Any:
-    value = _take(body, name, (str,), default.value)
+def refused(err: InputError, options: type[TaskOptions] | None = None) -> RequestError:
+    """A library refusal as the request's 4xx: its status from the fault's kind, its field
+    the request field of the parameter at fault."""
+    field = options.wire_name(err.param) if options is not None else err.param
+    status = {Fault.EMPTY: 400, Fault.TOO_LONG: 413}.get(err.kind, 422)
+    kind = "empty" if err.kind is Fault.EMPTY else "validation"
+    return RequestError(status, str(err), kind, field)
+
+
+OptionsT = TypeVar("OptionsT", bound=TaskOptions)
+
+
+def _options(body: Mapping, options: type[OptionsT]) -> OptionsT:
     try:
-        return kind(str(value).lower())
-    except ValueError:
-        choices = ", ".join(member.value for member in kind)
-        raise invalid(name, f"must be one of {choices}, got {value!r}") from None
+        return options.from_wire(body)
+    except InputError as err:
+        raise refused(err, options) from None
 
 
 def _rows(body: Mapping, name: str, limits: Limits) -> list[dict]:
@@ -112,7 +117,7 @@ def _rows(body: Mapping, name: str, limits: Limits) -> list[dict]:
         raise RequestError(400, f"`{name}` is empty: send at least one", "empty", name)
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise invalid(f"{name}[{index}]", f"must be an object, got {_kind(row)}")
+            raise invalid(f"{name}[{index}]", f"must be an object, got {kind_of(row)}")
     check_batch(len(rows), limits, name)
     return rows
 
@@ -195,20 +200,16 @@ def tei_predict(body: Mapping, limits: Limits) -> TeiPredict:
 
 
 @dataclass(frozen=True)
-class ScoreRequest:
-    """POST /score: rows as `batch` reads them, and batch's options."""
+class TaskRequest(Generic[OptionsT]):
+    """POST /score, /classify or /check: rows as the command reads them, the task's options
+    and how the results are named."""
 
     rows: list[dict]
-    premise_field: str | None
-    hypothesis_field: str | None
-    long_input: LongInput
-    aggregate: Aggregate
-    threshold: float | None
-    logits: bool
+    options: OptionsT
     shaping: Shaping
 
 
-def score_request(body: Mapping, limits: Limits) -> ScoreRequest:
+def score_request(body: Mapping, limits: Limits) -> TaskRequest[PairOptions]:
     if "pairs" in body and "rows" in body:
         raise invalid("pairs", "send `rows` or `pairs`, not both")
     if "pairs" in body:
@@ -220,111 +221,43 @@ def score_request(body: Mapping, limits: Limits) -> ScoreRequest:
         rows = [{"premise": p, "hypothesis": h} for p, h in found]
     else:
         rows = _rows(body, "rows", limits)
-    return ScoreRequest(
-        rows,
-        _take(body, "premise_field", (str,), None),
-        _take(body, "hypothesis_field", (str,), None),
-        _choice(body, "long_input", LongInput, LongInput.TRUNCATE),
-        _choice(body, "aggregate", Aggregate, Aggregate.ENTAILMENT),
-        _probability(body, "threshold", None),
-        _take(body, "logits", (bool,), False),
-        _shaping(body),
-    )
+    return TaskRequest(rows, _options(body, PairOptions), _shaping(body))
 
 
-@dataclass(frozen=True)
-class ClassifyRequest:
-    """POST /classify: texts (or rows) and every option of `classify`."""
-
-    rows: list[dict]
-    labels: list[str] | None
-    template: str
-    hypotheses: dict[str, str] | None
-    multi_label: bool
-    threshold: float | None
-    top_k: int | None
-    none_label: str | None
-    labels_field: str
-    text_field: str
-    shaping: Shaping
-
-
-def classify_request(body: Mapping, limits: Limits) -> ClassifyRequest:
-    from squeezenli.models.labels import DEFAULT_TEMPLATE
-
+def classify_request(body: Mapping, limits: Limits) -> TaskRequest[ZeroShotOptions]:
     if "texts" in body and "rows" in body:
         raise invalid("texts", "send `rows` or `texts`, not both")
-    text_field = _take(body, "text_field", (str,), "text")
+    options = _options(body, ZeroShotOptions)
     if "texts" in body:
         texts = _take(body, "texts", (list,))
         if not texts:
             raise RequestError(400, "`texts` is empty: send at least one", "empty", "texts")
         for index, text in enumerate(texts):
             if not isinstance(text, str):
-                raise invalid(f"texts[{index}]", f"must be a string, got {_kind(text)}")
-        rows = [{text_field: text} for text in texts]
+                raise invalid(f"texts[{index}]", f"must be a string, got {kind_of(text)}")
+        rows = [{options.text_field: text} for text in texts]
     else:
         rows = _rows(body, "rows", limits)
-    labels = _take(body, "labels", (list, str), None)
-    if isinstance(labels, str):
-        labels = labels.split(",")
-    if labels is not None and not all(isinstance(label, str) for label in labels):
-        raise invalid("labels", "must be a list of strings")
-    hypotheses = _take(body, "hypotheses", (dict,), None)
-    if hypotheses is not None and not all(
-        isinstance(k, str) and isinstance(v, str) and k.strip() and v.strip()
-        for k, v in hypotheses.items()
-    ):
-        raise invalid("hypotheses", "must map each label to its hypothesis (non-empty strings)")
-    top_k = _take(body, "top_k", (int,), None)
-    labels_field = _take(body, "labels_field", (str,), "candidate_labels")
-    per_row = [len(row[labels_field]) for row in rows if isinstance(row.get(labels_field), list)]
-    every = len(labels or hypotheses or ())
+    field = options.labels_field
+    per_row = [len(row[field]) for row in rows if isinstance(row.get(field), list)]
+    every = len(options.candidates() or ())
     check_batch(sum(per_row) + every * (len(rows) - len(per_row)), limits, "rows")
-    return ClassifyRequest(
-        rows,
-        labels,
-        _take(body, "template", (str,), DEFAULT_TEMPLATE),
-        hypotheses,
-        _take(body, "multi_label", (bool,), False),
-        _probability(body, "threshold", None),
-        top_k,
-        _take(body, "none_label", (str,), None),
-        labels_field,
-        text_field,
-        _shaping(body),
-    )
+    return TaskRequest(rows, options, _shaping(body))
 
 
-@dataclass(frozen=True)
-class CheckRequest:
-    """POST /check: rows of a source and a text, and every option of `check`."""
-
-    rows: list[dict]
-    source_field: str
-    text_field: str
-    support: float
-    contradict: float
-    row_score: RowScore
-    aggregate: Aggregate
-    shaping: Shaping
-
-
-def check_request(body: Mapping, limits: Limits) -> CheckRequest:
+def check_request(body: Mapping, limits: Limits) -> TaskRequest[CheckOptions]:
+    options = _options(body, CheckOptions)
     if "rows" not in body and ("source" in body or "text" in body):
-        rows = [{"source": _take(body, "source", (str,)), "text": _take(body, "text", (str,))}]
+        source, text = (_take(body, name, (str,)) for name in ("source", "text"))
+        rows = [{options.source_field: source, options.text_field: text}]
     else:
         rows = _rows(body, "rows", limits)
-    support = _probability(body, "support", 0.5)
-    contradict = _probability(body, "contradict", 0.5)
-    assert support is not None and contradict is not None
-    return CheckRequest(
-        rows,
-        _take(body, "source_field", (str,), "source"),
-        _take(body, "text_field", (str,), "text"),
-        support,
-        contradict,
-        _choice(body, "score", RowScore, RowScore.MEAN),
-        _choice(body, "aggregate", Aggregate, Aggregate.ENTAILMENT),
-        _shaping(body),
-    )
+    return TaskRequest(rows, options, _shaping(body))
+
+
+# Each task's decoder, by the route (and the MCP tool) that takes it.
+DECODERS: dict[str, Callable[[Mapping, Limits], TaskRequest]] = {
+    PairOptions.task: score_request,
+    ZeroShotOptions.task: classify_request,
+    CheckOptions.task: check_request,
+}

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from squeezenli.choices import LongInput, OnError
-from squeezenli.errors import InputError
+from squeezenli.errors import Fault, InputError
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.runtime.model import NLIModel
 from squeezenli.serve.requests import (
-    CheckRequest,
-    ClassifyRequest,
     RequestError,
-    ScoreRequest,
     Shaping,
+    TaskRequest,
     TeiPredict,
     invalid,
+    refused,
 )
-from squeezenli.tasks.rows import CHECK_NAMES, ResultFields, prediction_names, zero_shot_names
+from squeezenli.tasks.options import CheckOptions, PairOptions, ZeroShotOptions
+from squeezenli.tasks.rows import ResultFields
 from squeezenli.tasks.scoring import Result
 
 SOURCE = "request"  # what a row error names as its source; its line is the row's index + 1
@@ -45,15 +46,6 @@ def _shape(own: list[str], shaping: Shaping) -> ResultFields:
         return ResultFields(own, shaping.prefix, shaping.output_fields)
     except InputError as err:
         raise invalid("output_fields", str(err)) from None
-
-
-def _answer(results: Callable[[], Iterator[Result]], shape: ResultFields, echo: bool) -> list[dict]:
-    """The rows `results()` gives, encoded; the library refusing the request as a whole (a
-    field no row has, an option the model cannot take) is the request's 4xx."""
-    try:
-        return _encode(results(), shape, echo)
-    except InputError as err:
-        raise _refused(err) from None
 
 
 def _encode(results: Iterator[Result], shape: ResultFields, echo: bool) -> list[dict]:
@@ -106,8 +98,8 @@ class Service:
             if result.error is not None or result.output is None:
                 assert result.error is not None
                 field = "inputs" if request.single else f"inputs[{result.error.line - 1}]"
-                status = 413 if "longer than the model" in result.error.message else 422
-                kind = "validation" if status == 413 else "tokenizer"
+                too_long = result.error.kind is Fault.TOO_LONG
+                status, kind = (413, "validation") if too_long else (422, "tokenizer")
                 raise RequestError(status, f"`{field}`: {result.error.message}", kind, field)
             values = (
                 result.output.fields()["logits"]
@@ -118,73 +110,47 @@ class Service:
             answers.append([{"label": label, "score": score} for label, score in ranked])
         return answers[0] if request.single else answers
 
-    def score(self, request: ScoreRequest, cancel: threading.Event) -> list[dict]:
+    def score(self, request: TaskRequest[PairOptions], cancel: threading.Event) -> list[dict]:
         from squeezenli.tasks.scoring import score_records
 
-        own = prediction_names(
-            None,
-            chunked=request.long_input is LongInput.CHUNK,
-            entailed=request.threshold is not None,
-            logits=request.logits,
-        )
-        return _answer(
-            lambda: score_records(
-                self.nli,
-                _records(request.rows, cancel),
-                premise_field=request.premise_field,
-                hypothesis_field=request.hypothesis_field,
-                on_error=OnError.SKIP,
-                long_input=request.long_input,
-                aggregate=request.aggregate,
-                threshold=request.threshold,
-                logits=request.logits,
-            ),
-            _shape(own, request.shaping),
-            request.shaping.echo,
-        )
+        return self._answer(request, cancel, score_records)
 
-    def classify(self, request: ClassifyRequest, cancel: threading.Event) -> list[dict]:
-        from squeezenli.tasks.zeroshot import Decision, classify_records, hypotheses
+    def classify(
+        self, request: TaskRequest[ZeroShotOptions], cancel: threading.Event
+    ) -> list[dict]:
+        from squeezenli.tasks.zeroshot import classify_records
 
-        own = zero_shot_names(
-            text=request.text_field != "text", selected=request.threshold is not None
-        )
+        return self._answer(request, cancel, classify_records)
 
-        def results() -> Iterator[Result]:
-            hypotheses(request.labels or [], request.template, request.hypotheses)
-            return classify_records(
-                self.nli,
-                _records(request.rows, cancel),
-                request.labels,
-                text_field_name=request.text_field,
-                template=request.template,
-                multi_label=request.multi_label,
-                on_error=OnError.SKIP,
-                decision=Decision(request.threshold, request.top_k, request.none_label),
-                per_label=request.hypotheses,
-                labels_field=request.labels_field,
-            )
-
-        return _answer(results, _shape(own, request.shaping), request.shaping.echo)
-
-    def check(self, request: CheckRequest, cancel: threading.Event) -> list[dict]:
+    def check(self, request: TaskRequest[CheckOptions], cancel: threading.Event) -> list[dict]:
         from squeezenli.tasks.claims import check_records
 
-        return _answer(
-            lambda: check_records(
-                self.nli,
-                _records(request.rows, cancel),
-                source_field=request.source_field,
-                text_field=request.text_field,
-                on_error=OnError.SKIP,
-                aggregate=request.aggregate,
-                support=request.support,
-                contradict=request.contradict,
-                row_score=request.row_score,
-            ),
-            _shape(CHECK_NAMES, request.shaping),
-            request.shaping.echo,
-        )
+        return self._answer(request, cancel, check_records)
+
+    def _answer(self, request: TaskRequest, cancel: threading.Event, task: Callable) -> list[dict]:
+        """The rows the task gives for the request's rows, encoded; the library refusing the
+        request as a whole (a field no row has, an option the model cannot take) is the
+        request's 4xx."""
+        options = request.options
+        shape = _shape(options.result_names(), request.shaping)
+        try:
+            results = task(
+                self.nli, _records(request.rows, cancel), options=options, on_error=OnError.SKIP
+            )
+            return _encode(results, shape, request.shaping.echo)
+        except InputError as err:
+            raise refused(err, type(options)) from None
+
+    @contextmanager
+    def observed(self, observer: Callable[[int, float], None]) -> Iterator[None]:
+        """Hand every window the model's batcher scores to `observer` (the metrics) while
+        the context lasts."""
+        observers = self.nli.batcher.observers
+        observers.append(observer)
+        try:
+            yield
+        finally:
+            observers.remove(observer)
 
     def info(self) -> dict:
         """What is served: the model, its revision, precision (and int8's measured agreement),
@@ -207,12 +173,3 @@ class Service:
             "max_input_length": nli.max_length,
             "version": __version__,
         }
-
-
-def _refused(err: InputError) -> RequestError:
-    """A library refusal of the request as a whole (its message names the parameter)."""
-    import re
-
-    named = re.search(r"`(\w+)`", str(err))
-    field = named[1] if named else None
-    return RequestError(422, str(err), "validation", field)

@@ -5,8 +5,8 @@ The text is split into sentences (the claims, by pySBD as documents.py splits pr
 the source into windows of whole sentences that fit beside the longest claim. Every claim
 is scored against every window; the deciding window (Aggregate, documents.py) gives the
 claim its probabilities and its evidence. A claim is supported when its deciding window's
-entailment probability is at least `support` (default 0.5), else contradicted when some
-window's contradiction probability is at least `contradict` (default 0.5), else not
+entailment probability is at least CheckOptions.support, else contradicted when some
+window's contradiction probability reaches CheckOptions' threshold for that, else not
 supported. The row's score is the mean (or the minimum) of its claims' entailment
 probabilities, and its supported text the text with only its supported sentences.
 """
@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
-from squeezenli.choices import Aggregate, OnError, RowScore, choose
+from squeezenli.choices import OnError, RowScore
 from squeezenli.errors import InputError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
@@ -27,10 +28,8 @@ from squeezenli.runtime.engine import softmax
 from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
 from squeezenli.tasks.documents import Chunker, Window, deciding_window
 from squeezenli.tasks.documents import sentence_spans as split_sentences
+from squeezenli.tasks.options import CheckOptions
 from squeezenli.tasks.scoring import Result, score_scored
-
-DEFAULT_SUPPORT = 0.5
-DEFAULT_CONTRADICT = 0.5
 
 
 class Verdict(str, Enum):
@@ -97,27 +96,15 @@ class _Plan:
 class ClaimChecker:
     """Turns records into their (claim, window) pairs and scored pairs into Checks."""
 
-    def __init__(
-        self,
-        nli: NLIModel,
-        source_field: str,
-        text_field_name: str,
-        aggregate: Aggregate,
-        support: float,
-        contradict: float,
-        row_score: RowScore,
-    ) -> None:
+    def __init__(self, nli: NLIModel, options: CheckOptions) -> None:
         self.nli = nli
-        self.fields = (source_field, text_field_name)
-        self.aggregate = Aggregate(aggregate)
+        self.fields = (options.source_field, options.text_field)
+        self.options = options
         for name in ("entailment", "contradiction"):  # a verdict needs both
             if name not in nli.labels.names:
                 raise InputError(
                     f"checking claims needs an '{name}' label; {nli.labels.describe()}"
                 )
-        check_thresholds(support, contradict)
-        self.support, self.contradict = support, contradict
-        self.row_score = choose(RowScore, row_score, "row_score")
         self._chunker = Chunker(nli.engine.tokenizer)
         self._plans: dict[int, _Plan] = {}
         self._seen_columns = False
@@ -166,10 +153,10 @@ class ClaimChecker:
         order = labels.ordered()
         claims = []
         for (a, b), windows in zip(plan.claims, probs):
-            at = deciding_window(windows, labels, self.aggregate)
-            if windows[at, entail] >= self.support:
+            at = deciding_window(windows, labels, self.options.aggregate)
+            if windows[at, entail] >= self.options.support:
                 verdict = Verdict.SUPPORTED
-            elif windows[:, contradiction].max() >= self.contradict:
+            elif windows[:, contradiction].max() >= self.options.contradict:
                 verdict = Verdict.CONTRADICTED
             else:
                 verdict = Verdict.NOT_SUPPORTED
@@ -188,7 +175,10 @@ class ClaimChecker:
                 )
             )
         entailment = [claim.scores["entailment"] for claim in claims]
-        score = min(entailment) if self.row_score is RowScore.MIN else float(np.mean(entailment))
+        if self.options.row_score is RowScore.MIN:
+            score = min(entailment)
+        else:
+            score = float(np.mean(entailment))
         supported = "".join(
             text[c.start : c.end] + _space_after(text, c.end)
             for c in claims
@@ -198,13 +188,6 @@ class ClaimChecker:
 
     def forget(self, record: Record) -> None:
         self._plans.pop(id(record), None)
-
-
-def check_thresholds(support: float, contradict: float) -> None:
-    """Refuse a verdict threshold that is no probability."""
-    for name, value in (("support", support), ("contradict", contradict)):
-        if not 0.0 <= value <= 1.0:
-            raise InputError(f"`{name}` must be a probability from 0 to 1, got {value}")
 
 
 def _trimmed(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -230,18 +213,15 @@ def _space_after(text: str, end: int) -> str:
 def check_records(
     nli: NLIModel,
     records: Iterable[Record],
+    options: CheckOptions | None = None,
     *,
-    source_field: str = "source",
-    text_field: str = "text",
     on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
-    aggregate: Aggregate = Aggregate.ENTAILMENT,
-    support: float = DEFAULT_SUPPORT,
-    contradict: float = DEFAULT_CONTRADICT,
-    row_score: RowScore = RowScore.MEAN,
+    **changes: Any,
 ) -> Iterator[Result[Check]]:
-    """A Result per record, in input order: its Check (module docstring), or the error."""
-    checker = ClaimChecker(nli, source_field, text_field, aggregate, support, contradict, row_score)
+    """A Result per record, in input order: its Check (module docstring), or the error. The
+    options: CheckOptions, or its fields as `changes`."""
+    checker = ClaimChecker(nli, CheckOptions.of(options, **changes))
     for done in score_scored(nli, records, checker, on_error=on_error, timely=timely):
         if done.error:
             checker.forget(done.record)

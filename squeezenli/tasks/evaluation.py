@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from squeezenli.choices import Aggregate, LongInput, OnError, choose
+from squeezenli.choices import OnError, choose
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
 from squeezenli.runtime.model import NLIModel, Prediction
-from squeezenli.tasks.scoring import PairFields, PairReading, Result, score_scored
+from squeezenli.tasks.options import EVAL, PairOptions
+from squeezenli.tasks.scoring import PairReading, Result, score_scored
 from squeezenli.tasks.zeroshot import ZeroShot
 
 _GOLD_NAMES = {
@@ -273,20 +275,19 @@ def check_nli_labels(mapping: LabelMap) -> None:
 def judge_records(
     nli: NLIModel,
     records: Iterable[Record],
+    options: PairOptions | None = None,
     *,
-    label_field: str = "label",
-    premise_field: str | None = None,
-    hypothesis_field: str | None = None,
+    label_field: str = EVAL.label_field,
     on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
-    long_input: LongInput = LongInput.TRUNCATE,
-    aggregate: Aggregate = Aggregate.ENTAILMENT,
+    **changes: Any,
 ) -> Iterator[Result[Judgement]]:
-    """A Result per record, in input order: its Judgement, or the error. long_input: what
-    to do with a pair longer than the model reads (documents.py)."""
+    """A Result per record, in input order: its Judgement, or the error. The pairs are read
+    as PairOptions (or its fields as `changes`) say: long_input, what to do with a pair
+    longer than the model reads (documents.py)."""
     check_nli_labels(nli.labels)
-    fields = PairFields(premise_field, hypothesis_field)
-    reading = PairReading(nli, fields, long_input, aggregate)
+    reading = PairReading(nli, PairOptions.of(options, **changes))
+    fields = reading.fields
 
     def pairs_of(record: Record):
         assert record.data is not None
@@ -316,9 +317,9 @@ def evaluate(
     nli: NLIModel,
     records: Iterable[Record],
     *,
-    label_field: str = "label",
-    by: str | None = None,
-    **options,
+    label_field: str = EVAL.label_field,
+    by: str | None = EVAL.by,
+    **options: Any,
 ) -> Report:
     """Judge every record and gather the report (bad records count as failed; with `by`,
     the figures per value of that field too)."""
@@ -375,7 +376,7 @@ def gold_labels(record: Record, field_name: str, multi_label: bool) -> tuple[str
 def judge_zero_shot(
     results: Iterable[Result[ZeroShot]],
     *,
-    label_field: str = "label",
+    label_field: str = EVAL.label_field,
     multi_label: bool = False,
     threshold: float | None = None,
     on_error: OnError | str = OnError.SKIP,

@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from squeezenli.choices import Aggregate, LongInput, OnError, choose
-from squeezenli.errors import InputError, SqueezenliError
+from squeezenli.choices import LongInput, OnError, choose
+from squeezenli.errors import Fault, InputError, SqueezenliError
 from squeezenli.records.readers import (
     ColumnsError,
     Record,
@@ -32,6 +32,7 @@ from squeezenli.runtime.engine import Item, Pair, softmax
 from squeezenli.runtime.model import Evidence, NLIModel, Prediction
 from squeezenli.runtime.tokenizer import PairIds
 from squeezenli.tasks.documents import Chunker, Window, check_aggregate, deciding_window
+from squeezenli.tasks.options import PairOptions
 
 _END = object()
 
@@ -299,22 +300,14 @@ class PairReading:
     """How a record's pair is read under a LongInput mode: the items scored for it (the pair,
     or its premise's windows), and the Prediction its scores make (documents.py)."""
 
-    def __init__(
-        self,
-        nli: NLIModel,
-        fields: PairFields,
-        long_input: LongInput = LongInput.TRUNCATE,
-        aggregate: Aggregate = Aggregate.ENTAILMENT,
-        threshold: float | None = None,
-        logits: bool = False,
-    ) -> None:
+    def __init__(self, nli: NLIModel, options: PairOptions) -> None:
         self.nli = nli
-        self.fields = fields
-        self.long_input = LongInput(long_input)
-        self.aggregate = Aggregate(aggregate)
-        check_threshold(nli, threshold)
-        self.threshold = threshold  # the entailment probability a pair is `entailed` at
-        self.logits = logits  # whether predictions carry their raw logits
+        self.fields = PairFields(options.premise_field, options.hypothesis_field)
+        self.long_input = options.long_input
+        self.aggregate = options.aggregate
+        check_threshold(nli, options.threshold)
+        self.threshold = options.threshold  # the entailment probability a pair is `entailed` at
+        self.logits = options.logits  # whether predictions carry their raw logits
         if self.long_input is LongInput.CHUNK:
             check_aggregate(nli.labels, self.aggregate)
         self._chunker = Chunker(nli.engine.tokenizer)
@@ -358,6 +351,7 @@ class PairReading:
                 done.record,
                 f"the pair is longer than the model's {self.nli.max_length} tokens and would be "
                 "cut: --long-input chunk reads the premise in windows, truncate cuts it",
+                kind=Fault.TOO_LONG,
             )
         return self._prediction(probs, done.logits, 0, truncated=truncated)
 
@@ -371,38 +365,31 @@ class PairReading:
 
 
 def check_threshold(nli: NLIModel, threshold: float | None) -> None:
-    """A threshold on the entailment probability: a probability, and a model that has one."""
-    if threshold is None:
-        return
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"`threshold` must be from 0 to 1, got {threshold}")
-    if "entailment" not in nli.labels.names:
-        raise InputError(f"`threshold` needs an entailment output; {nli.labels.describe()}")
+    """A threshold on the entailment probability needs a model that has one."""
+    if threshold is not None and "entailment" not in nli.labels.names:
+        raise InputError(
+            f"`threshold` needs an entailment output; {nli.labels.describe()}", "threshold"
+        )
 
 
 def score_records(
     nli: NLIModel,
     records: Iterable[Record],
+    options: PairOptions | None = None,
     *,
-    premise_field: str | None = None,
-    hypothesis_field: str | None = None,
     on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
-    long_input: LongInput = LongInput.TRUNCATE,
-    aggregate: Aggregate = Aggregate.ENTAILMENT,
-    threshold: float | None = None,
-    logits: bool = False,
+    **changes: Any,
 ) -> Iterator[Result[Prediction]]:
     """A Result per record, in input order: its prediction, or the reason it failed (errors
-    are data; on_error="fail" raises RowFailure at the first instead). long_input: what to
-    do with a pair longer than the model reads (documents.py); threshold: each prediction
-    says whether P(entailment) reaches it (`entailed`); logits: each carries its raw
-    logits."""
-    fields = PairFields(premise_field, hypothesis_field)
-    reading = PairReading(nli, fields, long_input, aggregate, threshold, logits)
+    are data; on_error="fail" raises RowFailure at the first instead). The options
+    (PairOptions, or its fields as `changes`): long_input, what to do with a pair longer
+    than the model reads (documents.py); threshold: each prediction says whether
+    P(entailment) reaches it (`entailed`); logits: each carries its raw logits."""
+    reading = PairReading(nli, PairOptions.of(options, **changes))
     for done in score_scored(nli, records, reading, on_error=on_error, timely=timely):
         found = reading.result(done, on_error)
         if isinstance(found, RowError):
             yield Result(done.record, error=found)
         else:
-            yield Result(done.record, found, pair=fields.read(done.record))
+            yield Result(done.record, found, pair=reading.fields.read(done.record))

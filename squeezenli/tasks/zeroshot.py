@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from squeezenli.choices import OnError
 from squeezenli.errors import InputError, ModelError
-from squeezenli.models.labels import DEFAULT_TEMPLATE, LabelMap
+from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import Pair, softmax
 from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
+from squeezenli.tasks.options import ZeroShotOptions, parse_labels
 from squeezenli.tasks.scoring import Result, score_scored
 
 
@@ -52,20 +54,20 @@ class Decision:
     is selected; single-label, the top label is, if it scores at least it (else none is:
     abstaining). none_label: what an abstention selects (else nothing). top_k: keep only the
     K best labels and scores in the result (after selecting). Scores are comparable to a
-    threshold as the README says: single-label ones share 1 across the labels, multi-label
-    ones are each label's entailment against contradiction."""
+    threshold as the docs say: single-label ones share 1 across the labels, multi-label
+    ones are each label's entailment against contradiction. Checked as ZeroShotOptions
+    checks them."""
 
     threshold: float | None = None
     top_k: int | None = None
     none_label: str | None = None
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise InputError(f"`threshold` must be from 0 to 1, got {self.threshold}")
-        if self.top_k is not None and self.top_k < 1:
-            raise InputError(f"`top_k` must be at least 1, got {self.top_k}")
-        if self.none_label is not None and self.threshold is None:
-            raise InputError("`none_label` is what a threshold abstains with: give `threshold`")
+        ZeroShotOptions(threshold=self.threshold, top_k=self.top_k, none_label=self.none_label)
+
+    @classmethod
+    def of(cls, options: ZeroShotOptions) -> Decision:
+        return cls(options.threshold, options.top_k, options.none_label)
 
     def apply(self, result: ZeroShot, multi_label: bool) -> ZeroShot:
         selected = None
@@ -80,25 +82,11 @@ class Decision:
         )
 
 
-def parse_labels(labels: str | Sequence[str]) -> list[str]:
-    """Candidate labels from a comma-separated string or a list; distinct and non-empty."""
-    items = labels.split(",") if isinstance(labels, str) else list(labels)
-    names = [name.strip() for name in items if name.strip()]
-    if not names:
-        raise InputError("`labels` needs at least one label, e.g. sports,politics")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InputError(f"`labels` lists {', '.join(repeated)} more than once")
-    return names
-
-
 def hypotheses(
     labels: Sequence[str], template: str, per_label: Mapping[str, str] | None = None
 ) -> list[str]:
     """The hypothesis for each label: its own (per_label, as --hypotheses gives them), else
     the template with `{}` replaced by the label."""
-    if "{}" not in template:
-        raise InputError(f"`template` must contain {{}} where the label goes, got {template!r}")
     per_label = per_label or {}
     return [per_label.get(label) or template.replace("{}", label) for label in labels]
 
@@ -191,53 +179,43 @@ def classify(
     texts: Iterable[str],
     labels: str | Sequence[str] | None,
     *,
-    template: str = DEFAULT_TEMPLATE,
-    multi_label: bool = False,
     decision: Decision | None = None,
-    per_label: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Iterator[ZeroShot]:
-    """A ZeroShot per text, in input order, streamed (with the labels a decision selects)."""
+    """A ZeroShot per text, in input order, streamed (with the labels a decision selects);
+    `options` are ZeroShotOptions' (template, multi_label, hypotheses, ...)."""
+    if decision is not None:
+        options.update(
+            threshold=decision.threshold, top_k=decision.top_k, none_label=decision.none_label
+        )
     records = (Record("<texts>", n, {"text": t}) for n, t in enumerate(texts, start=1))
-    for outcome in classify_records(
-        nli,
-        records,
-        labels,
-        template=template,
-        multi_label=multi_label,
-        decision=decision,
-        per_label=per_label,
-    ):
+    for outcome in classify_records(nli, records, labels, **options):
         assert outcome.output is not None
         yield outcome.output
-
-
-# The field of an input row that holds its own candidate labels (transformers' pipeline
-# calls its argument so): a list, used instead of the global labels for that row.
-LABELS_FIELD = "candidate_labels"
 
 
 def classify_records(
     nli: NLIModel,
     records: Iterable[Record],
-    labels: str | Sequence[str] | None,
+    labels: str | Sequence[str] | None = None,
+    options: ZeroShotOptions | None = None,
     *,
-    text_field_name: str = "text",
-    template: str = DEFAULT_TEMPLATE,
-    multi_label: bool = False,
     on_error: OnError | str = OnError.SKIP,
     timely: bool = False,
-    decision: Decision | None = None,
-    per_label: Mapping[str, str] | None = None,
-    labels_field: str = LABELS_FIELD,
+    **changes: Any,
 ) -> Iterator[Result[ZeroShot]]:
     """A Result per record, in input order; bad records as score_scored treats them. Labels:
-    a row's own `labels_field` list, else `labels`, else per_label's (label -> hypothesis,
-    the template serving labels it lacks). With a decision, each result carries the labels
-    it selects (and only its top_k)."""
-    names = parse_labels(labels) if labels else list(per_label or {}) or None
-    scorer = ZeroShotScorer(nli.labels, multi_label)
-    decision = decision or Decision()
-    hypotheses([], template)  # the template is checked before any row
+    a row's own `labels_field` list, else `labels`, else the labels of `hypotheses` (label ->
+    hypothesis, the template serving labels it lacks). With a threshold, each result carries
+    the labels it selects (and only its top_k). `changes`: ZeroShotOptions fields."""
+    if labels is not None:
+        changes["labels"] = labels
+    options = ZeroShotOptions.of(options, **changes)
+    names = options.candidates()
+    scorer = ZeroShotScorer(nli.labels, options.multi_label)
+    decision = Decision.of(options)
+    template, per_label = options.template, options.hypotheses
+    text_field_name, labels_field = options.text_field, options.labels_field
 
     seen_columns = False
 

@@ -9,31 +9,30 @@ from typing import Annotated, Optional
 
 import typer
 
-from squeezenli.choices import Aggregate, Engine, LongInput, OnError, Output
+from squeezenli.choices import Engine, LongInput, OnError, Output
 from squeezenli.cli.options import (
     AddressOpt,
-    AggregateOpt,
     ApiKeyOpt,
     EngineOpt,
     ErrorsOpt,
     FilesArg,
     FormatOpt,
-    HypothesisFieldOpt,
-    LongInputOpt,
     ModelOptions,
     OnErrorOpt,
     OutputFieldsOpt,
     PrefixOpt,
-    PremiseFieldOpt,
     ServerOpt,
     allowed,
     check_choice,
     model_options,
     on_error_mode,
     reading_options,
+    scorer_for,
+    task_options,
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, Record, RowError, RowFailure
+from squeezenli.tasks.options import PairOptions
 
 OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV, Output.TABLE)  # to stdout
 # A table prints every this many rows, each part with its header: `| head` answers as soon as
@@ -43,11 +42,10 @@ TABLE_ROWS = 32
 
 @model_options()
 @reading_options()
+@task_options(PairOptions, "pairs")
 def batch(
     files: FilesArg = None,
     fmt: FormatOpt = None,
-    premise_field: PremiseFieldOpt = None,
-    hypothesis_field: HypothesisFieldOpt = None,
     output: Annotated[
         Output,
         typer.Option(
@@ -59,19 +57,6 @@ def batch(
     ] = Output.JSONL,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
-    long_input: LongInputOpt = LongInput.TRUNCATE,
-    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            "--threshold",
-            help="Add `entailed`: whether the entailment probability is at least this.",
-        ),
-    ] = None,
-    logits: Annotated[
-        bool,
-        typer.Option("--logits", help="Add the raw logits, named by the model's labels."),
-    ] = False,
     engine: EngineOpt = Engine.LOCAL,
     address: AddressOpt = None,
     prefix: PrefixOpt = "",
@@ -88,6 +73,7 @@ def batch(
     *,
     opts: ModelOptions,
     reading: ReadOptions,
+    pairs: PairOptions,
 ) -> None:
     """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
     input field kept, `prediction`, `scores` and `truncated` added (with --long-input
@@ -97,92 +83,37 @@ def batch(
     """
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs
-    from squeezenli.tasks.scoring import score_records
 
     fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if engine is Engine.RAY else FORMATS)
     if output_path is None:
         allowed("--output", output, OUTPUTS, "writes files: give --engine ray --output-path DIR")
     on_error = on_error_mode(on_error, errors)
-    chunked = long_input is LongInput.CHUNK
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InputError(f"--threshold must be from 0 to 1, got {threshold}")
     if server is not None and engine is Engine.RAY:
         raise InputError("--server scores on a server, --engine ray on Ray: give one")
     if engine is Engine.RAY:
-        from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
-        from squeezenli.ray_engine import Task, result_fields, score_dataset
-        from squeezenli.tasks.scoring import PairFields
-
-        reading_fields: dict = {
-            "long_input": long_input,
-            "aggregate": aggregate,
-            "threshold": threshold,
-            "logits": logits,
-        }
-
-        def dataset(ds, lines: bool):
-            return score_dataset(
-                ds,
-                opts.spec,
-                premise_field=premise_field,
-                hypothesis_field=hypothesis_field,
-                cpus_per_actor=opts.spec.threads,
-                json_lines=lines,
-                prefix=prefix,
-                output_fields=output_fields,
-                **reading_fields,
-            )
-
-        shape = result_fields(Task.SCORE, reading_fields, prefix, output_fields)
-
-        def make_sink(labels):
-            local = ResultSink(
-                output, labels, prefix, None, output_fields, chunked, threshold is not None, logits
-            )
-            return PredictionRows(local, shape, labels, PairFields(premise_field, hypothesis_field))
-
-        failed = run_on_ray(
+        _batch_on_ray(
             files or [],
             fmt,
-            RayJob(dataset, shape, make_sink),
-            address=address,
-            output=output,
-            output_path=output_path,
-            on_error=on_error,
-            errors=errors,
-            opts=opts,
+            pairs,
+            output,
+            output_path,
+            prefix,
+            output_fields,
+            address,
+            on_error,
+            errors,
+            opts,
         )
-        if failed:
-            raise typer.Exit(1)
         return
     if output_path is not None:
         raise InputError("--output-path goes with --engine ray")
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
-    if server is not None:
-        from squeezenli.serve.client import Remote
-
-        remote = Remote(server, api_key)
-        labels, scorer = remote.labels(), remote.score_records
-    else:
-        nli = opts.load()
-        labels, scorer = nli.labels, partial(score_records, nli)
+    scorer = scorer_for(server, api_key, opts)
+    labels = scorer.labels()
     columns = inputs.columns() if output in (Output.CSV, Output.TSV) else None
-    sink = ResultSink(
-        output, labels, prefix, columns, output_fields, chunked, threshold is not None, logits
-    )
-
-    score = partial(
-        scorer,
-        premise_field=premise_field,
-        hypothesis_field=hypothesis_field,
-        on_error=on_error,
-        long_input=long_input,
-        aggregate=aggregate,
-        threshold=threshold,
-        logits=logits,
-    )
-
+    sink = ResultSink(output, labels, pairs, prefix, columns, output_fields)
+    score = partial(scorer.results, options=pairs, on_error=on_error)
     try:
         with RowRun(
             "scored", inputs, error_log, quiet=opts.quiet, skip=on_error is OnError.SKIP
@@ -196,6 +127,57 @@ def batch(
         raise typer.Exit(1)
 
 
+def _batch_on_ray(
+    files: list[str],
+    fmt: str | None,
+    pairs: PairOptions,
+    output: Output,
+    output_path: Path | None,
+    prefix: str,
+    output_fields: str | None,
+    address: str | None,
+    on_error: OnError,
+    errors: Path | None,
+    opts: ModelOptions,
+) -> None:
+    """batch's rows scored by Ray actors (ray_engine.score_dataset)."""
+    from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
+    from squeezenli.ray_engine import result_fields, score_dataset
+    from squeezenli.tasks.scoring import PairFields
+
+    def dataset(ds, lines: bool):
+        return score_dataset(
+            ds,
+            opts.spec,
+            pairs,
+            cpus_per_actor=opts.spec.threads,
+            json_lines=lines,
+            prefix=prefix,
+            output_fields=output_fields,
+        )
+
+    shape = result_fields(pairs, prefix, output_fields)
+
+    def make_sink(labels):
+        local = ResultSink(output, labels, pairs, prefix, None, output_fields)
+        fields = PairFields(pairs.premise_field, pairs.hypothesis_field)
+        return PredictionRows(local, shape, labels, fields)
+
+    failed = run_on_ray(
+        files,
+        fmt,
+        RayJob(dataset, shape, make_sink),
+        address=address,
+        output=output,
+        output_path=output_path,
+        on_error=on_error,
+        errors=errors,
+        opts=opts,
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
 class ResultSink:
     """Result rows to stdout as JSON lines, CSV/TSV (a column per class) or a table, each
     input row with the result's fields after it (tasks/rows.py names them and refuses a row
@@ -206,12 +188,10 @@ class ResultSink:
         self,
         output: Output,
         labels,
+        options: PairOptions,
         prefix: str = "",
         columns: list[str] | None = None,
         names: str | None = None,
-        chunked: bool = False,
-        entailed: bool = False,
-        logits: bool = False,
     ) -> None:
         from squeezenli.tasks.rows import ResultFields, prediction_names
 
@@ -221,7 +201,11 @@ class ResultSink:
         self._delimited = None
         self._flat = output in (Output.CSV, Output.TSV)
         own = prediction_names(
-            labels, flat=self._flat, chunked=chunked, entailed=entailed, logits=logits
+            labels,
+            flat=self._flat,
+            chunked=options.long_input is LongInput.CHUNK,
+            entailed=options.threshold is not None,
+            logits=options.logits,
         )
         self.shape = ResultFields(own, prefix, names)
         self.fields = self.shape.fields

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Annotated
 
 import typer
 
-from squeezenli.choices import Aggregate, OnError, Output, RowScore
+from squeezenli.choices import OnError, Output
 from squeezenli.cli.options import (
-    AggregateOpt,
     ApiKeyOpt,
     ErrorsOpt,
     FilesArg,
@@ -26,49 +24,25 @@ from squeezenli.cli.options import (
     model_options,
     on_error_mode,
     reading_options,
+    scorer_for,
+    task_options,
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailure
+from squeezenli.tasks.options import CheckOptions
 
 OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV)
 
 
 @model_options()
 @reading_options()
+@task_options(CheckOptions, "check")
 def check(
     files: FilesArg = None,
     fmt: FormatOpt = None,
-    source_field: Annotated[
-        str, typer.Option("--source-field", help="The field holding the source document.")
-    ] = "source",
-    text_field: Annotated[
-        str, typer.Option("--text-field", help="The field holding the text to check.")
-    ] = "text",
     output: Annotated[
         Output, typer.Option("--output", "-o", case_sensitive=False, help="jsonl, csv or tsv.")
     ] = Output.JSONL,
-    support: Annotated[
-        float,
-        typer.Option(
-            "--support", help="A claim is supported at or above this entailment probability."
-        ),
-    ] = 0.5,
-    contradict: Annotated[
-        float,
-        typer.Option(
-            "--contradict",
-            help="...else contradicted when a window's contradiction probability reaches this.",
-        ),
-    ] = 0.5,
-    row_score: Annotated[
-        RowScore,
-        typer.Option(
-            "--score",
-            case_sensitive=False,
-            help="The row's score: the mean or the min of its claims' entailment probabilities.",
-        ),
-    ] = RowScore.MEAN,
-    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
     prefix: PrefixOpt = "",
     output_fields: OutputFieldsOpt = None,
     on_error: OnErrorOpt = None,
@@ -78,6 +52,7 @@ def check(
     *,
     opts: ModelOptions,
     reading: ReadOptions,
+    check: CheckOptions,
 ) -> None:
     """Check texts against their sources: each sentence of `text` (an answer, a summary) is
     scored against the windows of `source`, and gets a verdict (supported, contradicted,
@@ -89,24 +64,15 @@ def check(
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
     from squeezenli.records.writers import DelimitedWriter
-    from squeezenli.tasks.claims import check_records, check_thresholds
-    from squeezenli.tasks.rows import CHECK_NAMES, ResultFields
-    from squeezenli.tasks.scoring import Result
+    from squeezenli.tasks.rows import ResultFields
 
     fmt = check_choice("--format", fmt, FORMATS)
     allowed("--output", output, OUTPUTS, "is not written by check")
     on_error = on_error_mode(on_error, errors)
-    check_thresholds(support, contradict)  # usage errors before the model loads
-    shape = ResultFields(CHECK_NAMES, prefix, output_fields)
+    shape = ResultFields(check.result_names(), prefix, output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(errors, inputs)
-    checker: Callable[..., Iterator[Result]]
-    if server is not None:
-        from squeezenli.serve.client import Remote
-
-        checker = Remote(server, api_key).check_records
-    else:
-        checker = partial(check_records, opts.load())
+    scorer = scorer_for(server, api_key, opts)
     writer = None
     if output is not Output.JSONL:
         columns = inputs.columns()
@@ -114,16 +80,7 @@ def check(
             shape.refuse(columns, "the input")
         header = None if columns is None else [*columns, *shape.fields]
         writer = DelimitedWriter(sys.stdout.buffer, output, header)
-    run_check = partial(
-        checker,
-        source_field=source_field,
-        text_field=text_field,
-        on_error=on_error,
-        aggregate=aggregate,
-        support=support,
-        contradict=contradict,
-        row_score=row_score,
-    )
+    run_check = partial(scorer.results, options=check, on_error=on_error)
     try:
         with RowRun(
             "checked", inputs, error_log, quiet=opts.quiet, skip=on_error is OnError.SKIP

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,14 +28,17 @@ from squeezenli.cli.options import (
     model_options,
     on_error_mode,
     reading_options,
+    scorer_for,
+    task_options,
 )
 from squeezenli.errors import InputError
-from squeezenli.models.labels import DEFAULT_TEMPLATE
 from squeezenli.records.readers import FORMATS, ReadOptions
+from squeezenli.tasks.options import ZeroShotOptions
 
 
 @model_options()
 @reading_options()
+@task_options(ZeroShotOptions, "zero_shot", skip=("labels", "hypotheses"))
 def classify(
     texts: Annotated[
         Optional[list[str]],
@@ -46,7 +51,7 @@ def classify(
             "--labels", "-l", help="Candidate labels, comma-separated; repeatable (-l a -l b)."
         ),
     ] = None,
-    hypotheses_file: Annotated[
+    hypotheses: Annotated[
         Optional[Path],
         typer.Option(
             "--hypotheses",
@@ -55,45 +60,12 @@ def classify(
             "candidates unless --labels names them.",
         ),
     ] = None,
-    labels_field: Annotated[
-        str,
-        typer.Option(
-            "--labels-field", help="A row's own candidate labels (a list), used instead of -l."
-        ),
-    ] = "candidate_labels",
-    template: Annotated[
-        str, typer.Option("--template", "-t", help="Hypothesis for each label; {} is the label.")
-    ] = DEFAULT_TEMPLATE,
-    multi_label: Annotated[
-        bool,
-        typer.Option(
-            "--multi-label", help="Score each label on its own (entailment vs contradiction)."
-        ),
-    ] = False,
     inputs: Annotated[
         Optional[list[str]],
         typer.Option("--input", "-i", help="JSONL/CSV/TSV file of texts ('-': stdin); repeatable."),
     ] = None,
     fmt: FormatOpt = None,
-    text_field: Annotated[
-        str, typer.Option("--text-field", help="The field holding the text.")
-    ] = "text",
     json_out: JsonOpt = False,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            "--threshold",
-            help="Select labels scoring at least this (multi-label: every one; else the top "
-            "one, or none: abstain); adds `selected`.",
-        ),
-    ] = None,
-    top_k: Annotated[
-        Optional[int], typer.Option("--top-k", help="Keep only the K best labels and scores.")
-    ] = None,
-    none_label: Annotated[
-        Optional[str],
-        typer.Option("--none-label", help="What an abstention selects (with --threshold)."),
-    ] = None,
     on_error: OnErrorOpt = None,
     errors: ErrorsOpt = None,
     prefix: PrefixOpt = "",
@@ -104,6 +76,7 @@ def classify(
     api_key: ApiKeyOpt = None,
     opts: ModelOptions,
     reading: ReadOptions,
+    zero_shot: ZeroShotOptions,
 ) -> None:
     """Zero-shot classification: which labels does each text entail? Output per text, highest
     score first: {"text", "labels", "scores"} plus the input's fields, as transformers'
@@ -114,39 +87,24 @@ def classify(
     from squeezenli.cli.rows import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
     from squeezenli.records.readers import Record
-    from squeezenli.tasks.rows import ResultFields, zero_shot_names
-    from squeezenli.tasks.zeroshot import (
-        Decision,
-        classify_records,
-        hypotheses,
-        load_hypotheses,
-        parse_labels,
-    )
+    from squeezenli.tasks.rows import ResultFields
+    from squeezenli.tasks.zeroshot import load_hypotheses
 
     fmt = check_choice("--format", fmt, FORMATS)
     on_error = on_error_mode(on_error, errors)
     if texts and inputs:
         raise typer.BadParameter("give texts as arguments or --input files, not both")
-    per_label = load_hypotheses(hypotheses_file) if hypotheses_file is not None else None
     given = [name for item in labels or [] for name in item.split(",")]
-    candidates = parse_labels(given) if given else None
-    if candidates is None and per_label is None and texts:
-        raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
-    hypotheses(candidates or [], template, per_label)  # usage errors before the model loads
-    decision = Decision(threshold, top_k, none_label)
-    if texts:
-        text_field = "text"
-    shape = ResultFields(
-        zero_shot_names(text=text_field != "text", selected=threshold is not None),
-        prefix,
-        output_fields,
+    zero_shot = replace(
+        zero_shot,
+        labels=tuple(given) or None,
+        hypotheses=load_hypotheses(hypotheses) if hypotheses is not None else None,
+        text_field="text" if texts else zero_shot.text_field,
     )
-    files_named = [text for text in texts or [] if os.path.isfile(text)]
-    if files_named:
-        raise InputError(
-            f"'{files_named[0]}' is a file: to classify the texts in it, pass --input "
-            f"{files_named[0]} (arguments are classified as they are)"
-        )
+    if zero_shot.candidates() is None and texts:
+        raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
+    shape = ResultFields(zero_shot.result_names(), prefix, output_fields)
+    _refuse_files_as_texts(texts or [])
     if server is not None and engine is Engine.RAY:
         raise InputError("--server classifies on a server, --engine ray on Ray: give one")
     if engine is Engine.RAY:
@@ -156,79 +114,27 @@ def classify(
             inputs or [],
             fmt,
             shape,
-            {
-                "labels": candidates,
-                "text_field": text_field,
-                "template": template,
-                "multi_label": multi_label,
-                "hypotheses": per_label,
-                "labels_field": labels_field,
-                "threshold": threshold,
-                "top_k": top_k,
-                "none_label": none_label,
-                "prefix": prefix,
-                "output_fields": output_fields,
-            },
-            address=address,
-            on_error=on_error,
-            errors=errors,
-            opts=opts,
+            zero_shot,
+            prefix,
+            output_fields,
+            address,
+            on_error,
+            errors,
+            opts,
         )
         return
     files = Inputs(inputs, fmt, reading)
     error_log = ErrorLog(errors, files)
-    remote = None
-    if server is not None:
-        from squeezenli.serve.client import Remote
-
-        remote = Remote(server, api_key)
-    else:
-        nli = opts.load()
+    scorer = scorer_for(server, api_key, opts)
     table = bool(texts) and not json_out and sys.stdout.isatty()
     sources = None
     if texts:
         records = (Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))
         sources = [Source(records, live=False)]
-
-    def score(records, timely: bool):
-        if remote is not None:
-            return remote.classify_records(
-                records,
-                candidates,
-                text_field_name=text_field,
-                template=template,
-                multi_label=multi_label,
-                threshold=threshold,
-                top_k=top_k,
-                none_label=none_label,
-                per_label=per_label,
-                labels_field=labels_field,
-                on_error=on_error,
-                timely=timely,
-            )
-        return classify_records(
-            nli,
-            records,
-            candidates,
-            text_field_name=text_field,
-            template=template,
-            multi_label=multi_label,
-            decision=decision,
-            per_label=per_label,
-            labels_field=labels_field,
-            on_error=on_error,
-            timely=timely,
-        )
-
+    score = partial(scorer.results, options=zero_shot, on_error=on_error)
     results = []
-    run = RowRun(
-        "classified",
-        files,
-        error_log,
-        quiet=opts.quiet,
-        sources=sources,
-        skip=on_error is OnError.SKIP,
-    )
+    skip = on_error is OnError.SKIP
+    run = RowRun("classified", files, error_log, quiet=opts.quiet, sources=sources, skip=skip)
     with run:
         for outcome in run.outcomes(score):
             if table:
@@ -239,17 +145,27 @@ def classify(
     if results:
         from squeezenli.cli.render import zero_shot_table
 
-        zero_shot_table(results, multi_label)
+        zero_shot_table(results, zero_shot.multi_label)
     if run.failed:
         raise typer.Exit(1)
+
+
+def _refuse_files_as_texts(texts: list[str]) -> None:
+    files_named = [text for text in texts if os.path.isfile(text)]
+    if files_named:
+        raise InputError(
+            f"'{files_named[0]}' is a file: to classify the texts in it, pass --input "
+            f"{files_named[0]} (arguments are classified as they are)"
+        )
 
 
 def _classify_on_ray(
     files: list[str],
     fmt: str | None,
     shape,
-    arguments: dict,
-    *,
+    zero_shot: ZeroShotOptions,
+    prefix: str,
+    output_fields: str | None,
     address: str | None,
     on_error: OnError,
     errors: Path | None,
@@ -263,7 +179,13 @@ def _classify_on_ray(
 
     def dataset(ds, lines: bool):
         return classify_dataset(
-            ds, spec=opts.spec, cpus_per_actor=opts.spec.threads, json_lines=lines, **arguments
+            ds,
+            spec=opts.spec,
+            options=zero_shot,
+            cpus_per_actor=opts.spec.threads,
+            json_lines=lines,
+            prefix=prefix,
+            output_fields=output_fields,
         )
 
     class Lines:

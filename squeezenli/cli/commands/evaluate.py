@@ -262,21 +262,22 @@ def _evaluate_zero_shot(
         classified_rows,
         judge_zero_shot,
     )
-    from squeezenli.tasks.zeroshot import (
-        Decision,
-        classify_records,
-        hypotheses,
-        load_hypotheses,
-        parse_labels,
-    )
+    from squeezenli.tasks.options import ZeroShotOptions
+    from squeezenli.tasks.zeroshot import classify_records, load_hypotheses
 
     per_label = None
     if options.hypotheses_file is not None:
         per_label = load_hypotheses(options.hypotheses_file)
     given = [name for item in options.labels or [] for name in item.split(",")]
-    candidates = parse_labels(given) if given else None
-    hypotheses(candidates or [], options.template, per_label)  # usage errors before loading
-    decision = Decision(options.threshold)
+    zero_shot = ZeroShotOptions(  # usage errors before loading
+        labels=tuple(given) or None,
+        hypotheses=per_label,
+        template=options.template,
+        multi_label=options.multi_label,
+        threshold=options.threshold,
+        text_field=options.text_field,
+        labels_field=options.labels_field,
+    )
     on_error, misclassified = outputs.on_error, outputs.misclassified
     nli = None if classified else opts.load()
 
@@ -286,17 +287,7 @@ def _evaluate_zero_shot(
         else:
             assert nli is not None
             results = classify_records(
-                nli,
-                records,
-                candidates,
-                text_field_name=options.text_field,
-                template=options.template,
-                multi_label=options.multi_label,
-                decision=decision,
-                per_label=per_label,
-                labels_field=options.labels_field,
-                on_error=on_error,
-                timely=timely,
+                nli, records, options=zero_shot, on_error=on_error, timely=timely
             )
         return judge_zero_shot(
             results,

@@ -159,12 +159,13 @@ def mcp(*, opts: ModelOptions) -> None:
     Example: claude mcp add squeezenli -- squeezenli mcp
     """
     _needs_serve()
+    from squeezenli.serve.jobs import Jobs
     from squeezenli.serve.mcp import mcp_server
     from squeezenli.serve.requests import Limits
     from squeezenli.serve.service import Service
 
     nli = opts.load()
-    server = mcp_server(Service(nli), Limits())
+    server = mcp_server(Service(nli), Jobs(Limits()))
     if not opts.quiet:
         print(f"squeezenli: MCP on stdio, {nli.files.source} ({nli.precision})", file=sys.stderr)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

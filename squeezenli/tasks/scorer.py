@@ -1,0 +1,68 @@
+"""One interface for where a task runs: here (LocalScorer), on a `squeezenli serve` server
+(serve.client.Remote) or in Ray's actors (each holding a LocalScorer). Each takes records
+and a task's options object and gives a Result per record, in input order, so a command
+picks a scorer and writes what comes back, whatever the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from squeezenli.choices import OnError
+from squeezenli.records.readers import Record
+from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions
+
+if TYPE_CHECKING:
+    from squeezenli.models.labels import LabelMap
+    from squeezenli.runtime.model import NLIModel
+    from squeezenli.tasks.scoring import Result
+
+
+class Scorer(Protocol):
+    def results(
+        self,
+        records: Iterable[Record],
+        options: TaskOptions,
+        *,
+        on_error: OnError | str = OnError.SKIP,
+        timely: bool = False,
+    ) -> Iterator[Result]:
+        """A Result per record, in input order, for the task the options are of."""
+        ...
+
+    def labels(self) -> LabelMap:
+        """The model's label mapping (the names its scores are under)."""
+        ...
+
+
+class LocalScorer:
+    """The tasks run here, on a loaded model."""
+
+    def __init__(self, nli: NLIModel) -> None:
+        self.nli = nli
+
+    def labels(self) -> LabelMap:
+        return self.nli.labels
+
+    def results(
+        self,
+        records: Iterable[Record],
+        options: TaskOptions,
+        *,
+        on_error: OnError | str = OnError.SKIP,
+        timely: bool = False,
+    ) -> Iterator[Result]:
+        if isinstance(options, CheckOptions):
+            from squeezenli.tasks.claims import check_records
+
+            return check_records(self.nli, records, options, on_error=on_error, timely=timely)
+        if isinstance(options, ZeroShotOptions):
+            from squeezenli.tasks.zeroshot import classify_records
+
+            return classify_records(
+                self.nli, records, options=options, on_error=on_error, timely=timely
+            )
+        assert isinstance(options, PairOptions), options
+        from squeezenli.tasks.scoring import score_records
+
+        return score_records(self.nli, records, options, on_error=on_error, timely=timely)
