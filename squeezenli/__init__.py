@@ -37,6 +37,9 @@ _EXPORTS = {
     "Check": "tasks.claims",
     "Claim": "tasks.claims",
     "ModelSpec": "runtime.spec",
+    "PairOptions": "tasks.options",
+    "ZeroShotOptions": "tasks.options",
+    "CheckOptions": "tasks.options",
     "SqueezenliError": "errors",
     "InputError": "errors",
 }
@@ -63,6 +66,9 @@ __all__ = [
     "Check",
     "Claim",
     "ModelSpec",
+    "PairOptions",
+    "ZeroShotOptions",
+    "CheckOptions",
     "SqueezenliError",
     "InputError",
     "__version__",
@@ -76,6 +82,7 @@ if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and edi
     from squeezenli.runtime.spec import ModelSpec
     from squeezenli.tasks.claims import Check, Claim, check_records
     from squeezenli.tasks.evaluation import Report, evaluate
+    from squeezenli.tasks.options import CheckOptions, PairOptions, ZeroShotOptions
     from squeezenli.tasks.scoring import Result, score_records
     from squeezenli.tasks.zeroshot import Decision, ZeroShot, classify
 
