@@ -17,7 +17,7 @@ Needs `pip install 'squeezenli[ray]'`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -252,6 +252,18 @@ def check_dataset(
     layout = _Layout(json_lines, rows_per_task, actors, cpus_per_actor)
     shape = result_fields(found, prefix, output_fields)
     return _on_actors(ds, spec or ModelSpec(**model_fields), found, shape, layout)
+
+
+def task_dataset(ds, spec: ModelSpec, options: TaskOptions, **layout: Any):
+    """The Dataset the task of `options` makes of ds: score_dataset, classify_dataset or
+    check_dataset (`layout`: their cpus_per_actor, json_lines, prefix, output_fields)."""
+    tasks: dict[str, Callable[..., Any]] = {
+        PairOptions.task: score_dataset,
+        ZeroShotOptions.task: classify_dataset,
+        CheckOptions.task: check_dataset,
+    }
+    run = tasks[options.task]
+    return run(ds, spec=spec, options=options, **layout)
 
 
 @dataclass(frozen=True)

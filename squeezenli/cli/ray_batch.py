@@ -18,20 +18,23 @@ from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.runtime.model import Prediction
+from squeezenli.tasks.options import TaskOptions
 from squeezenli.tasks.rows import ResultFields
 from squeezenli.tasks.scoring import PairFields
 
 
 @dataclass(frozen=True)
 class RayJob:
-    """What a command runs on Ray: `dataset(ds, json_lines)` maps the input Dataset to
-    scored rows (ray_engine's score_dataset, classify_dataset), whose result fields are
-    named by `shape`; `make_sink(labels)` writes each good row to stdout (`write(row,
-    record)`, `close()`); `what` names the rows in the summary."""
+    """What a command runs on Ray: its task's options (ray_engine.task_dataset maps the input
+    Dataset to scored rows), the result fields as `shape` names them (`prefix`,
+    `output_fields` renames); `make_sink(labels)` writes each good row to stdout
+    (`write(row, record)`, `close()`); `what` names the rows in the summary."""
 
-    dataset: Callable
+    options: TaskOptions
     shape: ResultFields
     make_sink: Callable
+    prefix: str = ""
+    output_fields: str | None = None
     what: str = "scored"
 
 
@@ -54,7 +57,7 @@ def run_on_ray(
     files = _expand(files)
     started = time.perf_counter()
     ray = _start(address, opts.quiet)
-    from squeezenli.ray_engine import ERROR, read_pairs, split_errors
+    from squeezenli.ray_engine import ERROR, read_pairs, split_errors, task_dataset
 
     try:
         ds, lines = read_pairs(files, fmt)
@@ -66,7 +69,15 @@ def run_on_ray(
     error_log = ErrorLog(errors)
     done = failed = 0
     try:
-        scored = job.dataset(ds, lines)
+        scored = task_dataset(
+            ds,
+            opts.spec,
+            job.options,
+            cpus_per_actor=opts.spec.threads,
+            json_lines=lines,
+            prefix=job.prefix,
+            output_fields=job.output_fields,
+        )
         if output_path is not None:
             scored = scored.materialize()
             good, bad = split_errors(scored, lines, output_fields=job.shape.names)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -168,12 +168,13 @@ class Remote:
         timely: bool = False,
     ) -> Iterator[Result]:
         """The Scorer interface (tasks/scorer.py): the task the options are of, served."""
-        if isinstance(options, CheckOptions):
-            return self.check_records(records, options, on_error=on_error, timely=timely)
-        if isinstance(options, ZeroShotOptions):
-            return self.classify_records(records, options=options, on_error=on_error, timely=timely)
-        assert isinstance(options, PairOptions), options
-        return self.score_records(records, options, on_error=on_error, timely=timely)
+        tasks: dict[str, Callable[..., Iterator[Result]]] = {
+            PairOptions.task: self.score_records,
+            ZeroShotOptions.task: self.classify_records,
+            CheckOptions.task: self.check_records,
+        }
+        task = tasks[options.task]
+        return task(records, options=options, on_error=on_error, timely=timely)
 
     def score_records(
         self,

@@ -5,7 +5,7 @@ picks a scorer and writes what comes back, whatever the backend."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from squeezenli.choices import OnError
@@ -52,17 +52,12 @@ class LocalScorer:
         on_error: OnError | str = OnError.SKIP,
         timely: bool = False,
     ) -> Iterator[Result]:
-        if isinstance(options, CheckOptions):
-            from squeezenli.tasks.claims import check_records
+        from squeezenli.tasks import claims, scoring, zeroshot
 
-            return check_records(self.nli, records, options, on_error=on_error, timely=timely)
-        if isinstance(options, ZeroShotOptions):
-            from squeezenli.tasks.zeroshot import classify_records
-
-            return classify_records(
-                self.nli, records, options=options, on_error=on_error, timely=timely
-            )
-        assert isinstance(options, PairOptions), options
-        from squeezenli.tasks.scoring import score_records
-
-        return score_records(self.nli, records, options, on_error=on_error, timely=timely)
+        tasks: dict[str, Callable[..., Iterator[Result]]] = {
+            PairOptions.task: scoring.score_records,
+            ZeroShotOptions.task: zeroshot.classify_records,
+            CheckOptions.task: claims.check_records,
+        }
+        task = tasks[options.task]
+        return task(self.nli, records, options=options, on_error=on_error, timely=timely)

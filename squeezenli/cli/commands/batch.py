@@ -142,19 +142,8 @@ def _batch_on_ray(
 ) -> None:
     """batch's rows scored by Ray actors (ray_engine.score_dataset)."""
     from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
-    from squeezenli.ray_engine import result_fields, score_dataset
+    from squeezenli.ray_engine import result_fields
     from squeezenli.tasks.scoring import PairFields
-
-    def dataset(ds, lines: bool):
-        return score_dataset(
-            ds,
-            opts.spec,
-            pairs,
-            cpus_per_actor=opts.spec.threads,
-            json_lines=lines,
-            prefix=prefix,
-            output_fields=output_fields,
-        )
 
     shape = result_fields(pairs, prefix, output_fields)
 
@@ -166,7 +155,7 @@ def _batch_on_ray(
     failed = run_on_ray(
         files,
         fmt,
-        RayJob(dataset, shape, make_sink),
+        RayJob(pairs, shape, make_sink, prefix, output_fields),
         address=address,
         output=output,
         output_path=output_path,

@@ -175,18 +175,6 @@ def _classify_on_ray(
     stdout as JSON lines in input order."""
     from squeezenli.cli.ray_batch import RayJob, run_on_ray
     from squeezenli.cli.streams import write_json_line
-    from squeezenli.ray_engine import classify_dataset
-
-    def dataset(ds, lines: bool):
-        return classify_dataset(
-            ds,
-            spec=opts.spec,
-            options=zero_shot,
-            cpus_per_actor=opts.spec.threads,
-            json_lines=lines,
-            prefix=prefix,
-            output_fields=output_fields,
-        )
 
     class Lines:
         def write(self, row: dict, record) -> None:
@@ -195,7 +183,7 @@ def _classify_on_ray(
         def close(self) -> None:
             pass
 
-    job = RayJob(dataset, shape, lambda labels: Lines(), "classified")
+    job = RayJob(zero_shot, shape, lambda labels: Lines(), prefix, output_fields, "classified")
     failed = run_on_ray(
         files,
         fmt,
