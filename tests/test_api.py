@@ -1,4 +1,4 @@
-"""The Python API: every public name imports lazily and works as the README shows."""
+"""The Python API: every public name imports lazily and works as docs/python-api.md shows."""
 
 from __future__ import annotations
 
@@ -99,14 +99,12 @@ def test_dir_lists_the_public_names():
     assert "InputError" in squeezenli.__all__ and squeezenli.InputError.exit_code == 2
 
 
-def test_the_readmes_python_blocks_run_as_written(tiny_nli_model, tmp_path, monkeypatch, capsys):
-    """Every Python block of the README's Python API section, on the tiny model in place of
-    the default one (the Ray, Spark and documents blocks have tests of their own)."""
-    from pathlib import Path
+def test_the_python_api_pages_blocks_run_as_written(tiny_nli_model, tmp_path, monkeypatch, capsys):
+    """Every Python block of docs/python-api.md, on the tiny model in place of the default
+    one (the Ray, Spark and documents blocks have tests of their own)."""
+    from manual import page
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("\n## Python API", 1)[1].split("\n## ", 1)[0]
-    blocks = [b.split("```")[0] for b in section.split("```python\n")[1:]]
+    blocks = [b.split("```")[0] for b in page("python-api.md").split("```python\n")[1:]]
     assert len(blocks) >= 2
     monkeypatch.chdir(tmp_path)
     (tmp_path / "gold.jsonl").write_text(
@@ -118,7 +116,7 @@ def test_the_readmes_python_blocks_run_as_written(tiny_nli_model, tmp_path, monk
 
 
 def test_record_functions_give_errors_as_data_by_default(tiny_nli_model):
-    """score_records (and evaluate) yield a bad record's error as its Result, as the README
+    """score_records (and evaluate) yield a bad record's error as its Result, as docs/python-api.md
     says; on_error="fail" raises it."""
     from squeezenli.records.readers import RowFailure
 

@@ -127,7 +127,7 @@ def test_every_command_help_has_an_example():
 
 
 def test_quiet_leaves_errors_only(tiny_nli_model, capsys):
-    """-q: no notes and no warnings (the README: nothing on stderr but errors)."""
+    """-q: no notes and no warnings (docs/input-output.md: nothing on stderr but errors)."""
     import logging
 
     from conftest import squeezenli

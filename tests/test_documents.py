@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
+import manual
 import numpy as np
 import pytest
 from conftest import one_error
@@ -85,7 +85,7 @@ def test_every_result_says_whether_its_pair_was_cut(model, tmp_path):
 
 
 def _windows_by_hand(nli, sentences: list[str], hypothesis: str) -> list[tuple[int, int]]:
-    """Character spans of windows of whole sentences, packed as the README says: as many
+    """Character spans of windows of whole sentences, packed as docs/check.md says: as many
     sentences as fit beside the hypothesis."""
     tokenizer = nli.engine.tokenizer
     budget = nli.max_length - tokenizer.special_count - len(tokenizer.tokens(hypothesis).ids)
@@ -201,19 +201,16 @@ def test_check_judges_each_sentence_against_its_source(model, tmp_path):
     assert low["score"] == pytest.approx(min(entailment), abs=1e-6)
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def test_the_readmes_python_example_for_documents_runs(model, capsys):
-    blocks = README.read_text().split("```python\n")[1:]
-    (block,) = [b.split("```")[0] for b in blocks if "check_records" in b]
+def test_the_manuals_python_example_for_documents_runs(model, capsys):
+    blocks = manual.text().split("```python\n")[1:]
+    (block,) = [code for b in blocks if "check_records" in (code := b.split("```")[0])]
     exec(block.replace("load_model()", f"load_model({str(model)!r})"), {})
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and "Evidence(start=0" in printed[0]
     assert "Verdict." in printed[1]  # random weights: any verdict
 
 
-def test_the_readmes_shell_examples_for_documents_run(model, tmp_path):
+def test_the_manuals_shell_examples_for_documents_run(model, tmp_path):
     document, _ = _document(5, 30)
     docs = tmp_path / "docs.jsonl"
     docs.write_text(json.dumps({"document": document, "claim": "A man plays."}) + "\n")
@@ -221,7 +218,7 @@ def test_the_readmes_shell_examples_for_documents_run(model, tmp_path):
     answers.write_text(
         json.dumps({"document": document, "answer": "A man plays. Dogs run."}) + "\n"
     )
-    text = README.read_text()
+    text = manual.text()
     for line in [ln for ln in text.splitlines() if ln.startswith("squeezenli ")]:
         if "docs.jsonl --premise-field" not in line and "answers.jsonl --source-field" not in line:
             continue

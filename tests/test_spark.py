@@ -1,4 +1,4 @@
-"""The README's Spark example, run as written on a local Spark: its pandas UDF downloads the
+"""The Spark example of docs/ray.md, run as written on a local Spark: its pandas UDF downloads the
 default model through huggingface_hub (from a hub-like server on 127.0.0.1), builds it in the
 workers' cache, and scores every row as load_model does. Runs when pyspark and Java are
 installed (pip install -e '.[test,spark]')."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 from hubserver import HubServer, Repo, folder_files
+from manual import page
 
 from squeezenli import load_model
 from squeezenli.models.hub import DEFAULT_MODEL, DEFAULT_REVISION
@@ -21,12 +21,10 @@ pytest.importorskip("pyarrow")
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java", allow_module_level=True)
 
-README = Path(__file__).parent.parent / "README.md"
-
 
 def _readme_example() -> str:
-    """The first Python block after the README's Spark paragraph."""
-    text = README.read_text()
+    """The first Python block after the Spark paragraph of docs/ray.md."""
+    text = page("ray.md")
     after = text[text.index("Spark users can call") :]
     return after.split("```python\n", 1)[1].split("\n```", 1)[0]
 

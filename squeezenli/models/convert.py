@@ -15,7 +15,7 @@ when the intermediate and output convolutions have the same groups, group j of t
 reads only group j of the intermediate, so each group runs MatMul -> gelu -> MatMul on its
 own and the 3072-wide tensor is never concatenated and split again. The last layer runs
 its projections and feed-forward on the [CLS] rows only, the rows the pooler reads: the same
-bits as the whole layer's, fp32 and int8, for ~7% fewer multiply-adds (README, Performance).
+bits as the whole layer's, fp32 and int8, for ~7% fewer multiply-adds (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def _fit_pairs(codes: np.ndarray) -> np.ndarray:
     return codes
 
 
-# Chosen by measurement (README, Precision).
+# Chosen by measurement (docs/precision.md).
 DEFAULT_RANGE = Int8Range.PAIRED
 
 

@@ -258,9 +258,9 @@ class PairOptions(TaskOptions):
         "likely to contradict (contradiction).",
     )
     threshold: float | None = probability(
-        None, "Add `entailed`: whether P(entailment) reaches this probability."
+        None, "Add `entailed`: whether the entailment probability is at least this."
     )
-    logits: bool = option(False, "Add each class's raw logit (`logits`).")
+    logits: bool = option(False, "Add the raw logits, named by the model's labels.")
 
     def result_names(self) -> list[str]:
         """The fields a scored row gains (nested, as JSON holds them)."""
