@@ -27,7 +27,7 @@ def test_importing_the_package_loads_nothing_heavy():
     assert done.stdout.strip() == "[]"
 
 
-def test_readme_example(tiny_nli_model, tmp_path):
+def test_classify_and_evaluate_from_the_package_root(tiny_nli_model, tmp_path):
     gold = tmp_path / "gold.jsonl"
     gold.write_text(
         '{"premise": "A man plays.", "hypothesis": "A man plays.", "label": "entailment"}\n'

@@ -29,7 +29,7 @@ def _readme_example() -> str:
     return after.split("```python\n", 1)[1].split("\n```", 1)[0]
 
 
-def test_the_readme_spark_example_scores_as_load_model_does(tiny_model, tmp_path):
+def test_the_spark_example_scores_as_load_model_does(tiny_model, tmp_path):
     from pyspark.sql import SparkSession
 
     pairs = [

@@ -234,15 +234,45 @@ class ModelOptions:
         return prepare_model(self.spec, progress=not self.quiet)
 
 
-def scorer_for(server: str | None, api_key: str | None, opts: ModelOptions):
-    """Where a command's rows are scored: the server at --server, else the model here."""
-    if server is not None:
-        from squeezenli.serve.client import Remote
+@dataclass(frozen=True)
+class Backend:
+    """Where a command's rows are scored: here, on the server at --server (with --api-key),
+    or on Ray (--engine ray, at --address)."""
 
-        return Remote(server, api_key)
-    from squeezenli.tasks.scorer import LocalScorer
+    engine: Engine = Engine.LOCAL
+    address: str | None = None
+    server: str | None = None
+    api_key: str | None = None
 
-    return LocalScorer(opts.load())
+    @property
+    def ray(self) -> bool:
+        return self.engine is Engine.RAY
+
+    def scorer(self, opts: ModelOptions):
+        """The scorer for rows scored here or on the server (tasks/scorer.py's Scorer)."""
+        if self.server is not None:
+            from squeezenli.serve.client import Remote
+
+            return Remote(self.server, self.api_key)
+        from squeezenli.tasks.scorer import LocalScorer
+
+        return LocalScorer(opts.load())
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What becomes of a command's rows beside their results: bad rows (--on-error, and
+    --errors, where skipped rows go) and the names of the fields the result adds (--prefix,
+    --output-fields)."""
+
+    on_error: OnError = OnError.FAIL
+    errors: Path | None = None
+    prefix: str = ""
+    output_fields: str | None = None
+
+    @property
+    def skip(self) -> bool:
+        return self.on_error is OnError.SKIP
 
 
 def announce_builds(enabled: bool) -> None:
@@ -301,6 +331,38 @@ def reading_options():
         return ReadOptions(encoding=encoding, delimiter=delimiter, header=not no_header)
 
     return _bundle("reading", _READING, build)
+
+
+def backend_options(ray: bool = True):
+    """Give a command --server and --api-key (and, with `ray`, --engine and --address); it
+    receives them as `backend: Backend`, one backend asked for."""
+    added: dict[str, tuple[Any, Any]] = {"server": (ServerOpt, None), "api_key": (ApiKeyOpt, None)}
+    if ray:
+        added |= {"engine": (EngineOpt, Engine.LOCAL), "address": (AddressOpt, None)}
+
+    def build(**given: Any) -> Backend:
+        backend = Backend(**given)
+        if backend.server is not None and backend.ray:
+            raise InputError("--server scores on a server, --engine ray on Ray: give one")
+        return backend
+
+    return _bundle("backend", added, build)
+
+
+def delivery_options(naming: bool = True):
+    """Give a command --on-error and --errors (and, with `naming`, --prefix and
+    --output-fields); it receives them as `delivery: Delivery`."""
+    added: dict[str, tuple[Any, Any]] = {
+        "on_error": (OnErrorOpt, None),
+        "errors": (ErrorsOpt, None),
+    }
+    if naming:
+        added |= {"prefix": (PrefixOpt, ""), "output_fields": (OutputFieldsOpt, None)}
+
+    def build(on_error: OnError | None, errors: Path | None, **names: Any) -> Delivery:
+        return Delivery(on_error_mode(on_error, errors), errors, **names)
+
+    return _bundle("delivery", added, build)
 
 
 def task_options(options: type[TaskOptions], param: str = "task", skip: tuple[str, ...] = ()):

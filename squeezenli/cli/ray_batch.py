@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from squeezenli.choices import OnError, Output
-from squeezenli.cli.options import ModelOptions
+from squeezenli.cli.options import Backend, Delivery, ModelOptions
 from squeezenli.cli.streams import ErrorLog, summary
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
@@ -26,15 +26,13 @@ from squeezenli.tasks.scoring import PairFields
 @dataclass(frozen=True)
 class RayJob:
     """What a command runs on Ray: its task's options (ray_engine.task_dataset maps the input
-    Dataset to scored rows), the result fields as `shape` names them (`prefix`,
-    `output_fields` renames); `make_sink(labels)` writes each good row to stdout
-    (`write(row, record)`, `close()`); `what` names the rows in the summary."""
+    Dataset to scored rows), the result fields as `shape` names them; `make_sink(labels)`
+    writes each good row to stdout (`write(row, record)`, `close()`); `what` names the rows
+    in the summary."""
 
     options: TaskOptions
     shape: ResultFields
     make_sink: Callable
-    prefix: str = ""
-    output_fields: str | None = None
     what: str = "scored"
 
 
@@ -42,21 +40,21 @@ def run_on_ray(
     files: list[str],
     fmt: str | None,
     job: RayJob,
-    *,
-    address: str | None,
-    output: Output,
-    output_path: Path | None,
-    on_error: OnError,
-    errors: Path | None,
+    backend: Backend,
+    delivery: Delivery,
     opts: ModelOptions,
+    output: Output = Output.JSONL,
+    output_path: Path | None = None,
 ) -> int:
-    """Run `job` on Ray; rows go to stdout in input order (job.make_sink), or to files under
-    output_path. Returns the number of rows that failed."""
+    """Run `job` on Ray (at backend.address); rows go to stdout in input order
+    (job.make_sink), or to files under output_path. Returns the number of rows that
+    failed."""
     if not files or "-" in files:
         raise InputError("--engine ray reads files, directories, globs or URLs, not stdin")
     files = _expand(files)
     started = time.perf_counter()
-    ray = _start(address, opts.quiet)
+    ray = _start(backend.address, opts.quiet)
+    on_error = delivery.on_error
     from squeezenli.ray_engine import ERROR, read_pairs, split_errors, task_dataset
 
     try:
@@ -66,7 +64,7 @@ def run_on_ray(
     # Fetch and build once here, before the actors start (each node does the same once).
     labels = opts.prepare().labels
     sink = None if output_path is not None else job.make_sink(labels)
-    error_log = ErrorLog(errors)
+    error_log = ErrorLog(delivery.errors)
     done = failed = 0
     try:
         scored = task_dataset(
@@ -75,8 +73,8 @@ def run_on_ray(
             job.options,
             cpus_per_actor=opts.spec.threads,
             json_lines=lines,
-            prefix=job.prefix,
-            output_fields=job.output_fields,
+            prefix=delivery.prefix,
+            output_fields=delivery.output_fields,
         )
         if output_path is not None:
             scored = scored.materialize()

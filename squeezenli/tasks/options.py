@@ -402,7 +402,9 @@ class EvalOptions(TaskOptions):
 
     label_field: str = option("label", "The field holding the gold label.", names_field=True)
     by: str | None = option(
-        None, "Report the figures per value of this field too.", names_field=True
+        None,
+        "Every figure per value of this field too (genre, heuristic, dataset).",
+        names_field=True,
     )
 
 

@@ -188,14 +188,37 @@ def score_scored(
     timely=True cuts a window early when the input pauses (for pipes and terminals); the
     default reads fixed windows, so the same input always makes the same batches, and so the
     same int8 scores."""
-    on_error = choose(OnError, on_error, "on_error")
-    pending: deque[Scored] = deque()  # records read, waiting for their pairs' logits
-    rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
-    cut: list[bool] = []  # and whether each of its pairs was truncated
+    gather = _Gather(choose(OnError, on_error, "on_error"))
+    pairs = gather.pairs(records, pairs_of)
+    size = nli.engine.window
+    windows = timely_windows(pairs, size) if timely else growing_windows(pairs, size)
+    for window in (nli.batcher.score(items) for items in windows if items):
+        for index, row in enumerate(window.logits):
+            yield from gather.finished()
+            gather.add(row, window.truncated[index], window.errors.get(index))
+        yield from gather.finished()
+    yield from gather.finished()
+    if gather.stop is not None:
+        raise gather.stop
 
-    stop: list[SqueezenliError] = []  # what ended the input early, raised once all before it is out
 
-    def pairs() -> Iterator[Item]:
+class _Gather:
+    """score_scored's state: the records read and waiting for their pairs' logits, in input
+    order, and the logits of the oldest one so far; a record is finished when all its pairs
+    are scored (or it has none, or is an error)."""
+
+    def __init__(self, on_error: OnError) -> None:
+        self.on_error = on_error
+        self.pending: deque[Scored] = deque()
+        self.rows: list[np.ndarray] = []  # logits rows of the oldest pending record, so far
+        self.cut: list[bool] = []  # and whether each of its pairs was truncated
+        self.failure: str | None = None  # why a pair of it could not be scored
+        self.stop: SqueezenliError | None = None  # what ended the input early: raised last
+
+    def pairs(
+        self, records: Iterable[Record], pairs_of: Callable[[Record], Sequence[Item]]
+    ) -> Iterator[Item]:
+        """Each record's pairs, in order, the record put in line for them."""
         try:
             for record in records:
                 try:
@@ -203,54 +226,43 @@ def score_scored(
                         raise RowFailure(RowError.of(record, record.error))
                     made = pairs_of(record)
                 except RowFailure as err:
-                    if on_error is OnError.FAIL:
+                    if self.on_error is OnError.FAIL:
                         raise
-                    pending.append(Scored(record, [], error=err.error))
+                    self.pending.append(Scored(record, [], error=err.error))
                     continue
-                pending.append(Scored(record, made))
+                self.pending.append(Scored(record, made))
                 yield from made
         except ColumnsError as err:  # no row could be scored: the source fails as a whole
-            pending.clear()  # the rows before it are errors of its making, not reported
-            stop.append(err)
+            self.pending.clear()  # the rows before it are errors of its making, not reported
+            self.stop = err
         except SqueezenliError as err:  # the rows read before it are still scored and written
-            stop.append(err)
+            self.stop = err
 
-    failure: list[str] = []  # why a pair of the oldest pending record could not be scored
+    def add(self, row: np.ndarray, truncated: bool, error: str | None) -> None:
+        """The next pair's logits (and its error, when it could not be scored)."""
+        if error is not None:
+            self.failure = error
+        self.rows.append(row)
+        self.cut.append(truncated)
 
-    def finished() -> Iterator[Scored]:
-        # Errors, records with no pairs, and records whose pairs are all scored.
-        while pending and (pending[0].error or len(rows) == len(pending[0].pairs)):
-            done = pending.popleft()
-            if failure:
-                rows.clear()
-                cut.clear()
-                done.error = RowError.of(done.record, failure.pop())
-                failure.clear()
-                if on_error is OnError.FAIL:
+    def finished(self) -> Iterator[Scored]:
+        """Errors, records with no pairs, and records whose pairs are all scored."""
+        while self.pending and (
+            self.pending[0].error or len(self.rows) == len(self.pending[0].pairs)
+        ):
+            done = self.pending.popleft()
+            if self.failure is not None:
+                self.rows.clear()
+                done.error = RowError.of(done.record, self.failure)
+                self.failure = None
+                if self.on_error is OnError.FAIL:
                     raise RowFailure(done.error)
             elif not done.error:
-                done.logits = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-                done.truncated = list(cut)
-                rows.clear()
-            cut.clear()
+                done.logits = np.stack(self.rows) if self.rows else np.zeros((0, 0), np.float32)
+                done.truncated = list(self.cut)
+                self.rows.clear()
+            self.cut.clear()
             yield done
-
-    size = nli.engine.window
-    if timely:
-        windows = timely_windows(pairs(), size)
-    else:
-        windows = growing_windows(pairs(), size)
-    for window in (nli.batcher.score(items) for items in windows if items):
-        for index, row in enumerate(window.logits):
-            yield from finished()
-            if index in window.errors:
-                failure.append(window.errors[index])
-            rows.append(row)
-            cut.append(window.truncated[index])
-        yield from finished()
-    yield from finished()
-    if stop:
-        raise stop[0]
 
 
 class PairFields:

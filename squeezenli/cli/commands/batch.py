@@ -9,25 +9,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from squeezenli.choices import Engine, LongInput, OnError, Output
+from squeezenli.choices import LongInput, Output
 from squeezenli.cli.options import (
-    AddressOpt,
-    ApiKeyOpt,
-    EngineOpt,
-    ErrorsOpt,
+    Backend,
+    Delivery,
     FilesArg,
     FormatOpt,
     ModelOptions,
-    OnErrorOpt,
-    OutputFieldsOpt,
-    PrefixOpt,
-    ServerOpt,
     allowed,
+    backend_options,
     check_choice,
+    delivery_options,
     model_options,
-    on_error_mode,
     reading_options,
-    scorer_for,
     task_options,
 )
 from squeezenli.errors import InputError
@@ -43,6 +37,8 @@ TABLE_ROWS = 32
 @model_options()
 @reading_options()
 @task_options(PairOptions, "pairs")
+@delivery_options()
+@backend_options()
 def batch(
     files: FilesArg = None,
     fmt: FormatOpt = None,
@@ -55,14 +51,6 @@ def batch(
             help="jsonl, csv, tsv or table (parquet: files, with --engine ray --output-path).",
         ),
     ] = Output.JSONL,
-    on_error: OnErrorOpt = None,
-    errors: ErrorsOpt = None,
-    engine: EngineOpt = Engine.LOCAL,
-    address: AddressOpt = None,
-    prefix: PrefixOpt = "",
-    output_fields: OutputFieldsOpt = None,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
     output_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -74,6 +62,8 @@ def batch(
     opts: ModelOptions,
     reading: ReadOptions,
     pairs: PairOptions,
+    delivery: Delivery,
+    backend: Backend,
 ) -> None:
     """Score pairs from JSONL, CSV or TSV: one output row per input row, in order, every
     input field kept, `prediction`, `scores` and `truncated` added (with --long-input
@@ -81,50 +71,50 @@ def batch(
 
     Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
     """
-    from squeezenli.cli.rows import RowRun
-    from squeezenli.cli.streams import ErrorLog, Inputs
-
-    fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if engine is Engine.RAY else FORMATS)
+    fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if backend.ray else FORMATS)
     if output_path is None:
         allowed("--output", output, OUTPUTS, "writes files: give --engine ray --output-path DIR")
-    on_error = on_error_mode(on_error, errors)
-    if server is not None and engine is Engine.RAY:
-        raise InputError("--server scores on a server, --engine ray on Ray: give one")
-    if engine is Engine.RAY:
-        _batch_on_ray(
-            files or [],
-            fmt,
-            pairs,
-            output,
-            output_path,
-            prefix,
-            output_fields,
-            address,
-            on_error,
-            errors,
-            opts,
+    if backend.ray:
+        failed = _batch_on_ray(
+            files or [], fmt, pairs, output, output_path, delivery, backend, opts
         )
-        return
-    if output_path is not None:
+    elif output_path is not None:
         raise InputError("--output-path goes with --engine ray")
+    else:
+        failed = _batch_here(files, fmt, reading, pairs, output, delivery, backend, opts)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _batch_here(
+    files: list[str] | None,
+    fmt: str | None,
+    reading: ReadOptions,
+    pairs: PairOptions,
+    output: Output,
+    delivery: Delivery,
+    backend: Backend,
+    opts: ModelOptions,
+) -> int:
+    """batch's rows scored here or on the server, written to stdout; the rows that failed."""
+    from squeezenli.cli.rowrun import RowRun
+    from squeezenli.cli.streams import ErrorLog, Inputs
+
     inputs = Inputs(files, fmt, reading)
-    error_log = ErrorLog(errors, inputs)
-    scorer = scorer_for(server, api_key, opts)
-    labels = scorer.labels()
+    error_log = ErrorLog(delivery.errors, inputs)
+    scorer = backend.scorer(opts)
     columns = inputs.columns() if output in (Output.CSV, Output.TSV) else None
-    sink = ResultSink(output, labels, pairs, prefix, columns, output_fields)
-    score = partial(scorer.results, options=pairs, on_error=on_error)
+    names = delivery.prefix, columns, delivery.output_fields
+    sink = ResultSink(output, scorer.labels(), pairs, *names)
+    score = partial(scorer.results, options=pairs, on_error=delivery.on_error)
     try:
-        with RowRun(
-            "scored", inputs, error_log, quiet=opts.quiet, skip=on_error is OnError.SKIP
-        ) as run:
+        with RowRun("scored", inputs, error_log, quiet=opts.quiet, skip=delivery.skip) as run:
             for outcome in run.outcomes(score):
                 with run.writing(outcome):
                     sink.write(outcome.pair, outcome.output, outcome.record)
     finally:
         sink.close()
-    if run.failed:
-        raise typer.Exit(1)
+    return run.failed
 
 
 def _batch_on_ray(
@@ -133,38 +123,24 @@ def _batch_on_ray(
     pairs: PairOptions,
     output: Output,
     output_path: Path | None,
-    prefix: str,
-    output_fields: str | None,
-    address: str | None,
-    on_error: OnError,
-    errors: Path | None,
+    delivery: Delivery,
+    backend: Backend,
     opts: ModelOptions,
-) -> None:
-    """batch's rows scored by Ray actors (ray_engine.score_dataset)."""
+) -> int:
+    """batch's rows scored by Ray actors (ray_engine.score_dataset); the rows that failed."""
     from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
     from squeezenli.ray_engine import result_fields
     from squeezenli.tasks.scoring import PairFields
 
-    shape = result_fields(pairs, prefix, output_fields)
+    shape = result_fields(pairs, delivery.prefix, delivery.output_fields)
 
     def make_sink(labels):
-        local = ResultSink(output, labels, pairs, prefix, None, output_fields)
+        local = ResultSink(output, labels, pairs, delivery.prefix, None, delivery.output_fields)
         fields = PairFields(pairs.premise_field, pairs.hypothesis_field)
         return PredictionRows(local, shape, labels, fields)
 
-    failed = run_on_ray(
-        files,
-        fmt,
-        RayJob(pairs, shape, make_sink, prefix, output_fields),
-        address=address,
-        output=output,
-        output_path=output_path,
-        on_error=on_error,
-        errors=errors,
-        opts=opts,
-    )
-    if failed:
-        raise typer.Exit(1)
+    job = RayJob(pairs, shape, make_sink)
+    return run_on_ray(files, fmt, job, backend, delivery, opts, output, output_path)
 
 
 class ResultSink:

@@ -8,23 +8,19 @@ from typing import Annotated
 
 import typer
 
-from squeezenli.choices import OnError, Output
+from squeezenli.choices import Output
 from squeezenli.cli.options import (
-    ApiKeyOpt,
-    ErrorsOpt,
+    Backend,
+    Delivery,
     FilesArg,
     FormatOpt,
     ModelOptions,
-    OnErrorOpt,
-    OutputFieldsOpt,
-    PrefixOpt,
-    ServerOpt,
     allowed,
+    backend_options,
     check_choice,
+    delivery_options,
     model_options,
-    on_error_mode,
     reading_options,
-    scorer_for,
     task_options,
 )
 from squeezenli.errors import InputError
@@ -37,22 +33,20 @@ OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV)
 @model_options()
 @reading_options()
 @task_options(CheckOptions, "check")
+@delivery_options()
+@backend_options(ray=False)
 def check(
     files: FilesArg = None,
     fmt: FormatOpt = None,
     output: Annotated[
         Output, typer.Option("--output", "-o", case_sensitive=False, help="jsonl, csv or tsv.")
     ] = Output.JSONL,
-    prefix: PrefixOpt = "",
-    output_fields: OutputFieldsOpt = None,
-    on_error: OnErrorOpt = None,
-    errors: ErrorsOpt = None,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
     check: CheckOptions,
+    delivery: Delivery,
+    backend: Backend,
 ) -> None:
     """Check texts against their sources: each sentence of `text` (an answer, a summary) is
     scored against the windows of `source`, and gets a verdict (supported, contradicted,
@@ -61,30 +55,20 @@ def check(
 
     Example: squeezenli check answers.jsonl --source-field document --text-field answer
     """
-    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.rowrun import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
-    from squeezenli.records.writers import DelimitedWriter
     from squeezenli.tasks.rows import ResultFields
 
     fmt = check_choice("--format", fmt, FORMATS)
     allowed("--output", output, OUTPUTS, "is not written by check")
-    on_error = on_error_mode(on_error, errors)
-    shape = ResultFields(check.result_names(), prefix, output_fields)
+    shape = ResultFields(check.result_names(), delivery.prefix, delivery.output_fields)
     inputs = Inputs(files, fmt, reading)
-    error_log = ErrorLog(errors, inputs)
-    scorer = scorer_for(server, api_key, opts)
-    writer = None
-    if output is not Output.JSONL:
-        columns = inputs.columns()
-        if columns is not None:
-            shape.refuse(columns, "the input")
-        header = None if columns is None else [*columns, *shape.fields]
-        writer = DelimitedWriter(sys.stdout.buffer, output, header)
-    run_check = partial(scorer.results, options=check, on_error=on_error)
+    error_log = ErrorLog(delivery.errors, inputs)
+    scorer = backend.scorer(opts)
+    writer = None if output is Output.JSONL else _delimited(output, inputs, shape)
+    run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
     try:
-        with RowRun(
-            "checked", inputs, error_log, quiet=opts.quiet, skip=on_error is OnError.SKIP
-        ) as run:
+        with RowRun("checked", inputs, error_log, quiet=opts.quiet, skip=delivery.skip) as run:
             for outcome in run.outcomes(run_check):
                 with run.writing(outcome):
                     row = shape.row(outcome.record, outcome.output.fields())
@@ -97,6 +81,18 @@ def check(
             writer.close()
     if run.failed:
         raise typer.Exit(1)
+
+
+def _delimited(output: Output, inputs, shape):
+    """A CSV/TSV writer to stdout, under a header of the input's fields and the result's
+    (when the input's fields are known before the first row)."""
+    from squeezenli.records.writers import DelimitedWriter
+
+    columns = inputs.columns()
+    if columns is not None:
+        shape.refuse(columns, "the input")
+    header = None if columns is None else [*columns, *shape.fields]
+    return DelimitedWriter(sys.stdout.buffer, output, header)
 
 
 def _write_delimited(writer, row: dict, record) -> None:

@@ -11,34 +11,30 @@ from typing import Annotated, Optional
 
 import typer
 
-from squeezenli.choices import Engine, OnError, Output
 from squeezenli.cli.options import (
-    AddressOpt,
-    ApiKeyOpt,
-    EngineOpt,
-    ErrorsOpt,
+    Backend,
+    Delivery,
     FormatOpt,
     JsonOpt,
     ModelOptions,
-    OnErrorOpt,
-    OutputFieldsOpt,
-    PrefixOpt,
-    ServerOpt,
+    backend_options,
     check_choice,
+    delivery_options,
     model_options,
-    on_error_mode,
     reading_options,
-    scorer_for,
     task_options,
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions
 from squeezenli.tasks.options import ZeroShotOptions
+from squeezenli.tasks.rows import ResultFields
 
 
 @model_options()
 @reading_options()
 @task_options(ZeroShotOptions, "zero_shot", skip=("labels", "hypotheses"))
+@delivery_options()
+@backend_options()
 def classify(
     texts: Annotated[
         Optional[list[str]],
@@ -66,17 +62,11 @@ def classify(
     ] = None,
     fmt: FormatOpt = None,
     json_out: JsonOpt = False,
-    on_error: OnErrorOpt = None,
-    errors: ErrorsOpt = None,
-    prefix: PrefixOpt = "",
-    output_fields: OutputFieldsOpt = None,
-    engine: EngineOpt = Engine.LOCAL,
-    address: AddressOpt = None,
-    server: ServerOpt = None,
-    api_key: ApiKeyOpt = None,
     opts: ModelOptions,
     reading: ReadOptions,
     zero_shot: ZeroShotOptions,
+    delivery: Delivery,
+    backend: Backend,
 ) -> None:
     """Zero-shot classification: which labels does each text entail? Output per text, highest
     score first: {"text", "labels", "scores"} plus the input's fields, as transformers'
@@ -84,16 +74,32 @@ def classify(
 
     Example: squeezenli classify "The match went to extra time." --labels sports,politics,music
     """
-    from squeezenli.cli.rows import RowRun
-    from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
-    from squeezenli.records.readers import Record
-    from squeezenli.tasks.rows import ResultFields
-    from squeezenli.tasks.zeroshot import load_hypotheses
-
     fmt = check_choice("--format", fmt, FORMATS)
-    on_error = on_error_mode(on_error, errors)
     if texts and inputs:
         raise typer.BadParameter("give texts as arguments or --input files, not both")
+    zero_shot = _candidates(zero_shot, labels, hypotheses, bool(texts))
+    shape = ResultFields(zero_shot.result_names(), delivery.prefix, delivery.output_fields)
+    _refuse_files_as_texts(texts or [])
+    if backend.ray and texts:
+        raise InputError("--engine ray classifies --input files, not arguments")
+    if backend.ray:
+        failed = _classify_on_ray(inputs or [], fmt, shape, zero_shot, delivery, backend, opts)
+    else:
+        table = bool(texts) and not json_out and sys.stdout.isatty()
+        failed = _classify_here(
+            texts, inputs, fmt, reading, zero_shot, shape, delivery, backend, opts, table
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _candidates(
+    zero_shot: ZeroShotOptions, labels: list[str] | None, hypotheses: Path | None, texts: bool
+) -> ZeroShotOptions:
+    """The options with the candidates --labels and --hypotheses give (texts given as
+    arguments are read from `text`); texts as arguments need candidates."""
+    from squeezenli.tasks.zeroshot import load_hypotheses
+
     given = [name for item in labels or [] for name in item.split(",")]
     zero_shot = replace(
         zero_shot,
@@ -103,38 +109,39 @@ def classify(
     )
     if zero_shot.candidates() is None and texts:
         raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
-    shape = ResultFields(zero_shot.result_names(), prefix, output_fields)
-    _refuse_files_as_texts(texts or [])
-    if server is not None and engine is Engine.RAY:
-        raise InputError("--server classifies on a server, --engine ray on Ray: give one")
-    if engine is Engine.RAY:
-        if texts:
-            raise InputError("--engine ray classifies --input files, not arguments")
-        _classify_on_ray(
-            inputs or [],
-            fmt,
-            shape,
-            zero_shot,
-            prefix,
-            output_fields,
-            address,
-            on_error,
-            errors,
-            opts,
-        )
-        return
+    return zero_shot
+
+
+def _classify_here(
+    texts: list[str] | None,
+    inputs: list[str] | None,
+    fmt: str | None,
+    reading: ReadOptions,
+    zero_shot: ZeroShotOptions,
+    shape: ResultFields,
+    delivery: Delivery,
+    backend: Backend,
+    opts: ModelOptions,
+    table: bool,
+) -> int:
+    """classify's rows computed here or on the server: JSON lines to stdout, or one table
+    once every text is classified; the rows that failed."""
+    from squeezenli.cli.rowrun import RowRun
+    from squeezenli.cli.streams import ErrorLog, Inputs, Source, write_json_line
+    from squeezenli.records.readers import Record
+
     files = Inputs(inputs, fmt, reading)
-    error_log = ErrorLog(errors, files)
-    scorer = scorer_for(server, api_key, opts)
-    table = bool(texts) and not json_out and sys.stdout.isatty()
+    error_log = ErrorLog(delivery.errors, files)
+    scorer = backend.scorer(opts)
     sources = None
     if texts:
         records = (Record("<arguments>", n, {"text": t}) for n, t in enumerate(texts, 1))
         sources = [Source(records, live=False)]
-    score = partial(scorer.results, options=zero_shot, on_error=on_error)
+    score = partial(scorer.results, options=zero_shot, on_error=delivery.on_error)
     results = []
-    skip = on_error is OnError.SKIP
-    run = RowRun("classified", files, error_log, quiet=opts.quiet, sources=sources, skip=skip)
+    run = RowRun(
+        "classified", files, error_log, quiet=opts.quiet, sources=sources, skip=delivery.skip
+    )
     with run:
         for outcome in run.outcomes(score):
             if table:
@@ -146,8 +153,7 @@ def classify(
         from squeezenli.cli.render import zero_shot_table
 
         zero_shot_table(results, zero_shot.multi_label)
-    if run.failed:
-        raise typer.Exit(1)
+    return run.failed
 
 
 def _refuse_files_as_texts(texts: list[str]) -> None:
@@ -162,17 +168,14 @@ def _refuse_files_as_texts(texts: list[str]) -> None:
 def _classify_on_ray(
     files: list[str],
     fmt: str | None,
-    shape,
+    shape: ResultFields,
     zero_shot: ZeroShotOptions,
-    prefix: str,
-    output_fields: str | None,
-    address: str | None,
-    on_error: OnError,
-    errors: Path | None,
+    delivery: Delivery,
+    backend: Backend,
     opts: ModelOptions,
-) -> None:
+) -> int:
     """classify's rows computed by Ray actors (ray_engine.classify_dataset), written to
-    stdout as JSON lines in input order."""
+    stdout as JSON lines in input order; the rows that failed."""
     from squeezenli.cli.ray_batch import RayJob, run_on_ray
     from squeezenli.cli.streams import write_json_line
 
@@ -183,17 +186,5 @@ def _classify_on_ray(
         def close(self) -> None:
             pass
 
-    job = RayJob(zero_shot, shape, lambda labels: Lines(), prefix, output_fields, "classified")
-    failed = run_on_ray(
-        files,
-        fmt,
-        job,
-        address=address,
-        output=Output.JSONL,
-        output_path=None,
-        on_error=on_error,
-        errors=errors,
-        opts=opts,
-    )
-    if failed:
-        raise typer.Exit(1)
+    job = RayJob(zero_shot, shape, lambda labels: Lines(), "classified")
+    return run_on_ray(files, fmt, job, backend, delivery, opts)

@@ -3,66 +3,51 @@ pairs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from squeezenli.choices import Aggregate, LongInput, OnError
+from squeezenli.choices import OnError
 from squeezenli.cli.options import (
-    AggregateOpt,
-    ErrorsOpt,
+    Delivery,
     FilesArg,
     FormatOpt,
-    HypothesisFieldOpt,
     JsonOpt,
-    LongInputOpt,
     ModelOptions,
-    OnErrorOpt,
-    PremiseFieldOpt,
     check_choice,
+    delivery_options,
     model_options,
-    on_error_mode,
     reading_options,
+    task_options,
 )
 from squeezenli.errors import InputError
-from squeezenli.models.labels import DEFAULT_TEMPLATE
 from squeezenli.records.readers import FORMATS, ReadOptions
+from squeezenli.tasks.options import EvalOptions, PairOptions, ZeroShotOptions
 
 if TYPE_CHECKING:
-    from squeezenli.cli.rows import RowRun
+    from squeezenli.cli.rowrun import RowRun
     from squeezenli.cli.streams import ErrorLog, Inputs, JsonLinesFile
 
 
 @model_options()
 @reading_options()
+@task_options(EvalOptions, "gold")
+@task_options(PairOptions, "pairs", skip=("threshold", "logits"))
+@task_options(ZeroShotOptions, "zero_shot", skip=("labels", "hypotheses", "top_k", "none_label"))
+@delivery_options(naming=False)
 def evaluate(
     files: FilesArg = None,
     fmt: FormatOpt = None,
-    label_field: Annotated[
-        str, typer.Option("--label-field", help="The field holding the gold label.")
-    ] = "label",
-    premise_field: PremiseFieldOpt = None,
-    hypothesis_field: HypothesisFieldOpt = None,
     json_out: JsonOpt = False,
-    on_error: OnErrorOpt = None,
-    long_input: LongInputOpt = LongInput.TRUNCATE,
-    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
-    errors: ErrorsOpt = None,
     misclassified_path: Annotated[
         Optional[Path],
         typer.Option(
             "--misclassified",
             help="Write the rows the model got wrong here as JSON lines (input fields, gold "
             "and prediction).",
-        ),
-    ] = None,
-    by: Annotated[
-        Optional[str],
-        typer.Option(
-            "--by", help="Every figure per value of this field too (genre, heuristic, dataset)."
         ),
     ] = None,
     labels: Annotated[
@@ -78,27 +63,6 @@ def evaluate(
         Optional[Path],
         typer.Option("--hypotheses", help="Zero-shot: each label's own hypothesis (as classify)."),
     ] = None,
-    template: Annotated[
-        str, typer.Option("--template", "-t", help="Zero-shot: hypothesis for each label.")
-    ] = DEFAULT_TEMPLATE,
-    multi_label: Annotated[
-        bool,
-        typer.Option(
-            "--multi-label",
-            help="Zero-shot, multi-label: gold is a list of labels; a label is chosen at 0.5 "
-            "(or --threshold).",
-        ),
-    ] = False,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option("--threshold", help="Zero-shot: choose labels as classify --threshold."),
-    ] = None,
-    text_field: Annotated[
-        str, typer.Option("--text-field", help="Zero-shot: the field holding the text.")
-    ] = "text",
-    labels_field: Annotated[
-        str, typer.Option("--labels-field", help="Zero-shot: a row's own candidate labels.")
-    ] = "candidate_labels",
     classified: Annotated[
         bool,
         typer.Option(
@@ -110,6 +74,10 @@ def evaluate(
     *,
     opts: ModelOptions,
     reading: ReadOptions,
+    gold: EvalOptions,
+    pairs: PairOptions,
+    zero_shot: ZeroShotOptions,
+    delivery: Delivery,
 ) -> None:
     """Evaluate the model on labelled pairs. Gold labels: entailment, neutral, contradiction
     (any case); data labelled entailment/not_entailment is scored with neutral and
@@ -120,37 +88,47 @@ def evaluate(
     Example: squeezenli eval mnli_dev.jsonl --label-field gold_label --json
     """
     from squeezenli.cli.streams import ErrorLog, Inputs, JsonLinesFile, print_json
-    from squeezenli.tasks.evaluation import Report, judge_records
 
     fmt = check_choice("--format", fmt, FORMATS)
-    on_error = on_error_mode(on_error, errors)
     inputs = Inputs(files, fmt, reading)
     outputs = EvalOutputs(
-        ErrorLog(errors, inputs),
+        ErrorLog(delivery.errors, inputs),
         JsonLinesFile(misclassified_path, "--misclassified", inputs),
-        on_error,
+        delivery.on_error,
     )
-    if labels or hypotheses_file is not None or classified:
-        zero_shot = ZeroShotEval(
-            labels, hypotheses_file, template, multi_label, threshold, text_field, labels_field
-        )
-        _evaluate_zero_shot(zero_shot, inputs, classified, label_field, by, outputs, json_out, opts)
-        return
-    misclassified = outputs.misclassified
+    zero_shot_run = bool(labels) or hypotheses_file is not None or classified
+    if zero_shot_run:
+        zero_shot = _candidates(zero_shot, labels, hypotheses_file)
+        result = _evaluate_zero_shot(zero_shot, inputs, classified, gold, outputs, opts)
+    else:
+        result = _evaluate_pairs(pairs, inputs, gold, outputs, opts)
+    _scored_any(result["counts"])
+    if json_out:
+        print_json(result)
+    elif zero_shot_run:
+        from squeezenli.cli.render import zero_shot_evaluation_tables
+
+        zero_shot_evaluation_tables(result)
+    else:
+        from squeezenli.cli.render import evaluation_tables
+
+        evaluation_tables(result)
+    if result["counts"]["failed"]:
+        raise typer.Exit(1)
+
+
+def _evaluate_pairs(
+    pairs: PairOptions, inputs: Inputs, gold: EvalOptions, outputs: EvalOutputs, opts
+) -> dict:
+    """eval on labelled pairs: the report, with what was run."""
+    from squeezenli.tasks.evaluation import Report, judge_records
+
     nli = opts.load()
-    report = Report.for_model(nli.labels, by)
-
+    report = Report.for_model(nli.labels, gold.by)
     judge = partial(
-        judge_records,
-        nli,
-        label_field=label_field,
-        premise_field=premise_field,
-        hypothesis_field=hypothesis_field,
-        on_error=on_error,
-        long_input=long_input,
-        aggregate=aggregate,
+        judge_records, nli, options=pairs, label_field=gold.label_field, on_error=outputs.on_error
     )
-
+    misclassified = outputs.misclassified
     try:
         with outputs.run(inputs, opts.quiet) as run:
             for judged in run.outcomes(judge):
@@ -166,16 +144,7 @@ def evaluate(
             "gold neutral and contradiction were counted as not_entailment",
             err=True,
         )
-    result = {**report.as_dict(), **_metadata(nli), "long_input": long_input.value}
-    _scored_any(result["counts"])
-    if json_out:
-        print_json(result)
-    else:
-        from squeezenli.cli.render import evaluation_tables
-
-        evaluation_tables(result)
-    if report.failed:
-        raise typer.Exit(1)
+    return {**report.as_dict(), **_metadata(nli), "long_input": pairs.long_input.value}
 
 
 def _scored_any(counts: dict) -> None:
@@ -224,109 +193,80 @@ class EvalOutputs:
     on_error: OnError
 
     def run(self, inputs: Inputs, quiet: bool) -> RowRun:
-        from squeezenli.cli.rows import RowRun
+        from squeezenli.cli.rowrun import RowRun
 
         return RowRun(
             "evaluated", inputs, self.errors, quiet=quiet, skip=self.on_error is OnError.SKIP
         )
 
 
-@dataclass(frozen=True)
-class ZeroShotEval:
-    """eval's zero-shot options, as classify takes them."""
+def _candidates(
+    zero_shot: ZeroShotOptions, labels: list[str] | None, hypotheses: Path | None
+) -> ZeroShotOptions:
+    """The options with the candidates --labels and --hypotheses give (checked before the
+    model loads)."""
+    from squeezenli.tasks.zeroshot import load_hypotheses
 
-    labels: list[str] | None
-    hypotheses_file: Path | None
-    template: str
-    multi_label: bool
-    threshold: float | None
-    text_field: str
-    labels_field: str
+    given = [name for item in labels or [] for name in item.split(",")]
+    per_label = load_hypotheses(hypotheses) if hypotheses is not None else None
+    return replace(zero_shot, labels=tuple(given) or None, hypotheses=per_label)
 
 
 def _evaluate_zero_shot(
-    options: ZeroShotEval,
-    inputs,
+    zero_shot: ZeroShotOptions,
+    inputs: Inputs,
     classified: bool,
-    label_field: str,
-    by: str | None,
+    gold: EvalOptions,
     outputs: EvalOutputs,
-    json_out: bool,
     opts: ModelOptions,
-) -> None:
+) -> dict:
     """eval --labels/--hypotheses (classify, then judge) or --classified (judge classify's
-    rows as they are)."""
-    from squeezenli.cli.streams import print_json
-    from squeezenli.tasks.evaluation import (
-        LabelReport,
-        classified_rows,
-        judge_zero_shot,
-    )
-    from squeezenli.tasks.options import ZeroShotOptions
-    from squeezenli.tasks.zeroshot import classify_records, load_hypotheses
+    rows as they are): the report, with what was run."""
+    from squeezenli.tasks.evaluation import LabelReport, classified_rows, judge_zero_shot
+    from squeezenli.tasks.zeroshot import classify_records
 
-    per_label = None
-    if options.hypotheses_file is not None:
-        per_label = load_hypotheses(options.hypotheses_file)
-    given = [name for item in options.labels or [] for name in item.split(",")]
-    zero_shot = ZeroShotOptions(  # usage errors before loading
-        labels=tuple(given) or None,
-        hypotheses=per_label,
-        template=options.template,
-        multi_label=options.multi_label,
-        threshold=options.threshold,
-        text_field=options.text_field,
-        labels_field=options.labels_field,
-    )
-    on_error, misclassified = outputs.on_error, outputs.misclassified
     nli = None if classified else opts.load()
 
     def judge(records, timely: bool):
-        if classified:
+        if nli is None:
             results = classified_rows(records)
         else:
-            assert nli is not None
             results = classify_records(
-                nli, records, options=zero_shot, on_error=on_error, timely=timely
+                nli, records, options=zero_shot, on_error=outputs.on_error, timely=timely
             )
         return judge_zero_shot(
             results,
-            label_field=label_field,
-            multi_label=options.multi_label,
-            threshold=options.threshold,
-            on_error=on_error,
+            label_field=gold.label_field,
+            multi_label=zero_shot.multi_label,
+            threshold=zero_shot.threshold,
+            on_error=outputs.on_error,
         )
 
-    report = LabelReport(options.multi_label, by=by)
+    report = LabelReport(zero_shot.multi_label, by=gold.by)
     try:
         with outputs.run(inputs, opts.quiet) as run:
             for judged in run.outcomes(judge):
                 report.add_judged(judged)
                 verdict = judged.output
                 if verdict.gold is not None and set(verdict.gold) != set(verdict.chosen):
-                    misclassified.write(
-                        {
-                            "source": judged.record.source,
-                            "line": judged.record.line,
-                            "gold": list(verdict.gold),
-                            "chosen": list(verdict.chosen),
-                            "row": judged.record.data,
-                        }
-                    )
+                    outputs.misclassified.write(_wrong_labels(judged))
     finally:
-        misclassified.close()
+        outputs.misclassified.close()
     report.failed = run.failed
     result = report.as_dict()
-    _scored_any(result["counts"])
     if nli is not None:
         result.update(_metadata(nli))
-        result["template"] = options.template
-    result["threshold"] = options.threshold
-    if json_out:
-        print_json(result)
-    else:
-        from squeezenli.cli.render import zero_shot_evaluation_tables
+        result["template"] = zero_shot.template
+    result["threshold"] = zero_shot.threshold
+    return result
 
-        zero_shot_evaluation_tables(result)
-    if report.failed:
-        raise typer.Exit(1)
+
+def _wrong_labels(judged) -> dict:
+    """A row whose chosen labels are not its gold ones, as --misclassified writes it."""
+    return {
+        "source": judged.record.source,
+        "line": judged.record.line,
+        "gold": list(judged.output.gold),
+        "chosen": list(judged.output.chosen),
+        "row": judged.record.data,
+    }
