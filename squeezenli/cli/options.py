@@ -8,7 +8,7 @@ import functools
 import inspect
 import logging
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar, overload
 
@@ -23,7 +23,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
-from squeezenli.tasks.options import PairOptions, TaskOptions
+from squeezenli.tasks.options import TaskOptions, ZeroShotOptions
 
 
 def task_flag(options: type[TaskOptions], name: str) -> Any:
@@ -148,10 +148,6 @@ OnErrorOpt = Annotated[
         "[default: skip with --errors, else fail].",
     ),
 ]
-PremiseFieldOpt = task_flag(PairOptions, "premise_field")
-HypothesisFieldOpt = task_flag(PairOptions, "hypothesis_field")
-LongInputOpt = task_flag(PairOptions, "long_input")
-AggregateOpt = task_flag(PairOptions, "aggregate")
 
 PrefixOpt = Annotated[
     str, typer.Option("--prefix", help="Put this before the names of the fields the result adds.")
@@ -400,6 +396,18 @@ def _bundle(param: str, options: dict, build):
         return wrapper
 
     return decorate
+
+
+def with_candidates(
+    zero_shot: ZeroShotOptions, labels: list[str] | None, hypotheses: Path | None
+) -> ZeroShotOptions:
+    """zero_shot with the candidates of --labels (comma-separated, repeatable) and
+    --hypotheses FILE, checked before the model loads."""
+    from squeezenli.tasks.zeroshot import load_hypotheses
+
+    given = [name for item in labels or [] for name in item.split(",")]
+    per_label = load_hypotheses(hypotheses) if hypotheses is not None else None
+    return replace(zero_shot, labels=tuple(given) or None, hypotheses=per_label)
 
 
 def on_error_mode(on_error: OnError | None, errors: Path | None) -> OnError:

@@ -23,6 +23,7 @@ from squeezenli.cli.options import (
     model_options,
     reading_options,
     task_options,
+    with_candidates,
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions
@@ -98,17 +99,11 @@ def _candidates(
 ) -> ZeroShotOptions:
     """The options with the candidates --labels and --hypotheses give (texts given as
     arguments are read from `text`); texts as arguments need candidates."""
-    from squeezenli.tasks.zeroshot import load_hypotheses
-
-    given = [name for item in labels or [] for name in item.split(",")]
-    zero_shot = replace(
-        zero_shot,
-        labels=tuple(given) or None,
-        hypotheses=load_hypotheses(hypotheses) if hypotheses is not None else None,
-        text_field="text" if texts else zero_shot.text_field,
-    )
-    if zero_shot.candidates() is None and texts:
-        raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
+    zero_shot = with_candidates(zero_shot, labels, hypotheses)
+    if texts:
+        zero_shot = replace(zero_shot, text_field="text")
+        if zero_shot.candidates() is None:
+            raise InputError("give the candidate labels: --labels, or --hypotheses FILE")
     return zero_shot
 
 

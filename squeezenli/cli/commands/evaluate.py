@@ -3,7 +3,7 @@ pairs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -22,6 +22,7 @@ from squeezenli.cli.options import (
     model_options,
     reading_options,
     task_options,
+    with_candidates,
 )
 from squeezenli.errors import InputError
 from squeezenli.records.readers import FORMATS, ReadOptions
@@ -98,7 +99,7 @@ def evaluate(
     )
     zero_shot_run = bool(labels) or hypotheses_file is not None or classified
     if zero_shot_run:
-        zero_shot = _candidates(zero_shot, labels, hypotheses_file)
+        zero_shot = with_candidates(zero_shot, labels, hypotheses_file)
         result = _evaluate_zero_shot(zero_shot, inputs, classified, gold, outputs, opts)
     else:
         result = _evaluate_pairs(pairs, inputs, gold, outputs, opts)
@@ -198,18 +199,6 @@ class EvalOutputs:
         return RowRun(
             "evaluated", inputs, self.errors, quiet=quiet, skip=self.on_error is OnError.SKIP
         )
-
-
-def _candidates(
-    zero_shot: ZeroShotOptions, labels: list[str] | None, hypotheses: Path | None
-) -> ZeroShotOptions:
-    """The options with the candidates --labels and --hypotheses give (checked before the
-    model loads)."""
-    from squeezenli.tasks.zeroshot import load_hypotheses
-
-    given = [name for item in labels or [] for name in item.split(",")]
-    per_label = load_hypotheses(hypotheses) if hypotheses is not None else None
-    return replace(zero_shot, labels=tuple(given) or None, hypotheses=per_label)
 
 
 def _evaluate_zero_shot(

@@ -7,27 +7,23 @@ from typing import Annotated
 
 import typer
 
-from squeezenli.choices import Aggregate, LongInput
-from squeezenli.cli.options import (
-    AggregateOpt,
-    JsonOpt,
-    LongInputOpt,
-    ModelOptions,
-    model_options,
-)
+from squeezenli.cli.options import JsonOpt, ModelOptions, model_options, task_options
+from squeezenli.tasks.options import PairOptions
 
 
 @model_options(
     "model", "revision", "onnx_file", "precision", "label_order", "max_length", "threads", "quiet"
 )
+@task_options(
+    PairOptions, "pairs", skip=("premise_field", "hypothesis_field", "threshold", "logits")
+)
 def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
     hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
     json_out: JsonOpt = False,
-    long_input: LongInputOpt = LongInput.TRUNCATE,
-    aggregate: AggregateOpt = Aggregate.ENTAILMENT,
     *,
     opts: ModelOptions,
+    pairs: PairOptions,
 ) -> None:
     """Score one premise/hypothesis pair.
 
@@ -38,7 +34,7 @@ def score(
 
     nli = replace(opts, spec=replace(opts.spec, batch_size=1)).load()
     record = Record("<arguments>", 1, {"premise": premise, "hypothesis": hypothesis})
-    (result,) = score_records(nli, [record], long_input=long_input, aggregate=aggregate)
+    (result,) = score_records(nli, [record], pairs)
     prediction = result.output
     assert prediction is not None
     if json_out:
