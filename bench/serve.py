@@ -48,7 +48,7 @@ def start(model: Path, precision: str) -> tuple[subprocess.Popen, str]:
 
 
 def load(url: str, pairs: list[list[str]], clients: int, per: int, seconds: float):
-    import httpx
+    import httpx2 as httpx  # huggingface_hub's client, installed with squeezenli
 
     latencies: list[float] = []
     sent: list[list[str]] = []

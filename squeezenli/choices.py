@@ -36,6 +36,13 @@ class Aggregate(Choice):
     CONTRADICTION = "contradiction"  # the most likely to contradict
 
 
+class Evidence(Choice):
+    """What a checked claim cites (tasks/claims.py)."""
+
+    SENTENCE = "sentence"  # the fewest whole sentences that carry its verdict
+    WINDOW = "window"  # the whole window that decided it
+
+
 class Precision(Choice):
     """Which ONNX build runs (runtime/precision.py)."""
 

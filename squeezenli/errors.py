@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # some rows failed, or a runtime error
 EXIT_USAGE = 2  # bad arguments or bad input
 EXIT_MODEL = 3  # model resolution, download or build problems
+EXIT_UNDER = 4  # check --fail-under: a row's score was under the bar
 EXIT_INTERRUPTED = 130
 
 

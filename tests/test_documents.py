@@ -182,13 +182,22 @@ def test_check_judges_each_sentence_against_its_source(model, tmp_path):
         "The dog runs in the park.",
         "Some people eat food.",
     ]
+
+    def alone(premise: str, claim: str, scores: dict) -> None:
+        expected = nli.probabilities([(premise, claim)])[0]
+        got = [scores[name] for name in nli.labels.names]
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
     for claim in row["claims"]:
         assert text[claim["start"] : claim["end"]] == claim["text"]
-        evidence = claim["evidence"]
+        evidence, window = claim["evidence"], claim["window"]
+        assert evidence["source"] == window["source"] == 0
         assert document[evidence["start"] : evidence["end"]] == evidence["text"]
-        alone = nli.probabilities([(evidence["text"], claim["text"])])[0]
-        got = [claim["scores"][name] for name in nli.labels.names]
-        np.testing.assert_allclose(got, alone, atol=1e-4, rtol=0)
+        assert window["start"] <= evidence["start"] < evidence["end"] <= window["end"]
+        alone(evidence["text"], claim["text"], evidence["scores"])
+        alone(document[window["start"] : window["end"]], claim["text"], window["scores"])
+        if claim["verdict"] != "contradicted":  # else the window most contradicting it
+            assert claim["scores"] == window["scores"]
         if claim["scores"]["entailment"] >= 0.4:
             assert claim["verdict"] == "supported"
         else:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import run_cli, run_env
 
-httpx = pytest.importorskip("httpx")
+httpx = pytest.importorskip("httpx2")
 pytest.importorskip("mcp")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -133,6 +133,27 @@ def test_score_classify_and_check_equal_the_commands(server, tiny_nli_model):
     local = run_cli(["check", "-m", str(tiny_nli_model), "--precision", "fp32"], text)
     assert local.returncode == 0, local.stderr
     assert [r["row"] for r in checked.json()["results"]] == [json.loads(local.stdout)]
+
+    # Passages, as strings and as objects with ids, and claims given in a field.
+    passages = ["A man plays a guitar on stage.", {"id": "p2", "text": "The crowd cheers."}]
+    claims = ["A man plays music.", {"id": "c", "text": "Late."}]
+    given = [{"source": passages, "subclaims": claims}]
+    checked = server.post("/check", {"rows": given, "claims_field": "subclaims"})
+    assert checked.status_code == 200, checked.text
+    args = [
+        "check",
+        "-m",
+        str(tiny_nli_model),
+        "--precision",
+        "fp32",
+        "--claims-field",
+        "subclaims",
+    ]
+    local = run_cli(args, json.dumps(given[0]) + "\n")
+    assert local.returncode == 0, local.stderr
+    assert [r["row"] for r in checked.json()["results"]] == [json.loads(local.stdout)]
+    one = server.post("/check", {"source": passages, "claims": claims})
+    assert one.json()["results"][0]["row"]["claims"] == json.loads(local.stdout)["claims"]
 
 
 def test_a_bad_row_is_that_rows_error_and_the_others_are_answered(server):
@@ -347,10 +368,22 @@ def test_batch_classify_and_check_with_server_equal_local(server, tiny_nli_model
     assert local.returncode == remote.returncode == 0 and remote.stdout == local.stdout
 
     docs = tmp_path / "docs.jsonl"
-    docs.write_text(json.dumps({"source": "A man plays a guitar. It rains.", "text": "Music."}))
-    local = run_cli(["check", str(docs), "-m", str(tiny_nli_model), "--precision", "fp32"])
-    remote = run_cli(["check", str(docs), "--server", server.url])
-    assert local.returncode == remote.returncode == 0 and remote.stdout == local.stdout
+    rows = [
+        {"source": "A man plays a guitar. It rains.", "text": "Music.", "subclaims": ["Rain."]},
+        {"source": ["A man plays.", {"id": 7, "text": "It rains."}], "text": "Music. Rain."},
+    ]
+    docs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for extra in (
+        [],
+        ["--claims-field", "subclaims", "--on-error", "skip"],
+        ["--evidence", "window"],
+    ):
+        local = run_cli(
+            ["check", str(docs), *extra, "-m", str(tiny_nli_model), "--precision", "fp32"]
+        )
+        remote = run_cli(["check", str(docs), *extra, "--server", server.url])
+        assert local.returncode == remote.returncode and remote.stdout == local.stdout
+        assert local.stdout.count("\n") == 2 - bool(extra[:1] == ["--claims-field"])
 
 
 def test_mcp_over_http_and_stdio(server, tiny_nli_model):
@@ -369,8 +402,14 @@ def test_mcp_over_http_and_stdio(server, tiny_nli_model):
             checked = await client.call_tool(
                 "check_claims", {"source": "A man plays a guitar.", "text": "A man plays."}
             )
+            cited = await client.call_tool("check_claims", {"source": passages, "claims": claims})
             refused = await client.call_tool("score_pairs", {"pairs": [pair], "threshold": 3})
-            return tools, scored, checked, refused
+            return tools, scored, (checked, cited), refused
+
+    passages = ["It rains.", {"id": "p", "text": "A man plays a guitar."}]
+    claims = ["A man plays.", "It is dry."]
+    over_http = server.post("/check", {"source": passages, "claims": claims}).json()
+    expected_claims = over_http["results"][0]["row"]["claims"]
 
     stdio = StdioServerParameters(
         command=sys.executable,
@@ -378,7 +417,11 @@ def test_mcp_over_http_and_stdio(server, tiny_nli_model):
         env=run_env(),
     )
     for target in (server.url + "/mcp", stdio):
-        tools, scored, checked, refused = anyio.run(over, target)
+        tools, scored, (checked, cited), refused = anyio.run(over, target)
+        assert not cited.is_error and cited.structured_content, cited
+        assert cited.structured_content["claims"] == [
+            {"id": None, **claim} for claim in expected_claims
+        ]
         assert set(tools) == {"score_pairs", "classify_text", "check_claims"}
         assert tools["score_pairs"].input_schema["properties"]["pairs"]["type"] == "array"
         assert not scored.is_error

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from pydantic import BaseModel, Field
 
@@ -67,13 +67,25 @@ class Classified(BaseModel):
     results: list[Labelled]
 
 
+class Passage(BaseModel):
+    id: str | int | None = Field(None, description="What the evidence cites it by.")
+    text: str
+
+
 class ClaimVerdict(BaseModel):
     text: str
-    start: int
-    end: int
+    id: str | int | None = Field(None, description="A given claim's id.")
+    start: int | None = Field(None, description="Where the claim is in the text.")
+    end: int | None = None
     verdict: str = Field(description="supported, contradicted or not_supported")
     scores: dict[str, float]
-    evidence: dict[str, Any] = Field(description="The source window that decided: start, end, text")
+    evidence: dict[str, Any] = Field(
+        description="What the claim cites: the passage (source: its id, else its index), "
+        "start, end and text of the fewest sentences there that carry the verdict, scores"
+    )
+    window: dict[str, Any] | None = Field(
+        None, description="The window of the passage the evidence was read from."
+    )
 
 
 class Checked(BaseModel):
@@ -131,7 +143,7 @@ def _tool(
         body = {**arguments, **body_of(given), "rows_back": False}
         return answer(await run(options.task, body))
 
-    returns = inspect.signature(answer).return_annotation
+    returns = get_type_hints(answer)["return"]  # a class, not the string this module writes
     tool.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [*inputs, *_option_parameters(options)], return_annotation=returns
     )
@@ -156,6 +168,26 @@ def _input(name: str, annotation: Any, description: str) -> inspect.Parameter:
         inspect.Parameter.KEYWORD_ONLY,
         annotation=Annotated[annotation, Field(description=description)],
     )
+
+
+def _optional(name: str, annotation: Any, description: str) -> inspect.Parameter:
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[annotation | None, Field(description=description)],
+    )
+
+
+def _check_body(given: dict) -> dict:
+    """check_claims' arguments as /check's one-row body."""
+    source = given["source"]
+    if isinstance(source, list):
+        source = [p if isinstance(p, str) else p.model_dump(exclude_none=True) for p in source]
+    body = {"source": source}
+    if given["claims"] is not None:
+        return body | {"claims": given["claims"]}
+    return body | {"text": given["text"]}
 
 
 def _scored(found: list[dict]) -> PairResults:
@@ -209,14 +241,20 @@ def mcp_server(service: Service, jobs: Jobs):
         ),
         (
             "check_claims",
-            "Check each sentence of a text against a source document: supported, "
-            "contradicted or not_supported, with the evidence window.",
+            "Check each sentence of a text (or each claim given) against a source document "
+            "or a list of passages: supported, contradicted or not_supported, citing the "
+            "sentences of the passage that decide it.",
             [
-                _input("source", str, "The source document."),
-                _input("text", str, "The text whose sentences are checked."),
+                _input(
+                    "source",
+                    str | list[str | Passage],
+                    "The source document, or its passages (strings, or objects with id and text).",
+                ),
+                _optional("text", str, "The text whose sentences are checked."),
+                _optional("claims", list[str], "Claims to check as given, instead of a text."),
             ],
             CheckOptions,
-            lambda given: {"rows": [{"source": given["source"], "text": given["text"]}]},
+            _check_body,
             _checked,
         ),
     ]

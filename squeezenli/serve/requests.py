@@ -10,7 +10,7 @@ too many requests are in flight, 400 for an empty input list; an error body is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -247,9 +247,16 @@ def classify_request(body: Mapping, limits: Limits) -> TaskRequest[ZeroShotOptio
 
 def check_request(body: Mapping, limits: Limits) -> TaskRequest[CheckOptions]:
     options = _options(body, CheckOptions)
-    if "rows" not in body and ("source" in body or "text" in body):
-        source, text = (_take(body, name, (str,)) for name in ("source", "text"))
-        rows = [{options.source_field: source, options.text_field: text}]
+    if "rows" not in body and ({"source", "text", "claims"} & set(body)):
+        # One row: a source (a string, or a list of passages), and a text or its claims.
+        row = {options.source_field: _take(body, "source", (str, list))}
+        if body.get("claims") is not None:
+            claims_field = options.claims_field or "given_claims"  # `claims` is the result's
+            options = replace(options, claims_field=claims_field)
+            row[claims_field] = _take(body, "claims", (list,))
+        else:
+            row[options.text_field] = _take(body, "text", (str,))
+        rows = [row]
     else:
         rows = _rows(body, "rows", limits)
     return TaskRequest(rows, options, _shaping(body))

@@ -78,7 +78,7 @@ def _pieces(line: str) -> list[str]:
 def token_windows(tokens: TextTokens, spans: list[tuple[int, int]], budget: int) -> list:
     """Token ranges [start, end) of windows of whole sentences of at most budget tokens; a
     longer sentence in windows of budget tokens overlapping by half. Every token is in one."""
-    bounds = _sentence_tokens(tokens, spans)
+    bounds = sentence_tokens(tokens, spans)
     windows: list[tuple[int, int]] = []
     start = end = 0
     for first, last in bounds:
@@ -104,7 +104,7 @@ def token_windows(tokens: TextTokens, spans: list[tuple[int, int]], budget: int)
     return windows
 
 
-def _sentence_tokens(tokens: TextTokens, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def sentence_tokens(tokens: TextTokens, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Each sentence's token range: the tokens that start inside its span (a token that
     spans two sentences belongs to the first)."""
     edges = np.searchsorted(tokens.offsets[:, 0], [a for a, _ in spans[1:]], side="left")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, ClassVar, TypeVar, Union
 
-from squeezenli.choices import Aggregate, LongInput, RowScore, choose
+from squeezenli.choices import Aggregate, Evidence, LongInput, RowScore, choose
 from squeezenli.errors import Fault, InputError
 from squeezenli.models.labels import DEFAULT_TEMPLATE
 
@@ -362,6 +362,17 @@ class CheckOptions(TaskOptions):
         "The window that decides a claim: the most likely to entail (entailment), the largest "
         "entailment minus contradiction (margin), or the most likely to contradict "
         "(contradiction).",
+    )
+    evidence: Evidence = option(
+        Evidence.SENTENCE,
+        "What a claim cites: the fewest whole sentences of its window that carry its verdict "
+        "(sentence), or the whole window that decided it (window).",
+    )
+    claims_field: str | None = option(
+        None,
+        "Check the claims this field lists (strings, or objects with text and id) as given, "
+        "instead of the sentences of the text.",
+        names_field=True,
     )
 
     def result_names(self) -> list[str]:

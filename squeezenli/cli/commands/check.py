@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -23,7 +23,7 @@ from squeezenli.cli.options import (
     reading_options,
     task_options,
 )
-from squeezenli.errors import InputError
+from squeezenli.errors import EXIT_FAILED, EXIT_UNDER, InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailure
 from squeezenli.tasks.options import CheckOptions
 
@@ -41,6 +41,16 @@ def check(
     output: Annotated[
         Output, typer.Option("--output", "-o", case_sensitive=False, help="jsonl, csv or tsv.")
     ] = Output.JSONL,
+    fail_under: Annotated[
+        Optional[float],
+        typer.Option(
+            "--fail-under",
+            min=0.0,
+            max=1.0,
+            help="A gate for CI: exit 4 when any row's score is under this, after writing "
+            "every row.",
+        ),
+    ] = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -56,7 +66,7 @@ def check(
     Example: squeezenli check answers.jsonl --source-field document --text-field answer
     """
     from squeezenli.cli.rowrun import RowRun
-    from squeezenli.cli.streams import ErrorLog, Inputs, write_json_line
+    from squeezenli.cli.streams import ErrorLog, Inputs, rows, write_json_line
     from squeezenli.tasks.rows import ResultFields
 
     fmt = check_choice("--format", fmt, FORMATS)
@@ -67,9 +77,11 @@ def check(
     scorer = backend.scorer(opts)
     writer = None if output is Output.JSONL else _delimited(output, inputs, shape)
     run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
+    under = 0
     try:
         with RowRun("checked", inputs, error_log, quiet=opts.quiet, skip=delivery.skip) as run:
             for outcome in run.outcomes(run_check):
+                under += fail_under is not None and outcome.output.score < fail_under
                 with run.writing(outcome):
                     row = shape.row(outcome.record, outcome.output.fields())
                     if writer is None:
@@ -79,8 +91,14 @@ def check(
     finally:
         if writer is not None:
             writer.close()
+    if fail_under is not None and not opts.quiet:
+        typer.echo(
+            f"squeezenli: {under} of {rows(run.done)} under --fail-under {fail_under}", err=True
+        )
     if run.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
+    if under:
+        raise typer.Exit(EXIT_UNDER)
 
 
 def _delimited(output: Output, inputs, shape):
