@@ -306,3 +306,60 @@ def test_evidence_costs_few_pairs_beyond_the_windows(counting):
     sentences = sentence.output.pairs - window.output.pairs
     assert 1 < sentences <= len(FILLER) + 1  # the sentences of one window, no runs
     assert np.isclose(sentence.output.score, window.output.score)
+
+
+def test_a_threshold_fitted_by_eval_is_used_by_check_and_batch(tiny, tmp_path):
+    rows = [
+        {"premise": f"A man plays a guitar {i}.", "hypothesis": h, "label": label}
+        for i, (h, label) in enumerate(
+            [("A man plays.", "entailment"), ("Nobody plays.", "not_entailment")] * 6
+        )
+    ]
+    gold, fitted = tmp_path / "gold.jsonl", tmp_path / "t.json"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = ["-m", str(tiny), "--precision", "fp32"]
+    done = run_cli(["eval", str(gold), *model, "--json", "--save-threshold", str(fitted)])
+    assert done.returncode == 0, done.stderr
+    report, saved = json.loads(done.stdout), json.loads(fitted.read_text())
+    assert saved["threshold"] == report["best_threshold"]["threshold"]
+    assert (saved["model"], saved["precision"], saved["rows"]) == (str(tiny), "fp32", 12)
+    assert saved["fitted_on"] == [str(gold)]
+    t = str(saved["threshold"])
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"source": " ".join(FILLER), "text": "A man walks."}) + "\n")
+    by_file = run_cli(["check", str(answers), *model, "--threshold-from", str(fitted)])
+    by_hand = run_cli(["check", str(answers), *model, "--support", t])
+    assert by_file.returncode == 0 and by_file.stdout == by_hand.stdout
+    by_file = run_cli(["batch", str(gold), *model, "--threshold-from", str(fitted)])
+    by_hand = run_cli(["batch", str(gold), *model, "--threshold", t])
+    assert (
+        by_file.returncode == 0
+        and by_file.stdout == by_hand.stdout
+        and "entailed" in by_file.stdout
+    )
+
+    other = run_cli(["check", str(answers), "-m", str(tiny), "--precision", "int8",
+                     "--threshold-from", str(fitted)])  # fmt: skip
+    assert other.returncode == 2 and "was fitted on" in other.stderr and "(fp32)" in other.stderr
+    both = run_cli(
+        ["check", str(answers), *model, "--threshold-from", str(fitted), "--support", "0.7"]
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+    (tmp_path / "bad.json").write_text('{"threshold": 0.5}')
+    bad = run_cli(["check", str(answers), *model, "--threshold-from", str(tmp_path / "bad.json")])
+    assert bad.returncode == 2 and "is not a threshold file" in bad.stderr
+    assert "Traceback" not in other.stderr + both.stderr + bad.stderr
+
+
+def test_eval_saves_no_threshold_it_could_not_fit(tiny, tmp_path):
+    rows = [{"premise": "A man.", "hypothesis": "A man.", "label": c} for c in
+            ("entailment", "neutral", "contradiction")]  # fmt: skip
+    gold, fitted = tmp_path / "gold.jsonl", tmp_path / "t.json"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["eval", str(gold), "-m", str(tiny), "--save-threshold", str(fitted)]
+    done = run_cli(args)
+    assert done.returncode == 2 and "two-class gold labels" in done.stderr
+    assert "--save-threshold" in done.stderr and not fitted.exists()
+    zero_shot = run_cli([*args, "-l", "a,b"])
+    assert zero_shot.returncode == 2 and "not zero-shot" in zero_shot.stderr

@@ -398,6 +398,25 @@ def _bundle(param: str, options: dict, build):
     return decorate
 
 
+ThresholdFromOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--threshold-from",
+        help="Take the threshold from this file (eval --save-threshold on your labelled "
+        "rows); refused when it was fitted on another model or precision.",
+    ),
+]
+
+
+def fitted_threshold(path: Path, scorer: Any) -> float:
+    """The threshold a file of eval --save-threshold holds, for the scorer's model only."""
+    from squeezenli.tasks.thresholds import FittedThreshold
+
+    fitted = FittedThreshold.load(path)
+    fitted.refuse_other(scorer.identity(), path)
+    return fitted.threshold
+
+
 def with_candidates(
     zero_shot: ZeroShotOptions, labels: list[str] | None, hypotheses: Path | None
 ) -> ZeroShotOptions:

@@ -25,6 +25,7 @@ from squeezenli.records.writers import dump_json
 from squeezenli.runtime.model import Prediction
 from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions
 from squeezenli.tasks.scoring import PairFields, Result, growing_windows, timely_windows
+from squeezenli.tasks.thresholds import ModelIdentity
 from squeezenli.tasks.zeroshot import ZeroShot
 
 WINDOW = 64  # records per request after the first ones
@@ -109,6 +110,11 @@ class Remote:
 
     def info(self) -> dict:
         return self.request("GET", "/info")
+
+    def identity(self) -> ModelIdentity:
+        """The served model, revision and precision, as /info gives them."""
+        info = self.info()
+        return ModelIdentity(info["model_id"], info["model_revision"], info["precision"])
 
     def labels(self) -> LabelMap:
         """The served model's label mapping, as /info gives it."""

@@ -124,13 +124,14 @@ class Claim:
 @dataclass(frozen=True)
 class Check:
     """A text checked against its source: its claims, its score, its supported sentences;
-    `pairs`, how many pairs were scored for it (windows and evidence)."""
+    `pairs` and `tokens`, what was scored for it (windows and evidence: the cost)."""
 
     claims: list[Claim]
     score: float
     supported_text: str
     windows: int  # the source was read in this many windows
     pairs: int = 0
+    tokens: int = 0
 
     def fields(self) -> dict:
         """What a checked row adds: `claims`, `score`, `supported_text`, `windows`."""
@@ -181,6 +182,13 @@ class _Plan:
     claims: list[_Claim]
     listed: bool
     pairs: int = 0
+    tokens: int = 0
+
+    def count(self, made: list) -> list:
+        """Pairs made for the row, counted."""
+        self.pairs += len(made)
+        self.tokens += sum(len(pair.ids) for pair in made)
+        return made
 
 
 class ClaimChecker:
@@ -237,8 +245,7 @@ class ClaimChecker:
             for claim in claims
             for w in windows
         ]
-        plan.pairs += len(made)
-        return made
+        return plan.count(made)
 
     def _check_columns(self, record: Record) -> None:
         """The first row names the fields, or the source fails as a whole."""
@@ -330,8 +337,7 @@ class ClaimChecker:
             assert claim.cite is not None
             ids = plan.docs[claim.cite.passage].ids
             made += [pair(ids[a:b].tolist(), claim.ids) for a, b in claim.runs]
-        plan.pairs += len(made)
-        return made
+        return plan.count(made)
 
     def take_sentences(self, record: Record, logits: np.ndarray) -> None:
         """The best sentence of each claim's window; a claim whose best sentence does not
@@ -413,7 +419,8 @@ class ClaimChecker:
             score = min(entailment)
         else:
             score = float(np.mean(entailment))
-        return Check(claims, score, _supported(plan.text, claims), len(plan.windows), plan.pairs)
+        supported = _supported(plan.text, claims)
+        return Check(claims, score, supported, len(plan.windows), plan.pairs, plan.tokens)
 
     def forget(self, record: Record) -> None:
         self._plans.pop(id(record), None)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from squeezenli.models.labels import LabelMap
     from squeezenli.runtime.model import NLIModel
     from squeezenli.tasks.scoring import Result
+    from squeezenli.tasks.thresholds import ModelIdentity
 
 
 class Scorer(Protocol):
@@ -34,6 +35,10 @@ class Scorer(Protocol):
         """The model's label mapping (the names its scores are under)."""
         ...
 
+    def identity(self) -> ModelIdentity:
+        """The model, revision and precision that score."""
+        ...
+
 
 class LocalScorer:
     """The tasks run here, on a loaded model."""
@@ -43,6 +48,11 @@ class LocalScorer:
 
     def labels(self) -> LabelMap:
         return self.nli.labels
+
+    def identity(self) -> ModelIdentity:
+        from squeezenli.tasks.thresholds import identity_of
+
+        return identity_of(self.nli)
 
     def results(
         self,

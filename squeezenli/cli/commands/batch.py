@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,10 +17,12 @@ from squeezenli.cli.options import (
     FilesArg,
     FormatOpt,
     ModelOptions,
+    ThresholdFromOpt,
     allowed,
     backend_options,
     check_choice,
     delivery_options,
+    fitted_threshold,
     model_options,
     reading_options,
     task_options,
@@ -58,6 +61,7 @@ def batch(
             help="With --engine ray: write files here (--output parquet, jsonl or csv).",
         ),
     ] = None,
+    threshold_from: ThresholdFromOpt = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -74,6 +78,8 @@ def batch(
     fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if backend.ray else FORMATS)
     if output_path is None:
         allowed("--output", output, OUTPUTS, "writes files: give --engine ray --output-path DIR")
+    if threshold_from is not None and (pairs.threshold is not None or backend.ray):
+        raise InputError("--threshold-from goes without --threshold, and not with --engine ray")
     if backend.ray:
         failed = _batch_on_ray(
             files or [], fmt, pairs, output, output_path, delivery, backend, opts
@@ -81,7 +87,8 @@ def batch(
     elif output_path is not None:
         raise InputError("--output-path goes with --engine ray")
     else:
-        failed = _batch_here(files, fmt, reading, pairs, output, delivery, backend, opts)
+        here = files, fmt, reading, pairs, output, delivery, backend, opts
+        failed = _batch_here(*here, threshold_from)
     if failed:
         raise typer.Exit(1)
 
@@ -95,6 +102,7 @@ def _batch_here(
     delivery: Delivery,
     backend: Backend,
     opts: ModelOptions,
+    threshold_from: Path | None = None,
 ) -> int:
     """batch's rows scored here or on the server, written to stdout; the rows that failed."""
     from squeezenli.cli.rowrun import RowRun
@@ -103,6 +111,8 @@ def _batch_here(
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(delivery.errors, inputs)
     scorer = backend.scorer(opts)
+    if threshold_from is not None:  # --threshold from the file
+        pairs = replace(pairs, threshold=fitted_threshold(threshold_from, scorer))
     columns = inputs.columns() if output in (Output.CSV, Output.TSV) else None
     names = delivery.prefix, columns, delivery.output_fields
     sink = ResultSink(output, scorer.labels(), pairs, *names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Optional
 
@@ -15,10 +16,12 @@ from squeezenli.cli.options import (
     FilesArg,
     FormatOpt,
     ModelOptions,
+    ThresholdFromOpt,
     allowed,
     backend_options,
     check_choice,
     delivery_options,
+    fitted_threshold,
     model_options,
     reading_options,
     task_options,
@@ -51,6 +54,7 @@ def check(
             "every row.",
         ),
     ] = None,
+    threshold_from: ThresholdFromOpt = None,
     *,
     opts: ModelOptions,
     reading: ReadOptions,
@@ -74,7 +78,11 @@ def check(
     shape = ResultFields(check.result_names(), delivery.prefix, delivery.output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(delivery.errors, inputs)
+    if threshold_from is not None and check.support != CheckOptions().support:
+        raise InputError("give --support or --threshold-from, not both")
     scorer = backend.scorer(opts)
+    if threshold_from is not None:  # --support from the file
+        check = replace(check, support=fitted_threshold(threshold_from, scorer))
     writer = None if output is Output.JSONL else _delimited(output, inputs, shape)
     run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
     under = 0

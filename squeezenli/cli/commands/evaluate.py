@@ -64,6 +64,14 @@ def evaluate(
         Optional[Path],
         typer.Option("--hypotheses", help="Zero-shot: each label's own hypothesis (as classify)."),
     ] = None,
+    save_threshold: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--save-threshold",
+            help="Write the best threshold found on two-class data, with the model, revision "
+            "and precision it holds for, to this file (for check and batch --threshold-from).",
+        ),
+    ] = None,
     classified: Annotated[
         bool,
         typer.Option(
@@ -98,12 +106,16 @@ def evaluate(
         delivery.on_error,
     )
     zero_shot_run = bool(labels) or hypotheses_file is not None or classified
+    if zero_shot_run and save_threshold is not None:
+        raise InputError("--save-threshold fits a threshold on labelled pairs, not zero-shot")
     if zero_shot_run:
         zero_shot = with_candidates(zero_shot, labels, hypotheses_file)
         result = _evaluate_zero_shot(zero_shot, inputs, classified, gold, outputs, opts)
     else:
         result = _evaluate_pairs(pairs, inputs, gold, outputs, opts)
     _scored_any(result["counts"])
+    if save_threshold is not None:  # refused before anything is printed when none was found
+        _save(result, save_threshold, files)
     if json_out:
         print_json(result)
     elif zero_shot_run:
@@ -116,6 +128,13 @@ def evaluate(
         evaluation_tables(result)
     if result["counts"]["failed"]:
         raise typer.Exit(1)
+
+
+def _save(result: dict, path: Path, files: list[str] | None) -> None:
+    from squeezenli.tasks.thresholds import FittedThreshold, ModelIdentity
+
+    identity = ModelIdentity(result["model"], result["revision"], result["precision"])
+    FittedThreshold.from_report(result, identity, files or ["<stdin>"]).save(path)
 
 
 def _evaluate_pairs(
