@@ -284,6 +284,33 @@ def test_check_on_ray_equals_the_local_path(tiny_nli_model):
     assert [row["id"] for row in bad.take_all()] == [3]
 
 
+def test_check_with_passages_and_given_claims_on_ray_equals_the_local_path(tiny_nli_model):
+    from squeezenli.ray_engine import check_dataset, split_errors
+    from squeezenli.records.readers import Record
+    from squeezenli.runtime.model import load_model
+    from squeezenli.tasks.claims import check_records
+
+    passages = [{"id": "a", "text": "The man plays a guitar."}, {"id": "b", "text": "It rains."}]
+    rows = [
+        {
+            "id": i,
+            "source": passages[: 1 + i % 2],
+            "subclaims": ["A man plays.", "Dry."][: 1 + i % 2],
+        }
+        for i in range(6)
+    ]
+    options = {"claims_field": "subclaims", "precision": "fp32"}
+    scored = check_dataset(ray.data.from_items(rows), model=str(tiny_nli_model), **options)
+    good, bad = split_errors(scored)
+    nli = load_model(str(tiny_nli_model), precision="fp32")
+    records = [Record("<ray>", i + 1, row) for i, row in enumerate(rows)]
+    local = list(check_records(nli, records, claims_field="subclaims"))
+    expected = [r.output.fields() for r in local]
+    got = sorted(good.take_all(), key=lambda row: row["id"])
+    assert [{k: row[k] for k in expected[0]} for row in got] == expected
+    assert not bad.take_all()
+
+
 @pytest.mark.parametrize("source_format", ["jsonl", "csv"])
 def test_thresholds_and_logits_on_ray_equal_the_local_path(tiny_nli_model, tmp_path, source_format):
     rows = [
