@@ -76,6 +76,14 @@ def _options(options: type[TaskOptions]) -> dict:
 RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": ROW_RESULT}}}
 
 
+TEXT_WITH_ID = {
+    "type": "object",
+    "properties": {"id": {"type": ["string", "integer"]}, "text": {"type": "string"}},
+    "required": ["text"],
+}
+PASSAGE = {"oneOf": [{"type": "string"}, TEXT_WITH_ID]}
+
+
 def document() -> dict:
     from squeezenli import __version__
 
@@ -120,8 +128,16 @@ def document() -> dict:
                 "Texts checked against their sources, as `squeezenli check`",
                 {
                     "rows": ROWS,
-                    "source": {"type": "string"},
+                    "source": {
+                        "description": "One row's source: a document, or a list of passages",
+                        "oneOf": [{"type": "string"}, {"type": "array", "items": PASSAGE}],
+                    },
                     "text": {"type": "string"},
+                    "claims": {
+                        "description": "One row's claims, checked as given instead of a text",
+                        "type": "array",
+                        "items": {"oneOf": [{"type": "string"}, TEXT_WITH_ID]},
+                    },
                     **_options(CheckOptions),
                 },
                 [],
