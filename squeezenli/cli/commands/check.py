@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -78,11 +79,8 @@ def check(
     shape = ResultFields(check.result_names(), delivery.prefix, delivery.output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(delivery.errors, inputs)
-    if threshold_from is not None and check.support != CheckOptions().support:
-        raise InputError("give --support or --threshold-from, not both")
     scorer = backend.scorer(opts)
-    if threshold_from is not None:  # --support from the file
-        check = replace(check, support=fitted_threshold(threshold_from, scorer))
+    check = _support_from(check, threshold_from, scorer)
     writer = None if output is Output.JSONL else _delimited(output, inputs, shape)
     run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
     under = 0
@@ -103,10 +101,18 @@ def check(
         typer.echo(
             f"squeezenli: {under} of {rows(run.done)} under --fail-under {fail_under}", err=True
         )
-    if run.failed:
-        raise typer.Exit(EXIT_FAILED)
-    if under:
-        raise typer.Exit(EXIT_UNDER)
+    if run.failed or under:
+        raise typer.Exit(EXIT_FAILED if run.failed else EXIT_UNDER)
+
+
+def _support_from(check: CheckOptions, threshold_from: Path | None, scorer) -> CheckOptions:
+    """The options with --support from a file of eval --save-threshold, when given (it
+    must hold for the scorer's model; --support is not given then)."""
+    if threshold_from is None:
+        return check
+    if check.support != CheckOptions().support:
+        raise InputError("give --support or --threshold-from, not both")
+    return replace(check, support=fitted_threshold(threshold_from, scorer))
 
 
 def _delimited(output: Output, inputs, shape):
