@@ -12,12 +12,13 @@ import pytest
 from squeezenli.errors import InputError
 from squeezenli.models.build import built_path, ensure_onnx, ensure_runnable, ready_path
 from squeezenli.models.hub import resolve
-from squeezenli.runtime.model import load_model
+from squeezenli.runtime.model import load_model, prepare_model
 
 PAIRS = [("A man plays a guitar.", "A person makes music."), ("a", "b c d e")]
 
 
-def test_the_ready_copy_is_named_for_the_runtime_and_scores_the_same(tiny_model):
+def test_the_ready_copy_is_named_for_the_runtime_and_scores_the_same(tiny_model, tmp_path):
+    tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")  # a cache of its own
     files = resolve(str(tiny_model))
     ready = ensure_runnable(files, "fp32")
     built = built_path(files, "fp32")
@@ -38,16 +39,36 @@ def _models(folder) -> list[str]:
     return sorted(p.name for p in resolve(str(folder)).build_dir.glob("*.onnx"))
 
 
-def test_a_run_keeps_only_the_model_later_runs_open(tiny_model, tmp_path):
-    """auto builds both precisions and measures them; what stays is the ready copy of the one
-    chosen, with the measurements. A later run of another precision builds it again from the
-    weights, to the same bits."""
+def _measured(files) -> list[str]:
+    return sorted(p.name.split(".", 1)[1] for p in files.build_dir.glob("*.json"))
+
+
+def test_a_first_run_builds_only_what_it_runs(tiny_model, tmp_path):
+    """auto's first run answers in fp32 and builds nothing else: no int8, no measurement (the
+    ready copy, the label order and the content hashes are what later runs read)."""
     tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")  # a cache of its own
     first = load_model(str(tiny_model))
     files = resolve(str(tiny_model))
+    assert first.precision == "fp32" and first.agreement is None and first.speed is None
+    assert _models(tiny_model) == [first.onnx_path.name]
+    assert first.onnx_path.name.startswith(built_path(files, "fp32").stem + ".ort")
+    assert not any(m.startswith(("agreement", "speed")) for m in _measured(files))
+    exact = load_model(str(tiny_model), precision="fp32")
+    np.testing.assert_array_equal(first.logits(PAIRS), exact.logits(PAIRS))
+
+
+def test_a_run_keeps_only_the_model_later_runs_open(tiny_model, tmp_path):
+    """model download (prepare_model(measure=True)) builds both precisions and measures
+    them; what stays is the ready copy of the one auto chooses, with the measurements. A
+    later run of another precision builds it again from the weights, to the same bits."""
+    tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")  # a cache of its own
+    prepared = prepare_model(str(tiny_model), measure=True)
+    first = load_model(str(tiny_model))
+    files = resolve(str(tiny_model))
+    assert first.precision == prepared.choice.precision and first.agreement is not None
     assert _models(tiny_model) == [first.onnx_path.name]
     assert first.onnx_path.name.startswith(built_path(files, first.precision).stem + ".ort")
-    measured = sorted(p.name.split(".", 1)[1] for p in files.build_dir.glob("*.json"))
+    measured = _measured(files)
     assert "agreement.json" in measured and any(m.startswith("speed-") for m in measured)
     before = {p.name: p.stat().st_mtime_ns for p in files.build_dir.iterdir()}
     again = load_model(str(tiny_model))

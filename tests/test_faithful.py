@@ -20,7 +20,7 @@ from squeezenli.models.build import build_key, ensure_onnx, ready_path
 from squeezenli.models.hub import resolve
 from squeezenli.models.labels import KNOWN_ORDERS, MEASURED, resolve_labels
 from squeezenli.runtime.labelcheck import check_pairs
-from squeezenli.runtime.model import load_model
+from squeezenli.runtime.model import load_model, prepare_model
 from squeezenli.runtime.spec import ModelSpec
 from squeezenli.runtime.tokenizer import PairTokenizer
 
@@ -76,14 +76,35 @@ def _timed_as(monkeypatch, speedup: float) -> list[str]:
     return timed
 
 
+def _auto(folder: Path):
+    """auto once int8 is measured (model download measures it), as later runs see it."""
+    prepare_model(str(folder), measure=True)
+    return load_model(str(folder))
+
+
+def test_auto_answers_in_fp32_until_int8_is_measured(tmp_path, monkeypatch):
+    """A first run measures nothing (no quantizing, no timing in front of its answer)."""
+    from squeezenli.runtime import precision
+
+    monkeypatch.setattr(precision, "_time", lambda *args: pytest.fail("timed on a first run"))
+    folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
+    first = load_model(str(folder))
+    assert first.requested_precision == "auto" and first.precision == "fp32"
+    assert first.agreement is None and first.speed is None
+    exact = load_model(str(folder), precision="fp32")
+    np.testing.assert_array_equal(
+        first.logits([("A man.", "A man.")]), exact.logits([("A man.", "A man.")])
+    )
+
+
 def test_auto_runs_int8_only_where_it_agrees(tmp_path, caplog, monkeypatch):
     _timed_as(monkeypatch, 2.0)
-    sure = load_model(str(_variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))))
+    sure = _auto(_variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0)))
     assert sure.requested_precision == "auto" and sure.precision == "int8"
     assert sure.agreement is not None and sure.agreement.passes
     assert sure.agreement.pairs >= 256
     with caplog.at_level(logging.WARNING, logger="squeezenli"):
-        sharp = load_model(str(_variant(tmp_path / "sharp", scale=40)))
+        sharp = _auto(_variant(tmp_path / "sharp", scale=40))
     assert sharp.precision == "fp32"
     assert sharp.agreement is not None and not sharp.agreement.passes
     assert sharp.agreement.max_difference > 0.05
@@ -104,7 +125,7 @@ def test_auto_keeps_fp32_where_int8_is_not_faster_on_this_cpu(tmp_path, caplog, 
     _timed_as(monkeypatch, MIN_SPEEDUP * 0.9)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
     with caplog.at_level(logging.WARNING, logger="squeezenli"):
-        slow = load_model(str(folder))
+        slow = _auto(folder)
     assert slow.agreement is not None and slow.agreement.passes
     assert slow.precision == "fp32" and "using fp32" in caplog.text
     assert f"auto needs {MIN_SPEEDUP}x" in caplog.text
@@ -118,15 +139,17 @@ def test_speed_is_timed_once_per_kind_of_cpu_and_agreement_once_per_build(
 
     timed = _timed_as(monkeypatch, 2.0)
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
-    load_model(str(folder))
-    load_model(str(folder))
+    _auto(folder)
+    _auto(folder)
     assert len(timed) == 1 and cpu_kind.replace("-", " ").upper() in timed[0].upper()
     agreement = load_model(str(folder)).agreement
     monkeypatch.setattr(int8_kernels, "CPUINFO", tmp_path / "other-cpuinfo")
     (tmp_path / "other-cpuinfo").write_text("model name\t: Another CPU\nflags\t: avx2\n")
     int8_kernels.cpu_name.cache_clear()
     monkeypatch.setattr(precision, "_agreement", lambda *args: pytest.fail("measured"))
-    assert load_model(str(folder)).agreement == agreement  # agreement is the build's
+    assert load_model(str(folder)).agreement == agreement  # not timed here: fp32 until then
+    assert len(timed) == 1
+    assert _auto(folder).agreement == agreement  # agreement is the build's
     assert len(timed) == 2 and "Another CPU" in timed[1]  # speed is the CPU's
 
 
@@ -152,7 +175,7 @@ def test_model_info_shows_the_measurements(tmp_path, monkeypatch):
     folder = _variant(tmp_path / "sure", scale=0.1, bias=(6, 0, 0))
     before = model_info(ModelSpec(str(folder)))
     assert before["int8_agreement"] is None and before["int8_speed"] is None
-    load_model(str(folder))
+    _auto(folder)
     info = model_info(ModelSpec(str(folder)))
     agreement = info["int8_agreement"]
     assert agreement["passes"] and agreement["label_agreement"] == 1.0

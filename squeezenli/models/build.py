@@ -293,14 +293,19 @@ def ensure_runnable(files: ModelFiles, precision: str) -> Path:
     return ready
 
 
-def drop_builds(files: ModelFiles) -> None:
+def drop_builds(files: ModelFiles, ready_only: bool = False) -> None:
     """Remove squeezenli's own builds of these files (never a download), keeping their ready
-    copies and measurements; called with build_lock held, so no measurement is reading them."""
+    copies and measurements (`ready_only`: only the builds whose ready copy exists, as after
+    a measurement, which builds both); called with build_lock held, so no measurement is
+    reading them."""
     key = build_key(files)
     for precision, path in model_paths(files, key).items():
-        if path == built_path(files, precision, key):
-            for part in (path, _digest_path(path)):
-                part.unlink(missing_ok=True)
+        if path != built_path(files, precision, key):
+            continue
+        if ready_only and not ready_path(path, files.build_dir).exists():
+            continue
+        for part in (path, _digest_path(path)):
+            part.unlink(missing_ok=True)
 
 
 def _save(target: Path, write) -> None:

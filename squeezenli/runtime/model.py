@@ -238,14 +238,17 @@ def prepare_model(
     revision: str | None = None,
     *,
     progress: bool = True,
+    measure: bool = False,
     **options,
 ) -> PreparedModel:
-    """Download, build and measure a model and check its options, without opening a session:
-    for a driver whose workers do the scoring (Ray), so that they find everything built."""
+    """Download and build a model and check its options, without opening a session: for a
+    driver whose workers do the scoring (Ray), so that they find everything built. With
+    `measure`, precision auto measures int8 against fp32 here first if it was not measured
+    yet (`model download`), so later runs may choose it."""
     spec = _spec(model, revision, options)
 
     def prepare(files: ModelFiles) -> PreparedModel:
-        labels, choice, _ = _parts(files, spec)
+        labels, choice, _ = _parts(files, spec, measure)
         ready = _rebuilt_if_damaged(files, lambda: ensure_runnable(files, choice.precision))
         return PreparedModel(files, labels, choice, ready)
 
@@ -266,7 +269,9 @@ def _fetched(spec: ModelSpec, progress: bool, step: Callable):
         return step(resolve(spec.model, spec.revision, onnx_file=spec.onnx_file, progress=progress))
 
 
-def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
+def _parts(
+    files: ModelFiles, spec: ModelSpec, measure: bool = False
+) -> tuple[LabelMap, PrecisionChoice, PairTokenizer]:
     """The label mapping, the precision and the tokenizer, with the spec checked against
     the config. What is measured at build time (the label order, int8's agreement) is
     measured at the model's own length limit, whatever max_length says."""
@@ -311,7 +316,7 @@ def _parts(files: ModelFiles, spec: ModelSpec) -> tuple[LabelMap, PrecisionChoic
             order = measured_order(files, reference)
         return (
             resolve_labels(labels, files.source, override, order),
-            choose(files, spec.precision, reference),
+            choose(files, spec.precision, reference, measure),
         )
 
     labels, choice = _rebuilt_if_damaged(files, measured)

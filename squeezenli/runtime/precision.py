@@ -28,6 +28,7 @@ from squeezenli.models.atomic import atomic_path
 from squeezenli.models.build import (
     build_lock,
     build_locked,
+    drop_builds,
     kernel_settings,
     log,
     measurement_path,
@@ -229,6 +230,7 @@ def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, Spe
                     tmp.write_bytes(orjson.dumps(agreement.as_dict()))
         except InputError as err:
             raise ModelError(f"{files.folder}: cannot score the calibration pairs: {err}") from None
+        drop_builds(files, ready_only=True)  # what later runs open is there already
     return agreement, speed, True
 
 
@@ -281,11 +283,21 @@ def _names(files: ModelFiles) -> tuple[str, str]:
     return files.weights_name, files.reference_name
 
 
-def choose(files: ModelFiles, requested: Precision, tokenizer: PairTokenizer) -> PrecisionChoice:
-    """auto: int8 if it agreed with fp32 and is faster here, else fp32; int8 runs when asked,
-    with a warning if it did not agree."""
-    if requested is Precision.FP32:
-        return PrecisionChoice(requested, "fp32", stored_agreement(files), stored_speed(files))
+def choose(
+    files: ModelFiles, requested: Precision, tokenizer: PairTokenizer, measure_now: bool = False
+) -> PrecisionChoice:
+    """auto: int8 if it was measured to agree with fp32 on these weights and to be faster on
+    this kind of CPU, else fp32. Measuring (quantizing, scoring the calibration pairs in
+    both, timing them) takes tens of seconds, so auto does it only when asked (`measure_now`:
+    `model download`), never in front of a first answer: until then it runs fp32. A variant
+    file asked for (--onnx-file) is measured at once: it must be checked against its export
+    before it may run. int8 runs when asked, measured first, with a warning if it did not
+    agree."""
+    stored = stored_agreement(files), stored_speed(files)
+    unmeasured = stored[0] is None or stored[1] is None
+    later = unmeasured and not measure_now and files.reference_name is None
+    if requested is Precision.FP32 or (requested is Precision.AUTO and later):
+        return PrecisionChoice(requested, "fp32", *stored)
     agreement, speed, fresh = measure(files, tokenizer)
     names = _names(files)
     if requested is Precision.INT8:

@@ -38,8 +38,9 @@ def download(
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fetch a model into the cache, build its ONNX model and measure it ahead of time;
-    prints the model's folder.
+    """Fetch a model into the cache, build its ONNX model and measure int8 against fp32 on
+    this CPU ahead of time (until then, --precision auto runs fp32); prints the model's
+    folder.
 
     Example: squeezenli model download --precision fp32 --precision int8
     """
@@ -49,7 +50,12 @@ def download(
     folder = None
     for variant in precision or [Precision.AUTO]:
         prepared = prepare_model(
-            model, revision, onnx_file=onnx_file, precision=variant, progress=not quiet
+            model,
+            revision,
+            onnx_file=onnx_file,
+            precision=variant,
+            progress=not quiet,
+            measure=True,
         )
         folder = prepared.files.folder
         if not quiet:
