@@ -96,6 +96,10 @@ def test_long_input_is_truncated_not_an_error(tiny_nli_model):
     result = runner.invoke(app, [long, long, "--json", "-m", str(tiny_nli_model)])
     assert result.exit_code == 0, result.output
     assert np.isclose(sum(json.loads(result.stdout)["scores"].values()), 1.0, atol=1e-5)
+    refused = runner.invoke(app, [long, long, "--long-input", "fail", "-m", str(tiny_nli_model)])
+    assert refused.exit_code == 2 and refused.exception is not None
+    assert isinstance(refused.exception, SystemExit)  # one line, not an AssertionError
+    assert "<arguments>:1:" in refused.stderr and "longer than the model" in refused.stderr
 
 
 def test_version():

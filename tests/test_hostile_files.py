@@ -177,7 +177,12 @@ def test_nan_logits_are_each_rows_error(tiny_nli_model, tmp_path):
     assert done.stdout == ""
     assert "rows.jsonl:1: the model gave non-finite logits" in done.stderr
     assert "Traceback" not in done.stderr
-    measured = squeezenli(*PAIR, "--model", str(folder), "--label-order", "e,n,c")
+    scored = squeezenli(*PAIR, "--model", str(folder), "--label-order", "e,n,c")
+    assert scored.returncode == 2, scored.stderr  # the pair's error, in one line
+    assert "<arguments>:1: the model gave non-finite logits" in scored.stderr
+    assert "Traceback" not in scored.stderr
+    args = ["--label-order", "e,n,c", "--precision", "int8"]
+    measured = squeezenli(*PAIR, "--model", str(folder), *args)
     assert measured.returncode == 3, measured.stderr
     assert (
         "cannot score the calibration pairs: pair 0: the model gave non-finite" in measured.stderr

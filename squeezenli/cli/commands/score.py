@@ -29,12 +29,14 @@ def score(
 
     Example: squeezenli score "A man plays a guitar." "A person makes music." --json
     """
-    from squeezenli.records.readers import Record
+    from squeezenli.records.readers import Record, RowFailure
     from squeezenli.tasks.scoring import score_records
 
     nli = replace(opts, spec=replace(opts.spec, batch_size=1)).load()
     record = Record("<arguments>", 1, {"premise": premise, "hypothesis": hypothesis})
     (result,) = score_records(nli, [record], pairs)
+    if result.error is not None:  # --long-input fail on a long pair, a model giving NaN
+        raise RowFailure(result.error)
     prediction = result.output
     assert prediction is not None
     if json_out:
