@@ -18,16 +18,16 @@ _EXPORTS = {
     "load_model": "runtime.model",
     "prepare_model": "runtime.model",
     "NLIModel": "runtime.model",
-    "Prediction": "runtime.model",
+    "Prediction": "runtime.prediction",
     "classify": "tasks.zeroshot",
-    "ZeroShot": "tasks.zeroshot",
+    "ZeroShot": "tasks.results",
     "evaluate": "tasks.evaluation",
     "Report": "tasks.evaluation",
     "read_records": "records.readers",
     "Record": "records.readers",
     "RowError": "records.readers",
     "score_records": "tasks.scoring",
-    "Result": "tasks.scoring",
+    "Result": "tasks.results",
     "LongInput": "choices",
     "Aggregate": "choices",
     "Precision": "choices",
@@ -78,13 +78,15 @@ if TYPE_CHECKING:  # what the lazy imports below give, for type checkers and edi
     from squeezenli.choices import Aggregate, LongInput, OnError, Precision
     from squeezenli.errors import InputError, SqueezenliError
     from squeezenli.records.readers import Record, RowError, read_records
-    from squeezenli.runtime.model import NLIModel, Prediction, load_model, prepare_model
+    from squeezenli.runtime.model import NLIModel, load_model, prepare_model
+    from squeezenli.runtime.prediction import Prediction
     from squeezenli.runtime.spec import ModelSpec
     from squeezenli.tasks.claims import Check, Claim, check_records
     from squeezenli.tasks.evaluation import Report, evaluate
     from squeezenli.tasks.options import CheckOptions, PairOptions, ZeroShotOptions
-    from squeezenli.tasks.scoring import Result, score_records
-    from squeezenli.tasks.zeroshot import Decision, ZeroShot, classify
+    from squeezenli.tasks.results import Result, ZeroShot
+    from squeezenli.tasks.scoring import score_records
+    from squeezenli.tasks.zeroshot import Decision, classify
 
 
 def __getattr__(name: str):

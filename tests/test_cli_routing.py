@@ -112,7 +112,7 @@ def test_eval_refuses_mixed_two_and_three_class_gold_labels(tiny_nli_model):
 
 
 def test_windows_start_small_and_grow():
-    from squeezenli.tasks.scoring import growing_windows
+    from squeezenli.tasks.windows import growing_windows
 
     sizes = [len(w) for w in growing_windows([("a premise", "a hypothesis")] * 3000, 1024)]
     assert sizes[:7] == [16, 32, 64, 128, 256, 512, 1024]
@@ -121,7 +121,7 @@ def test_windows_start_small_and_grow():
 
 @pytest.mark.parametrize("timely", [False, True])
 def test_a_window_of_long_pairs_is_cut_by_its_characters(timely):
-    from squeezenli.tasks.scoring import WINDOW_CHARS, growing_windows, timely_windows
+    from squeezenli.tasks.windows import WINDOW_CHARS, growing_windows, timely_windows
 
     long = ("x" * (WINDOW_CHARS // 3), "h")
     pairs = [long] * 7 + [("a", "b")] * 40

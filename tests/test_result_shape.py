@@ -12,7 +12,8 @@ from squeezenli.cli.app import app
 from squeezenli.errors import InputError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowFailure
-from squeezenli.runtime.model import Evidence, Prediction
+from squeezenli.runtime.prediction import Evidence, Prediction
+from squeezenli.tasks.results import ZeroShot
 from squeezenli.tasks.rows import (
     CHECK_NAMES,
     ResultFields,
@@ -21,7 +22,6 @@ from squeezenli.tasks.rows import (
     prediction_names,
     zero_shot_names,
 )
-from squeezenli.tasks.zeroshot import ZeroShot
 
 runner = CliRunner()
 LABELS = LabelMap(("contradiction", "entailment", "neutral"), "test")

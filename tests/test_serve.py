@@ -386,6 +386,66 @@ def test_batch_classify_and_check_with_server_equal_local(server, tiny_nli_model
         assert local.stdout.count("\n") == 2 - bool(extra[:1] == ["--claims-field"])
 
 
+# The CLI as `python -m squeezenli` runs it, saying as it exits (cli/app.py ends with
+# os._exit) which heavy modules it loaded.
+WATCHED = ("numpy", "onnxruntime", "tokenizers", "huggingface_hub", "rich", "mcp", "ray")
+WATCHING = f"""
+import os, sys
+real_exit = os._exit
+def reporting_exit(code):
+    loaded = sorted({{name.split('.')[0] for name in sys.modules}} & set({WATCHED!r}))
+    print('loaded:', loaded, file=sys.stderr, flush=True)
+    real_exit(code)
+os._exit = reporting_exit
+sys.argv[0] = 'squeezenli'
+from squeezenli.cli.entry import main
+main()
+"""
+
+
+def _watched(args: list[str], text: str | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", WATCHING, *args],
+        env=run_env(),
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    loaded = re.findall(r"^loaded: (.*)$", done.stderr, re.M)
+    assert loaded, done.stderr
+    return done, loaded[-1]
+
+
+def test_score_and_batch_with_server_are_thin_clients(server, tiny_nli_model):
+    """With --server, score and batch answer as the local commands do without loading the
+    model's runtime (numpy, onnxruntime, tokenizers) or anything else heavy."""
+    premise, hypothesis = PAIRS[0]
+    local = run_cli(
+        ["score", premise, hypothesis, "--json", "-m", str(tiny_nli_model), "--precision", "fp32"]
+    )
+    remote, loaded = _watched(["score", premise, hypothesis, "--json", "--server", server.url])
+    assert remote.returncode == local.returncode == 0, remote.stderr
+    assert remote.stdout == local.stdout and json.loads(remote.stdout)["prediction"]
+    assert loaded == "[]", loaded
+
+    table, _ = _watched(["score", premise, hypothesis, "--server", server.url])
+    here = run_cli(["score", premise, hypothesis, "-m", str(tiny_nli_model), "--precision", "fp32"])
+    assert table.returncode == 0 and table.stdout == here.stdout and "prediction:" in table.stdout
+
+    text = "".join(json.dumps(row) + "\n" for row in _rows(PAIRS))
+    remote, loaded = _watched(["batch", "--server", server.url], text)
+    assert remote.returncode == 0, remote.stderr
+    assert (
+        remote.stdout
+        == run_cli(["batch", "-m", str(tiny_nli_model), "--precision", "fp32"], text).stdout
+    )
+    assert loaded == "[]", loaded
+
+    local, _ = _watched(["score", premise, hypothesis, "--json", "-m", str(tiny_nli_model)])
+    assert "numpy" in _ and "onnxruntime" in _  # the watch sees what a local run loads
+
+
 def test_mcp_over_http_and_stdio(server, tiny_nli_model):
     import anyio
     from mcp import Client, StdioServerParameters

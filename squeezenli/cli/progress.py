@@ -7,17 +7,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:  # rich is imported when a display first shows: most runs never show one
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, TaskID
 
 SHOW_AFTER = 0.5  # seconds before the display appears
 
@@ -64,6 +58,15 @@ class RowProgress:
         )
 
     def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns: list[ProgressColumn] = [
             TextColumn("{task.fields[rows]:,} rows"),
             TextColumn("{task.fields[rate]:.1f} rows/s"),

@@ -17,10 +17,10 @@ from squeezenli.cli.streams import ErrorLog, summary
 from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
-from squeezenli.runtime.model import Prediction
+from squeezenli.runtime.prediction import Prediction
 from squeezenli.tasks.options import TaskOptions
+from squeezenli.tasks.results import PairFields
 from squeezenli.tasks.rows import ResultFields
-from squeezenli.tasks.scoring import PairFields
 
 
 @dataclass(frozen=True)

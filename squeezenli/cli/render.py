@@ -9,7 +9,7 @@ from squeezenli.choices import LabelSource
 from squeezenli.models.build import built_precision
 from squeezenli.models.labels import LabelMap
 from squeezenli.runtime.labelcheck import LabelCheck
-from squeezenli.runtime.model import Prediction
+from squeezenli.runtime.prediction import Prediction
 
 
 class _Console(Console):

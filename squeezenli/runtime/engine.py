@@ -40,9 +40,8 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import DamagedModelError, InputError, ModelError
 from squeezenli.models.convert import OUTPUT, check_interface
+from squeezenli.runtime.prediction import Pair
 from squeezenli.runtime.tokenizer import PairIds, PairTokenizer
-
-Pair = tuple[str, str]
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

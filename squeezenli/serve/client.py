@@ -22,11 +22,11 @@ from squeezenli.errors import InputError, SqueezenliError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
 from squeezenli.records.writers import dump_json
-from squeezenli.runtime.model import Prediction
+from squeezenli.runtime.prediction import Prediction
 from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, ZeroShotOptions
-from squeezenli.tasks.scoring import PairFields, Result, growing_windows, timely_windows
+from squeezenli.tasks.results import PairFields, Result, ZeroShot
 from squeezenli.tasks.thresholds import ModelIdentity
-from squeezenli.tasks.zeroshot import ZeroShot
+from squeezenli.tasks.windows import growing_windows, timely_windows
 
 WINDOW = 64  # records per request after the first ones
 

@@ -28,8 +28,8 @@ from squeezenli.serve.requests import (
     refused,
 )
 from squeezenli.tasks.options import CheckOptions, PairOptions, ZeroShotOptions
+from squeezenli.tasks.results import Result
 from squeezenli.tasks.rows import ResultFields
-from squeezenli.tasks.scoring import Result
 
 SOURCE = "request"  # what a row error names as its source; its line is the row's index + 1
 

@@ -35,13 +35,15 @@ from squeezenli.choices import Evidence, OnError, RowScore
 from squeezenli.errors import InputError
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import softmax
-from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
+from squeezenli.runtime.model import NLIModel
+from squeezenli.runtime.prediction import SCORE_DIGITS
 from squeezenli.runtime.tokenizer import TextTokens
 from squeezenli.tasks.documents import Chunker, deciding_window, sentence_tokens
 from squeezenli.tasks.documents import sentence_spans as split_sentences
 from squeezenli.tasks.options import CheckOptions
 from squeezenli.tasks.passages import Passage, read_claims, read_passages
-from squeezenli.tasks.scoring import Result, score_scored
+from squeezenli.tasks.results import Result
+from squeezenli.tasks.scoring import score_scored
 
 
 class Verdict(str, Enum):

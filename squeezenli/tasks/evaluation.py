@@ -19,10 +19,11 @@ from squeezenli.choices import OnError, choose
 from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import BINARY_CLASSES, NLI_CLASSES, NOT_ENTAILMENT, LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure
-from squeezenli.runtime.model import NLIModel, Prediction
+from squeezenli.runtime.model import NLIModel
+from squeezenli.runtime.prediction import Prediction
 from squeezenli.tasks.options import EVAL, PairOptions
-from squeezenli.tasks.scoring import PairReading, Result, score_scored
-from squeezenli.tasks.zeroshot import ZeroShot
+from squeezenli.tasks.results import Result, ZeroShot
+from squeezenli.tasks.scoring import PairReading, score_scored
 
 _GOLD_NAMES = {
     "entailment": "entailment",

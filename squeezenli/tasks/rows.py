@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from squeezenli.errors import InputError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure
-from squeezenli.runtime.model import Prediction
+from squeezenli.runtime.prediction import Prediction
 
 
 def parse_renames(text: str | None) -> dict[str, str]:

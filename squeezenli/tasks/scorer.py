@@ -15,7 +15,7 @@ from squeezenli.tasks.options import CheckOptions, PairOptions, TaskOptions, Zer
 if TYPE_CHECKING:
     from squeezenli.models.labels import LabelMap
     from squeezenli.runtime.model import NLIModel
-    from squeezenli.tasks.scoring import Result
+    from squeezenli.tasks.results import Result
     from squeezenli.tasks.thresholds import ModelIdentity
 
 

@@ -8,12 +8,10 @@ pauses: a slow producer gets its results while its input is still open.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -24,17 +22,14 @@ from squeezenli.records.readers import (
     Record,
     RowError,
     RowFailure,
-    choose_pair_fields,
-    did_you_mean,
-    text_field,
 )
-from squeezenli.runtime.engine import Item, Pair, softmax
-from squeezenli.runtime.model import Evidence, NLIModel, Prediction
-from squeezenli.runtime.tokenizer import PairIds
+from squeezenli.runtime.engine import Item, softmax
+from squeezenli.runtime.model import NLIModel
+from squeezenli.runtime.prediction import Evidence, Prediction
 from squeezenli.tasks.documents import Chunker, Window, check_aggregate, deciding_window
 from squeezenli.tasks.options import PairOptions
-
-_END = object()
+from squeezenli.tasks.results import PairFields, Result
+from squeezenli.tasks.windows import growing_windows, timely_windows
 
 
 @dataclass
@@ -47,131 +42,6 @@ class Scored:
     logits: np.ndarray | None = None
     error: RowError | None = None
     truncated: list[bool] = field(default_factory=list)
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Result(Generic[T]):
-    """One input record and what became of it, whatever the task: its output (a Prediction,
-    a ZeroShot, a Judgement) and the pair it was made from, or the RowError saying why it
-    has none."""
-
-    record: Record
-    output: T | None = None
-    error: RowError | None = None
-    pair: Pair | None = None
-
-
-# A window also ends once its pairs hold this many characters: what a window holds, and
-# what tokenizing it at once takes, stays bounded however long the rows (16 rows of 8 MiB
-# took 20 GB), while windows of ordinary pairs (~150 characters) are cut by their count.
-WINDOW_CHARS = 1 << 22
-
-
-def _chars(item: Item) -> int:
-    """What an item weighs against WINDOW_CHARS (an encoded pair: ~4 characters a token)."""
-    return 4 * len(item.ids) if isinstance(item, PairIds) else len(item[0]) + len(item[1])
-
-
-def timely_windows(
-    items: Iterable, size: int, wait: float = 0.05, weight: Callable[[Any], int] = _chars
-) -> Iterator[list]:
-    """Lists of up to `size` pairs (and WINDOW_CHARS characters, as `weight` counts them;
-    any items may be windowed so); a list is cut early when no pair arrives within `wait`
-    s. The reader runs ahead by at most 2 x size pairs and about WINDOW_CHARS characters,
-    and stops reading when the consumer stops (an early break, an error): no thread
-    outlives its consumer but one blocked reading its input."""
-    inbox: queue.Queue = queue.Queue(maxsize=size * 2)
-    ahead = [0]  # characters read and not yet taken
-    taken = threading.Condition()
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                inbox.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for item in items:
-                with taken:
-                    while ahead[0] >= WINDOW_CHARS and not stop.is_set():
-                        taken.wait(0.1)
-                    ahead[0] += weight(item)
-                if not put(item):
-                    return
-        except BaseException as err:  # handed to the consumer, raised there
-            put(err)
-            return
-        put(_END)
-
-    threading.Thread(target=read, daemon=True, name="squeezenli-reader").start()
-    try:
-        yield from _timely(inbox, size, wait, ahead, taken, weight)
-    finally:
-        stop.set()
-
-
-def _timely(
-    inbox: queue.Queue, size: int, wait: float, ahead: list, taken, weight: Callable[[Any], int]
-) -> Iterator[list]:
-    """timely_windows' consumer side: the windows, from what the reader puts in inbox."""
-    window: list = []
-    chars = 0
-    while True:
-        try:
-            item = inbox.get(timeout=wait) if window else inbox.get()
-        except queue.Empty:
-            yield window
-            window, chars = [], 0
-            continue
-        if item is _END:
-            break
-        if isinstance(item, BaseException):
-            if window:
-                yield window
-            raise item
-        with taken:
-            ahead[0] -= weight(item)
-            taken.notify()
-        window.append(item)
-        chars += weight(item)
-        if len(window) >= size or chars >= WINDOW_CHARS:
-            yield window
-            window, chars = [], 0
-    if window:
-        yield window
-
-
-FIRST_WINDOW = 16
-
-
-def growing_windows(
-    items: Iterable, size: int, weight: Callable[[Any], int] = _chars
-) -> Iterator[list]:
-    """Lists of FIRST_WINDOW pairs, then twice as many each time up to `size`, each ended
-    early once it holds WINDOW_CHARS characters: the first results of a file come out at
-    once (`| head -1` answers in a moment), later windows are large enough to sort by
-    length. The cuts depend only on the input, so the same input always makes the same
-    windows."""
-    length = min(FIRST_WINDOW, size)
-    window: list = []
-    chars = 0
-    for item in items:
-        window.append(item)
-        chars += weight(item)
-        if len(window) >= length or chars >= WINDOW_CHARS:
-            yield window
-            window, chars = [], 0
-            length = min(length * 2, size)
-    if window:
-        yield window
 
 
 def score_scored(
@@ -263,49 +133,6 @@ class _Gather:
                 self.rows.clear()
             self.cut.clear()
             yield done
-
-
-class PairFields:
-    """Reads the premise/hypothesis of a record; the fields are chosen from the first good
-    record (given names, else a known pair), so a source without them fails as a whole. In
-    JSON lines, where each row may differ, a given name that none of the first FIRST_WINDOW
-    rows holds is a typo, not a bad row: the source fails once, with the names it has."""
-
-    def __init__(self, premise: str | None = None, hypothesis: str | None = None) -> None:
-        self.premise = premise
-        self.hypothesis = hypothesis
-        self.fields: tuple[str, str] | None = None
-        self._misses = 0  # rows so far that lacked a given field, while none has had them
-
-    def __call__(self, record: Record) -> list[Pair]:
-        return [self.read(record)]
-
-    def read(self, record: Record) -> Pair:
-        """The record's (premise, hypothesis), or a RowFailure naming the field at fault."""
-        assert record.data is not None
-        if self.fields is None:
-            self.fields = choose_pair_fields(
-                list(record.data), self.premise, self.hypothesis, record.where, record.tabular
-            )
-        if self._misses >= 0:
-            self._count_misses(record, self.fields)
-        return text_field(record, self.fields[0]), text_field(record, self.fields[1])
-
-    def _count_misses(self, record: Record, fields: tuple[str, str]) -> None:
-        assert record.data is not None
-        missing = [name for name in fields if name not in record.data]
-        if not missing:
-            self._misses = -1  # a row has them: later rows without them are their own errors
-            return
-        self._misses += 1
-        if self._misses == FIRST_WINDOW:
-            name = missing[0]
-            raise ColumnsError(
-                f"{record.source}: none of the first {FIRST_WINDOW} rows has a field "
-                f"'{name}'{did_you_mean(name, list(record.data))}; fields present: "
-                f"{', '.join(record.data) or 'none'}; use `premise_field` and "
-                "`hypothesis_field`"
-            )
 
 
 class PairReading:

@@ -20,32 +20,10 @@ from squeezenli.errors import InputError, ModelError
 from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import ColumnsError, Record, RowError, RowFailure, text_field
 from squeezenli.runtime.engine import Pair, softmax
-from squeezenli.runtime.model import SCORE_DIGITS, NLIModel
+from squeezenli.runtime.model import NLIModel
 from squeezenli.tasks.options import ZeroShotOptions, parse_labels
-from squeezenli.tasks.scoring import Result, score_scored
-
-
-@dataclass(frozen=True)
-class ZeroShot:
-    """One text's labels, highest score first, shaped as the pipeline's output."""
-
-    text: str
-    labels: list[str]
-    scores: list[float]
-    truncated: bool = False  # the text was cut to fit beside a label's hypothesis
-    selected: list[str] | None = None  # the labels a Decision chose (None: no threshold)
-
-    def fields(self) -> dict:
-        """The pipeline's text, labels and scores, and what squeezenli adds."""
-        found = {
-            "text": self.text,
-            "labels": self.labels,
-            "scores": [round(score, SCORE_DIGITS) for score in self.scores],
-            "truncated": self.truncated,
-        }
-        if self.selected is not None:
-            found["selected"] = self.selected
-        return found
+from squeezenli.tasks.results import Result, ZeroShot
+from squeezenli.tasks.scoring import score_scored
 
 
 @dataclass(frozen=True)

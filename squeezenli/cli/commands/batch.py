@@ -140,7 +140,7 @@ def _batch_on_ray(
     """batch's rows scored by Ray actors (ray_engine.score_dataset); the rows that failed."""
     from squeezenli.cli.ray_batch import PredictionRows, RayJob, run_on_ray
     from squeezenli.ray_engine import result_fields
-    from squeezenli.tasks.scoring import PairFields
+    from squeezenli.tasks.results import PairFields
 
     shape = result_fields(pairs, delivery.prefix, delivery.output_fields)
 

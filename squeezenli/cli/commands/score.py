@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from squeezenli.cli.options import JsonOpt, ModelOptions, model_options, task_options
+from squeezenli.cli.options import (
+    Backend,
+    JsonOpt,
+    ModelOptions,
+    backend_options,
+    model_options,
+    task_options,
+)
 from squeezenli.tasks.options import PairOptions
 
 
@@ -17,6 +24,7 @@ from squeezenli.tasks.options import PairOptions
 @task_options(
     PairOptions, "pairs", skip=("premise_field", "hypothesis_field", "threshold", "logits")
 )
+@backend_options(ray=False)
 def score(
     premise: Annotated[str, typer.Argument(help="The premise text.")],
     hypothesis: Annotated[str, typer.Argument(help="The hypothesis to test against it.")],
@@ -24,17 +32,18 @@ def score(
     *,
     opts: ModelOptions,
     pairs: PairOptions,
+    backend: Backend,
 ) -> None:
     """Score one premise/hypothesis pair.
 
     Example: squeezenli score "A man plays a guitar." "A person makes music." --json
     """
     from squeezenli.records.readers import Record, RowFailure
-    from squeezenli.tasks.scoring import score_records
 
-    nli = replace(opts, spec=replace(opts.spec, batch_size=1)).load()
+    # With --server, neither numpy nor onnxruntime is imported: a pair costs the request.
+    scorer = backend.scorer(replace(opts, spec=replace(opts.spec, batch_size=1)))
     record = Record("<arguments>", 1, {"premise": premise, "hypothesis": hypothesis})
-    (result,) = score_records(nli, [record], pairs)
+    (result,) = scorer.results([record], pairs)
     if result.error is not None:  # --long-input fail on a long pair, a model giving NaN
         raise RowFailure(result.error)
     prediction = result.output
@@ -46,4 +55,4 @@ def score(
         return
     from squeezenli.cli.render import prediction_table
 
-    prediction_table(premise, hypothesis, prediction, nli.labels)
+    prediction_table(premise, hypothesis, prediction, scorer.labels())
