@@ -1,13 +1,16 @@
-"""`squeezenli serve` under 1 and 16 concurrent clients, against `batch` on the same pairs
-(not a test; prints figures).
+"""`squeezenli serve` under 1 and 16 concurrent clients sending 1 and 16 pairs a request,
+beside the same pairs scored in-process and by `batch` (not a test; prints figures).
 
-    python bench/serve.py [--model DIR] [--precision fp32] [--pairs FILE] [--seconds 20]
+    python bench/serve.py [--model DIR] [--precision fp32] [--pairs FILE] [--seconds 10]
 
-Starts the server on a free loopback port, then for 1 and 16 clients sends POST /predict
-requests of `--per-request` pairs (taken in turn from the pairs file) for `--seconds` each,
-and prints requests/s, pairs/s and p50/p99 latency; then times `squeezenli batch` on the
-pairs the clients sent, in a fresh process, and prints its pairs/s (start-up excluded: its
-summary's own time). Model: the full-size random stand-in by default (bench/run.py).
+First times `nli.probabilities(pairs)` in this process for requests of 1 and 16 pairs (the
+model's own cost, p50/p99), then frees the model and starts the server on a free loopback
+port; for each of 1 and 16 clients and 1 and 16 pairs a request it sends POST /predict
+requests (pairs taken in turn from the pairs file) for `--seconds`, and prints requests/s,
+pairs/s, p50/p99 latency and, for one client, p50 over the in-process p50. Last it times
+`squeezenli batch` on the pairs the clients sent, in a fresh process (start-up excluded: its
+summary's own time), and prints each load's pairs/s as a share of it. Model: the full-size
+random stand-in by default (bench/run.py).
 """
 
 from __future__ import annotations
@@ -74,6 +77,24 @@ def load(url: str, pairs: list[list[str]], clients: int, per: int, seconds: floa
     return latencies, sent, time.perf_counter() - began
 
 
+def in_process(model: Path, precision: str, pairs: list[list[str]], per: int, seconds: float):
+    """Latencies of nli.probabilities on `per` pairs at a time, taken in turn, in this process."""
+    from squeezenli import load_model
+
+    nli = load_model(str(model), precision=precision)
+    chosen = [tuple(pair) for pair in pairs]
+    for i in range(20):  # warm up
+        nli.probabilities(chosen[i * per % len(chosen) :][:per])
+    latencies, turn, stop = [], 0, time.monotonic() + seconds
+    while time.monotonic() < stop:
+        batch = [chosen[(turn + i) % len(chosen)] for i in range(per)]
+        turn += per
+        started = time.perf_counter()
+        nli.probabilities(batch)
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
 def batch_speed(model: Path, precision: str, pairs: list[list[str]]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pairs.jsonl"
@@ -93,34 +114,51 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--per-request", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     model = ensure_model(args.model)
     rows = [json.loads(line) for line in args.pairs.read_text().splitlines() if line.strip()]
     pairs = [[row["premise"], row["hypothesis"]] for row in rows]
     print(
         f"{cpu_name()}, {os.cpu_count()} CPUs; model {model}, {args.precision}; "
-        f"{args.per_request} pairs a request, {args.seconds:g} s each"
+        f"{args.seconds:g} s each"
     )
+    sizes = (1, 16)
+    own: dict[int, float] = {}
+    for per in sizes:
+        cuts = statistics.quantiles(
+            in_process(model, args.precision, pairs, per, args.seconds), n=100
+        )
+        own[per] = cuts[49]
+        print(
+            f"in-process, {per:>2} pair(s): p50 {cuts[49] * 1e3:6.1f} ms, "
+            f"p99 {cuts[98] * 1e3:6.1f} ms"
+        )
     process, url = start(model, args.precision)
+    every: list[list[str]] = []
+    rates: list[tuple[str, float]] = []
     try:
-        load(url, pairs, 1, args.per_request, 2.0)  # warm up
-        every: list[list[str]] = []
+        load(url, pairs, 1, 1, 2.0)  # warm up
         for clients in (1, 16):
-            latencies, sent, elapsed = load(url, pairs, clients, args.per_request, args.seconds)
-            every.extend(sent)
-            cuts = statistics.quantiles(latencies, n=100)
-            print(
-                f"{clients:>2} client(s): {len(latencies) / elapsed:7.1f} requests/s, "
-                f"{len(sent) / elapsed:7.1f} pairs/s, p50 {cuts[49] * 1e3:6.1f} ms, "
-                f"p99 {cuts[98] * 1e3:6.1f} ms"
-            )
+            for per in sizes:
+                latencies, sent, elapsed = load(url, pairs, clients, per, args.seconds)
+                every.extend(sent)
+                cuts = statistics.quantiles(latencies, n=100)
+                name = f"{clients:>2} client(s), {per:>2} pair(s) a request"
+                rates.append((name, len(sent) / elapsed))
+                against = f", {cuts[49] / own[per]:.2f}x in-process" if clients == 1 else ""
+                print(
+                    f"{name}: {len(latencies) / elapsed:7.1f} requests/s, "
+                    f"{len(sent) / elapsed:7.1f} pairs/s, p50 {cuts[49] * 1e3:6.1f} ms, "
+                    f"p99 {cuts[98] * 1e3:6.1f} ms{against}"
+                )
     finally:
         process.terminate()
         process.wait()
     speed = batch_speed(model, args.precision, every)
     print(f"batch on the {len(every)} pairs sent: {speed:7.1f} pairs/s")
+    for name, rate in rates:
+        print(f"{name}: {rate / speed:.0%} of batch's pairs/s")
 
 
 if __name__ == "__main__":

@@ -538,3 +538,33 @@ def test_past_max_concurrent_is_429_and_past_the_timeout_503(tiny_nli_model):
             return statuses
 
     assert anyio.run(scenario) == [429, 503, 200]
+
+
+def test_connections_send_without_waiting_for_acks():
+    """Each accepted connection has TCP_NODELAY: without it an answer's body waited for the
+    client's delayed ACK of its headers (~40 ms a request; asyncio sets the option only on
+    sockets made with IPPROTO_TCP)."""
+    import asyncio
+    import socket
+
+    from squeezenli.cli.commands.serve import _bind
+
+    listener = _bind("127.0.0.1", 0)
+
+    async def accepted() -> int:
+        found: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                sock = transport.get_extra_info("socket")
+                found.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname())
+            value = await asyncio.wait_for(found, 10)
+            writer.close()
+        return value
+
+    assert asyncio.run(accepted()) != 0

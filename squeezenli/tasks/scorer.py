@@ -40,6 +40,14 @@ class Scorer(Protocol):
         ...
 
 
+# A task's function, by its options' task: (module, name).
+_TASKS = {
+    PairOptions.task: ("squeezenli.tasks.scoring", "score_records"),
+    ZeroShotOptions.task: ("squeezenli.tasks.zeroshot", "classify_records"),
+    CheckOptions.task: ("squeezenli.tasks.claims", "check_records"),
+}
+
+
 class LocalScorer:
     """The tasks run here, on a loaded model."""
 
@@ -62,12 +70,8 @@ class LocalScorer:
         on_error: OnError | str = OnError.SKIP,
         timely: bool = False,
     ) -> Iterator[Result]:
-        from squeezenli.tasks import claims, scoring, zeroshot
+        from importlib import import_module
 
-        tasks: dict[str, Callable[..., Iterator[Result]]] = {
-            PairOptions.task: scoring.score_records,
-            ZeroShotOptions.task: zeroshot.classify_records,
-            CheckOptions.task: claims.check_records,
-        }
-        task = tasks[options.task]
+        module, name = _TASKS[options.task]  # only the task asked for is imported
+        task: Callable[..., Iterator[Result]] = getattr(import_module(module), name)
         return task(self.nli, records, options=options, on_error=on_error, timely=timely)
