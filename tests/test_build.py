@@ -53,6 +53,9 @@ def test_a_first_run_builds_only_what_it_runs(tiny_model, tmp_path):
     assert _models(tiny_model) == [first.onnx_path.name]
     assert first.onnx_path.name.startswith(built_path(files, "fp32").stem + ".ort")
     assert not any(m.startswith(("agreement", "speed")) for m in _measured(files))
+    ready = first.onnx_path.name  # and its weights and hash; the build's side file is gone
+    left = sorted(p.name for p in files.build_dir.iterdir() if ".onnx" in p.name)
+    assert left == [ready, ready + ".data", ready + ".xxh3"]
     exact = load_model(str(tiny_model), precision="fp32")
     np.testing.assert_array_equal(first.logits(PAIRS), exact.logits(PAIRS))
 
@@ -168,3 +171,29 @@ def test_an_unknown_precision_is_refused_before_anything_is_built(tiny_model, tm
         with pytest.raises(InputError, match="unknown precision 'int4'"):
             make(files, "int4")
     assert not list(files.build_dir.glob("*.onnx"))
+
+
+def test_a_build_interrupted_after_its_weights_leaves_nothing_behind(
+    tiny_model, tmp_path, monkeypatch
+):
+    """The fp32 build writes its weights to a side file as it converts them: interrupted
+    before its model is in place, the side file goes too, and the next run builds afresh."""
+    from squeezenli.models import convert
+
+    tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")  # a cache of its own
+    real = convert.build_model
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert, "build_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_model(str(tiny_model), precision="fp32")
+    files = resolve(str(tiny_model))
+    assert not [p.name for p in files.build_dir.iterdir() if ".onnx" in p.name]
+    monkeypatch.setattr(convert, "build_model", real)
+    again = load_model(str(tiny_model), precision="fp32")
+    np.testing.assert_array_equal(
+        again.logits(PAIRS), load_model(str(tiny_model), precision="fp32").logits(PAIRS)
+    )

@@ -304,15 +304,16 @@ def drop_builds(files: ModelFiles, ready_only: bool = False) -> None:
             continue
         if ready_only and not ready_path(path, files.build_dir).exists():
             continue
-        for part in (path, _digest_path(path)):
+        for part in (path, _digest_path(path), *_model_parts(path)[1:]):
             part.unlink(missing_ok=True)
 
 
-def _save(target: Path, write) -> None:
-    """write(tmp) a model beside target, record its hash, then rename it into place."""
+def _save(target: Path, write, *sides: Path) -> None:
+    """write(tmp) a model beside target, record its hash (with its side file's, already
+    written), then rename it into place."""
     with atomic_path(target) as tmp:
         write(tmp)
-        _record_digest(target, tmp)
+        _record_digest(target, tmp, *sides)
 
 
 def _build_fp32(files: ModelFiles, target: Path) -> None:
@@ -324,10 +325,22 @@ def _build_fp32(files: ModelFiles, target: Path) -> None:
     config = parse_config(read_config(files.files[CONFIG]), origin=str(files.files[CONFIG]))
     verify_blob(files.files[files.weights_name], files.weights_name)
     tensors = load_weights(files.files[files.weights_name])
-    model = build_model(config, tensors)
-    del tensors
+    # The weights go to the side file as they are converted (convert._Graph). It is named by
+    # no model until the model is renamed into place after it, so a crash leaves nothing
+    # that loads; a leftover one is replaced.
+    side = target.with_name(target.name + ".data")
     try:
-        _save(target, lambda tmp: onnx.save_model(model, str(tmp)))
+        side.unlink(missing_ok=True)
+        try:
+            with open(side, "wb") as handle:
+                model = build_model(config, tensors, (handle, side.name))
+                del tensors
+                handle.flush()
+                os.fsync(handle.fileno())
+            _save(target, lambda tmp: onnx.save_model(model, str(tmp)), side)
+        except BaseException:
+            side.unlink(missing_ok=True)
+            raise
     except OSError as err:
         raise ModelError(
             f"cannot write the built model: {describe_os_error(err, target.parent)}"
@@ -492,6 +505,9 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
             )
             for key, value in kernel_settings(built, build_dir).items():
                 options.add_session_config_entry(key, value)
+            # This session only writes the graph: packing its weights for the GEMM kernels
+            # (a second copy of them) would be thrown away.
+            options.add_session_config_entry("session.disable_prepacking", "1")
             try:
                 made = ort.InferenceSession(str(built), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime's own Fail/InvalidProtobuf types

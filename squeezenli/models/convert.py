@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -45,12 +46,20 @@ def check_interface(inputs: set[str], outputs: list[str], origin: object) -> Non
         )
 
 
+# Weights of at least this many bytes go to the side file when there is one.
+SIDE_MIN_BYTES = 1024
+
+
 class _Graph:
     """A tiny onnx.helper wrapper that names nodes and initializers uniquely. Each weight goes
     straight into the model being built, not into a list that make_graph and make_model would
-    copy twice more: converting the full-size model peaked at 847 MiB that way."""
+    copy twice more: converting the full-size model peaked at 847 MiB that way. With a side
+    file (an open file and its name beside the model), each weight is written there as it is
+    made and the model only points at it, so the model in memory holds no copy of the
+    weights and saving it makes none (the full-size build peaked ~430 MiB over its start
+    with the weights inside)."""
 
-    def __init__(self) -> None:
+    def __init__(self, side: tuple[BinaryIO, str] | None = None) -> None:
         from onnx import ModelProto, helper, numpy_helper
 
         self._helper = helper
@@ -58,6 +67,7 @@ class _Graph:
         self.model = ModelProto()
         self.nodes: list = []
         self._count = 0
+        self._side = side
 
     def _name(self, hint: str) -> str:
         self._count += 1
@@ -65,8 +75,22 @@ class _Graph:
 
     def const(self, hint: str, array: np.ndarray) -> str:
         name = self._name(hint)
-        tensor = self._numpy_helper.from_array(np.asarray(array, order="C"), name)
-        self.model.graph.initializer.append(tensor)
+        array = np.asarray(array, order="C")
+        if self._side is None or array.nbytes < SIDE_MIN_BYTES:
+            self.model.graph.initializer.append(self._numpy_helper.from_array(array, name))
+            return name
+        from onnx import TensorProto, helper
+
+        handle, location = self._side
+        offset = handle.tell()
+        handle.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        proto = TensorProto(name=name, dims=array.shape)
+        proto.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        proto.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", offset), ("length", array.nbytes)):
+            entry = proto.external_data.add()
+            entry.key, entry.value = key, str(value)
+        self.model.graph.initializer.append(proto)
         return name
 
     def op(self, op_type: str, *inputs: str, outputs: int = 1, **attrs):
@@ -224,14 +248,17 @@ def check_weights(config: ModelConfig, tensors: dict[str, np.ndarray]) -> None:
             raise ModelError(f"tensor '{name}' holds {tensor.dtype}, not numbers")
 
 
-def build_model(config: ModelConfig, tensors: dict[str, np.ndarray]):
-    """The classifier as an onnx.ModelProto: (ids, mask, token types) -> logits."""
+def build_model(
+    config: ModelConfig, tensors: dict[str, np.ndarray], side: tuple[BinaryIO, str] | None = None
+):
+    """The classifier as an onnx.ModelProto: (ids, mask, token types) -> logits; with `side`
+    (an open file and the name it will have beside the model), its weights written there."""
     from onnx import TensorProto, helper
 
     check_weights(config, tensors)
     get = _tensor_getter(tensors)
     names = _names(config)
-    g = _Graph()
+    g = _Graph(side)
     eps = config.layer_norm_eps
     heads, head_size, hidden = config.num_attention_heads, config.head_size, config.hidden_size
 
