@@ -200,3 +200,40 @@ def test_shape_inference_sees_the_converters_token_matrices(tiny_model):
     }
     assert inputs and inputs <= _matrices(fp32)
     assert not [n for n in int8.graph.node if n.output[0].endswith("_2d")]
+
+
+@pytest.mark.parametrize("recipe", ["shipped", "half kept fp32", "fixed scales", "all kept"])
+def test_each_int8_recipe_keeps_a_pairs_scores_to_itself(tiny_model, tmp_path, recipe):
+    """The recipes bench/int8_recipes.py measures: MatMuls kept in fp32 (`keep`) and fixed,
+    calibrated activation scales (`scales`) quantize what they say, and a pair gets the
+    same bits alone as in a batch under each."""
+    from collections import Counter
+
+    from squeezenli.runtime.engine import Engine
+
+    fp32 = onnx.load(str(ensure_onnx(resolve(str(tiny_model)), "fp32")))
+    weights = {i.name for i in fp32.graph.initializer if len(i.dims) == 2}
+    matmuls = [n for n in fp32.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    keep = {
+        "half kept fp32": frozenset(n.input[1] for n in matmuls[::2]),
+        "all kept": frozenset(n.input[1] for n in matmuls),
+    }.get(recipe, frozenset())
+    scales = {n.input[0]: 3.0 for n in matmuls} if recipe == "fixed scales" else None
+    copied = onnx.load_from_string(fp32.SerializeToString())
+    int8 = quantize_model(copied, keep=keep, scales=scales)
+    kinds = Counter(n.op_type for n in int8.graph.node)
+    assert kinds["MatMulIntegerToFloat"] == len(matmuls) - len(keep)
+    assert kinds["MatMul"] == len(keep) + sum(n.op_type == "MatMul" for n in fp32.graph.node) - len(
+        matmuls
+    )
+    assert (kinds["ReduceMax"] == 0) == (recipe in ("fixed scales", "all kept"))
+    onnx.save_model(int8, str(tmp_path / "int8.onnx"))
+    tokenizer = load_model(str(tiny_model), precision="fp32").engine.tokenizer
+    engine = Engine(create_session(tmp_path / "int8.onnx"), tokenizer)
+    together = engine.logits(PAIRS)
+    alone = np.concatenate([engine.logits([pair]) for pair in PAIRS])
+    np.testing.assert_array_equal(together, alone)
+    if recipe == "all kept":  # nothing quantized: fp32's own answers
+        onnx.save_model(fp32, str(tmp_path / "fp32.onnx"))
+        exact = Engine(create_session(tmp_path / "fp32.onnx"), tokenizer).logits(PAIRS)
+        np.testing.assert_allclose(together, exact, atol=1e-6, rtol=0)

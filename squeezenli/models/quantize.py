@@ -102,8 +102,15 @@ def _fit_pairs(codes: np.ndarray) -> np.ndarray:
 DEFAULT_RANGE = Int8Range.PAIRED
 
 
-def quantize_model(model, int8_range: Int8Range = DEFAULT_RANGE):
-    """Rewrite an fp32 onnx.ModelProto in place as described above; returns it."""
+def quantize_model(
+    model,
+    int8_range: Int8Range = DEFAULT_RANGE,
+    keep: frozenset[str] = frozenset(),
+    scales: dict[str, float] | None = None,
+):
+    """Rewrite an fp32 onnx.ModelProto in place as described above; returns it. `keep`: the
+    weights whose MatMuls stay fp32; `scales`: a fixed activation scale for these MatMul
+    inputs (calibrated, one for every row) instead of each row's own."""
     from onnx import TensorProto, helper, numpy_helper
 
     levels = int8_range.activation_levels
@@ -143,17 +150,22 @@ def quantize_model(model, int8_range: Int8Range = DEFAULT_RANGE):
         q = add("QuantizeLinear", [x, scale, zero_points], f"{x}_q", axis=0)
         return q, add("Unsqueeze", [scale, "rowq_last"], f"{x}_rows")
 
+    def quantize_fixed(x: str, value: float) -> tuple[str, str]:
+        scale = _const_float(graph, f"{x}_fixed_s", value / levels)
+        return add("QuantizeLinear", [x, scale, "rowq_zero_point"], f"{x}_q"), scale
+
     for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] not in weights:
+        if node.op_type != "MatMul" or node.input[1] not in weights or node.input[1] in keep:
             nodes.append(node)
             continue
         x, name = node.input[0], node.input[1]
         w = numpy_helper.to_array(weights[name]).astype(np.float32)
         flat = x in matrices
+        fixed = (scales or {}).get(x)
         if x not in quantized:
             matrix = _const(graph, f"rowq_matrix_{w.shape[0]}", [-1, w.shape[0]])
             rows = x if flat else add("Reshape", [x, matrix], f"{x}_2d")
-            quantized[x] = quantize_rows(rows)
+            quantized[x] = quantize_rows(rows) if fixed is None else quantize_fixed(rows, fixed)
         q, scale = quantized[x]
         if name not in replaced:  # a weight two MatMuls share (DeBERTa's) is quantized once
             w_int8, w_scale = int8_range.weights(w)
@@ -165,12 +177,23 @@ def quantize_model(model, int8_range: Int8Range = DEFAULT_RANGE):
             )
             replaced.add(name)
         out = node.output[0]
-        unscaled = add(
-            "MatMulIntegerToFloat",
-            [q, f"{name}_int8", "rowq_one", f"{name}_scale", "rowq_zero_point"],
-            f"{out}_rows",
-            domain="com.microsoft",
-        )
+        if fixed is not None:  # the activation scale is one number: the kernel applies it
+            add(
+                "MatMulIntegerToFloat",
+                [q, f"{name}_int8", scale, f"{name}_scale", "rowq_zero_point"],
+                out if flat else f"{out}_rows",
+                domain="com.microsoft",
+            )
+            if flat:
+                continue
+            unscaled, scale = f"{out}_rows", "rowq_one"  # an export's shape back, below
+        else:
+            unscaled = add(
+                "MatMulIntegerToFloat",
+                [q, f"{name}_int8", "rowq_one", f"{name}_scale", "rowq_zero_point"],
+                f"{out}_rows",
+                domain="com.microsoft",
+            )
         if flat:
             add("Mul", [unscaled, scale], out)
             continue
@@ -230,6 +253,14 @@ def _without_weights(model):
         else:  # a shape or an index, which Reshape, Slice and friends read
             graph.initializer.append(tensor)
     return light
+
+
+def _const_float(graph, name: str, value: float) -> str:
+    """A float32 scalar initializer of that name."""
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
+    return name
 
 
 def _const(graph, name: str, values: list[int]) -> str:
