@@ -65,7 +65,10 @@ def main() -> None:
         hub.add_repo(REPO, files)
         env = {**os.environ, "HF_HOME": home, "HF_ENDPOINT": hub.endpoint}
         env.pop("HF_HUB_OFFLINE", None)
-        command = ["squeezenli", *PAIR, "--json", "-m", REPO, "--precision", args.precision]
+        # The console script of the Python running this (a virtual environment's, say).
+        script = Path(sys.executable).with_name("squeezenli")
+        command = [str(script) if script.exists() else "squeezenli", *PAIR, "--json"]
+        command += ["-m", REPO, "--precision", args.precision]
         wall, peak, lines = timed_run(command, env)
         print(f"{cpu_name()}; {folder} served on 127.0.0.1")
         print(f"first run: {wall:.1f} s, peak {peak:.0f} MiB; stderr as it came:")

@@ -225,6 +225,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes for speed")
     parser.add_argument("--cells", action="store_true", help="also each (layer, role) alone")
+    parser.add_argument(
+        "--no-greedy", dest="greedy", action="store_false", help="skip the greedy keeping"
+    )
     parser.add_argument("--alphas", type=float, nargs="*", default=[0.5, 0.75], help="SmoothQuant")
     args = parser.parse_args()
     rows = [json.loads(line) for line in PAIRS.read_text().splitlines()[: args.count]]
@@ -255,10 +258,11 @@ def main() -> None:
         keep = frozenset(w for w, _, r, _ in found if r == role)
         recipes[f"{role} kept fp32"] = (keep, None)
         report(f"{role} kept fp32 ({len(keep)} MatMuls)", keep)
-    keep_set, kept = greedy(scorer, found, shipped, args.cells)
-    recipes["greedy"] = (keep_set, None)
-    report(f"greedy: {len(kept)} cells kept ({len(keep_set) / len(found):.0%})", keep_set)
-    print(f"    kept, most flips first: {', '.join(kept)}")
+    if args.greedy:
+        keep_set, kept = greedy(scorer, found, shipped, args.cells)
+        recipes["greedy"] = (keep_set, None)
+        report(f"greedy: {len(kept)} cells kept ({len(keep_set) / len(found):.0%})", keep_set)
+        print(f"    kept, most flips first: {', '.join(kept)}")
     inputs = sorted({x for _, x, _, _ in found})
     peaks = activation_peaks(scorer, inputs)
     for label, percentile in (("max", None), ("p99.9", 99.9)):
@@ -272,7 +276,7 @@ def main() -> None:
         recipes[name] = (frozenset(), None)
         smooth_models[name] = scorer.fp32
         smooth_agreement = report(name, frozenset())
-        if alpha == args.alphas[-1]:  # the last alpha, with cells kept fp32 on top
+        if args.greedy and alpha == args.alphas[-1]:  # the last alpha, cells kept on top
             keep_set, kept = greedy(scorer, found, smooth_agreement, False)
             recipes[f"{name} + greedy"] = (keep_set, None)
             smooth_models[f"{name} + greedy"] = scorer.fp32
