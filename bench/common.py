@@ -17,6 +17,14 @@ DEFAULT_PAIRS = ROOT.parent / "shared" / "data" / "mnli_dev_mismatched_sample.js
 PAIR = ("A man plays a guitar on stage.", "A person is making music.")
 
 
+def squeezenli_command() -> list[str]:
+    """The squeezenli of the Python running the bench: its console script (a virtual
+    environment's, say). `python -m squeezenli` would import the working directory's code
+    instead, so a bench run from the repo would measure the repo, not the install."""
+    script = Path(sys.executable).with_name("squeezenli")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "squeezenli"]
+
+
 class Measured(NamedTuple):
     wall: float  # seconds
     peak_mib: float

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from common import squeezenli_command  # noqa: E402
 from hubserver import HubServer, folder_files  # noqa: E402
 from run import PAIR, ensure_model  # noqa: E402
 
@@ -65,10 +66,8 @@ def main() -> None:
         hub.add_repo(REPO, files)
         env = {**os.environ, "HF_HOME": home, "HF_ENDPOINT": hub.endpoint}
         env.pop("HF_HUB_OFFLINE", None)
-        # The console script of the Python running this (a virtual environment's, say).
-        script = Path(sys.executable).with_name("squeezenli")
-        command = [str(script) if script.exists() else "squeezenli", *PAIR, "--json"]
-        command += ["-m", REPO, "--precision", args.precision]
+        command = [*squeezenli_command(), *PAIR, "--json", "-m", REPO]
+        command += ["--precision", args.precision]
         wall, peak, lines = timed_run(command, env)
         print(f"{cpu_name()}; {folder} served on 127.0.0.1")
         print(f"first run: {wall:.1f} s, peak {peak:.0f} MiB; stderr as it came:")

@@ -29,16 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import squeezenli_command  # noqa: E402
 from long_rows import cpu_name  # noqa: E402
 from run import DEFAULT_PAIRS, ensure_model  # noqa: E402
 
 
 def start(model: Path, precision: str) -> tuple[subprocess.Popen, str]:
-    # The console script beside this Python (a virtual environment's, say): `python -m`
-    # would import the squeezenli of the working directory instead.
-    script = Path(sys.executable).with_name("squeezenli")
-    run = [str(script)] if script.exists() else [sys.executable, "-m", "squeezenli"]
-    command = [*run, "serve", "-m", str(model), "--port", "0"]
+    command = [*squeezenli_command(), "serve", "-m", str(model), "--port", "0"]
     process = subprocess.Popen(
         [*command, "--precision", precision, "-q"],
         stderr=subprocess.PIPE,
@@ -105,9 +102,7 @@ def batch_speed(model: Path, precision: str, pairs: list[list[str]]) -> float:
         path.write_text(
             "".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in pairs)
         )
-        script = Path(sys.executable).with_name("squeezenli")
-        run = [str(script)] if script.exists() else [sys.executable, "-m", "squeezenli"]
-        command = [*run, "batch", str(path), "-m", str(model)]
+        command = [*squeezenli_command(), "batch", str(path), "-m", str(model)]
         done = subprocess.run(
             [*command, "--precision", precision], capture_output=True, text=True, check=True
         )
