@@ -151,7 +151,7 @@ def quantize_model(
         return q, add("Unsqueeze", [scale, "rowq_last"], f"{x}_rows")
 
     def quantize_fixed(x: str, value: float) -> tuple[str, str]:
-        scale = _const_float(graph, f"{x}_fixed_s", value / levels)
+        scale = _const(graph, f"{x}_fixed_s", value / levels, np.float32)
         return add("QuantizeLinear", [x, scale, "rowq_zero_point"], f"{x}_q"), scale
 
     for node in graph.node:
@@ -255,20 +255,12 @@ def _without_weights(model):
     return light
 
 
-def _const_float(graph, name: str, value: float) -> str:
-    """A float32 scalar initializer of that name."""
-    from onnx import numpy_helper
-
-    graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), name))
-    return name
-
-
-def _const(graph, name: str, values: list[int]) -> str:
-    """An int64 initializer of that name, added once."""
+def _const(graph, name: str, values: list[int] | float, dtype: type = np.int64) -> str:
+    """An initializer of that name (int64 unless told), added once."""
     from onnx import numpy_helper
 
     if not any(i.name == name for i in graph.initializer):
-        graph.initializer.append(numpy_helper.from_array(np.array(values, np.int64), name))
+        graph.initializer.append(numpy_helper.from_array(np.array(values, dtype), name))
     return name
 
 
