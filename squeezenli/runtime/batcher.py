@@ -10,9 +10,9 @@ scored makes the next one, so a lone request pays only its own pairs (a wait of 
 company cost a one-pair request 7%: 29 against 27 ms on the full-size model; `wait` keeps
 one, for tests). A pair's scores do not depend on what shares its window (measured: the
 same bits, fp32 and int8, alone or among 300 others in any order), so producers never change
-each other's answers. A producer that gives up on its
-submission (an error, a signal, a consumer that stops) leaves it to be dropped; a window
-whose every submission was given up is terminated in flight.
+each other's answers. A producer that gives up on its submission (an error, a signal, a
+consumer that stops) leaves it to be dropped; a window whose every submission was given up
+is terminated in flight.
 """
 
 from __future__ import annotations
