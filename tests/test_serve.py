@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import run_cli, run_env
+from serving import Server
 
 httpx = pytest.importorskip("httpx2")
 pytest.importorskip("mcp")
@@ -32,49 +33,6 @@ PAIRS = [
 ]
 LABELS = ["sports", "politics", "music"]
 TEXTS = ["The match went to extra time.", "Parliament passed the bill.", "The band played."]
-
-
-class Server:
-    """`squeezenli serve` in a subprocess on a free port; its stderr collected."""
-
-    def __init__(self, model, *args: str) -> None:
-        command = [sys.executable, "-m", "squeezenli", "serve", "-m", str(model), "--port", "0"]
-        self.process = subprocess.Popen(
-            [*command, "--precision", "fp32", *args],
-            env=run_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        found = None
-        for line in self.process.stderr:  # the line that names the port comes first
-            self.lines.append(line)
-            found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if found or "error" in line:
-                break
-        assert found, "".join(self.lines)
-        self.url = found[1]
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-
-    def post(self, path: str, body, **options):
-        return httpx.post(self.url + path, json=body, timeout=60, **options)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.wait()
-
-    def wait(self) -> int:
-        """The exit code, once every line of stderr is read."""
-        code = self.process.wait(timeout=60)
-        self._reader.join(timeout=30)
-        return code
 
 
 @pytest.fixture(scope="module")

@@ -143,7 +143,7 @@ def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
     if not raw.strip():
         return None
     try:
-        value = _BIG_INT.search(raw) and _exact_json(raw) or orjson.loads(raw)
+        value = loads_exact(raw)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as err:
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
         message = f"invalid JSON: {err}"
@@ -161,6 +161,12 @@ def parse_jsonl_line(raw: bytes, source: str, number: int) -> Record | None:
 
 # A run of 19 or more digits: an integer that may not fit in 64 bits.
 _BIG_INT = re.compile(rb"\d{19,}")
+
+
+def loads_exact(raw: bytes) -> Any:
+    """JSON as orjson reads it, except that integers wider than 64 bits keep their exact
+    value (orjson would make them floats): an id comes back as it was sent."""
+    return _exact_json(raw) if _BIG_INT.search(raw) else orjson.loads(raw)
 
 
 def _exact_json(raw: bytes) -> Any:

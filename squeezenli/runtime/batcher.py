@@ -12,7 +12,9 @@ VNNI; `wait` keeps one, for tests). A pair's scores do not depend on what shares
 (measured: the same bits, fp32 and int8, alone or among 300 others in any order), so
 producers never change each other's answers. A producer that gives up on its submission (an
 error, a signal, a consumer that stops) leaves it to be dropped; a window whose every
-submission was given up is terminated in flight.
+submission was given up is terminated in flight. A producer that must stop while it waits
+(a server's request whose client left) says so with `stopping(event)`: its wait ends within
+POLL_S of the event, and its window is given up.
 """
 
 from __future__ import annotations
@@ -20,13 +22,37 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from squeezenli.runtime.engine import Engine, Item, WindowScores
+
+POLL_S = 0.05  # how often a producer that may be stopped looks at its stop event
+
+
+class Stopped(BaseException):
+    """A producer's stop event was set while it waited (`stopping`). A BaseException, as
+    KeyboardInterrupt is, so that no row's `except Exception` takes it for the row's error."""
+
+
+_stops = threading.local()
+
+
+@contextmanager
+def stopping(event: threading.Event) -> Iterator[None]:
+    """While it lasts, this thread's waits on any batcher end in Stopped once `event` is set
+    (the server's job runs its request so: a client that left frees its slot at once)."""
+    previous = getattr(_stops, "event", None)
+    _stops.event = event
+    try:
+        yield
+    finally:
+        _stops.event = previous
 
 
 @dataclass(eq=False)
@@ -66,8 +92,14 @@ class Batcher:
 
     def score(self, items: list[Item]) -> WindowScores:
         """submit(items), waited for; given up (module docstring) if the wait is broken."""
+        stop: threading.Event | None = getattr(_stops, "event", None)
+        if stop is not None and stop.is_set():
+            raise Stopped
         future = self.submit(items)
         try:
+            while stop is not None and not futures.wait([future], POLL_S).done:
+                if stop.is_set():
+                    raise Stopped
             return future.result()
         except BaseException:
             self.give_up(future)

@@ -10,6 +10,7 @@ bearer token, an access-log line on stderr and the metrics.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import sys
@@ -20,11 +21,12 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from squeezenli.errors import SqueezenliError
+from squeezenli.records.writers import dump_json
 from squeezenli.serve import requests
 from squeezenli.serve.jobs import Jobs
 from squeezenli.serve.metrics import Metrics
@@ -36,10 +38,11 @@ OPEN_PATHS = ("/health",)  # answered without the bearer token (for load balance
 
 
 class Json(JSONResponse):
-    """JSON as the CLI writes it (orjson: floats printed as the shortest that reads back)."""
+    """JSON as the CLI writes it: floats printed as the shortest that reads back, integers of
+    any width exactly, rows nested as deep as a request may bring them."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return dump_json(content)
 
 
 @dataclass
@@ -79,6 +82,16 @@ async def _body(request: Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
+async def _gone(request: Request) -> None:
+    """Returns when the client has closed its connection (ASGI's http.disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.01)  # a stray body message: keep listening
+
+
+# What the access log shows for a request whose client left before its answer (nginx's).
+CLIENT_CLOSED = 499
+
+
 def _model_endpoint(name: str, decode: Callable):
     """An endpoint: body, decode, then Service.<name> as a job (serve/jobs.py), encoded with
     TEI's timing headers."""
@@ -91,8 +104,12 @@ def _model_endpoint(name: str, decode: Callable):
             decoded = decode(requests.parse_body(raw), state.limits)
             queued = time.perf_counter()
             answer = await state.jobs.run(
-                lambda cancel: getattr(state.service, name)(decoded, cancel)
+                lambda cancel: getattr(state.service, name)(decoded, cancel),
+                lambda: _gone(request),
             )
+        except ClientDisconnect:  # it left while its body was read: nothing to answer
+            state.metrics.failures.labels(name, "cancelled").inc()
+            return Response(status_code=CLIENT_CLOSED)
         except RequestError as err:
             state.metrics.failures.labels(name, err.error_type).inc()
             return Json(err.body(), status_code=err.status)
@@ -209,10 +226,17 @@ class Guard:
 
         path = scope.get("path", "")
         try:
-            if self.state.api_key and path not in OPEN_PATHS and not self._authorized(scope):
-                await self._refuse(send, sending)
+            guarded = self.state.api_key and path not in OPEN_PATHS
+            refusal = self._refusal(scope) if guarded else None
+            if refusal is not None:
+                await self._refuse(sending, *refusal)
             else:
                 await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            # The server was forced to stop (a second signal, or --timeout past the drain):
+            # what it abandons is answered 503, and the request's task ends without a trace.
+            if status[0] == 500:  # nothing sent yet
+                await self._refuse(sending, 503, STOPPING, "unavailable")
         finally:
             elapsed = time.perf_counter() - started
             known = path if path in KNOWN_PATHS else "other"
@@ -225,24 +249,34 @@ class Guard:
                     f"{status[0]} {elapsed * 1e3:.1f} ms\n"
                 )
 
-    def _authorized(self, scope) -> bool:
+    def _refusal(self, scope) -> tuple[int, str, str] | None:
+        """Why a request is refused for its token (status, message, error_type), or None.
+        Exactly one Authorization header is read: a request with two is refused rather than
+        decided by their order."""
         assert self.state.api_key is not None
-        given = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        expected = f"Bearer {self.state.api_key}"
-        return hmac.compare_digest(given.encode(), expected.encode())
-
-    async def _refuse(self, send, sending) -> None:
+        given = [v for k, v in scope.get("headers") or [] if k.lower() == b"authorization"]
+        if len(given) > 1:
+            return 400, "more than one Authorization header: send exactly one", "validation"
+        expected = f"Bearer {self.state.api_key}".encode()
+        if given and hmac.compare_digest(given[0], expected):  # constant time
+            return None
         self.state.metrics.failures.labels("auth", "unauthorized").inc()
-        body = orjson.dumps(
-            {
-                "error": "missing or wrong bearer token: send Authorization: Bearer <key> "
-                "(squeezenli serve --api-key / SQUEEZENLI_API_KEY)",
-                "error_type": "unauthorized",
-            }
-        )
-        headers = [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]
-        await sending({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return 401, UNAUTHORIZED, "unauthorized"
+
+    async def _refuse(self, sending, status: int, message: str, kind: str) -> None:
+        body = orjson.dumps({"error": message, "error_type": kind})
+        headers = [(b"content-type", b"application/json")]
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await sending({"type": "http.response.start", "status": status, "headers": headers})
+        await sending({"type": "http.response.body", "body": body})
+
+
+UNAUTHORIZED = (
+    "missing or wrong bearer token: send Authorization: Bearer <key> "
+    "(squeezenli serve --api-key / SQUEEZENLI_API_KEY)"
+)
+STOPPING = "the server was stopped before this request was answered: send it again"
 
 
 KNOWN_PATHS = (

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from squeezenli.serve.jobs import Jobs
 from squeezenli.serve.requests import DECODERS, RequestError
@@ -96,35 +96,37 @@ class Checked(BaseModel):
     error: ToolRowError | None = None
 
 
-def _argument(kind: type, optional: bool) -> Any:
-    """The Python type of an option's argument, as pydantic writes its schema."""
-    from enum import Enum
-
-    if issubclass(kind, Enum):
-        found: Any = Literal[tuple(member.value for member in kind)]  # type: ignore[misc]
-    else:
-        generic: dict[type, Any] = {list: list[str], dict: dict[str, str]}
-        found = generic.get(kind, kind)
-    return found | None if optional else found
-
-
 def _option_parameters(options: type[TaskOptions]) -> list[inspect.Parameter]:
-    """A tool's parameters for a task's options (those that name no input field)."""
+    """A tool's parameters for a task's options (those that name no input field). Their schema
+    is the option's own (what OpenAPI shows); their values are checked by the task's decoder,
+    not by pydantic, so a tool refuses what an endpoint refuses, with the same message (and
+    `true` is no number here either)."""
     found = []
     for param in params(options):
         if param.spec.names_field:
             continue
         default = None if param.default is None else param.to_wire(param.default)
-        annotation = Annotated[  # type: ignore[valid-type]
-            _argument(param.kind, param.optional or param.default is None),
-            Field(description=param.spec.help),
-        ]
+        schema = param.json_schema()
+        if param.optional or param.default is None:
+            schema = {"anyOf": [_typed(schema), {"type": "null"}], **_untyped(schema)}
+        annotation = Annotated[Any, WithJsonSchema(schema)]
         found.append(
             inspect.Parameter(
                 param.wire, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
             )
         )
     return found
+
+
+_SCHEMA_NOTES = ("description", "default")
+
+
+def _typed(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k not in _SCHEMA_NOTES}
+
+
+def _untyped(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k in _SCHEMA_NOTES}
 
 
 def _tool(

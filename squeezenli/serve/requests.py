@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-import orjson
-
 from squeezenli.errors import Fault, InputError
+from squeezenli.records.readers import loads_exact
 from squeezenli.tasks.options import (
     CheckOptions,
     PairOptions,
@@ -60,13 +59,34 @@ class Limits:
     timeout_s: float = 60.0  # --timeout: seconds a request may take, 503 past it
 
 
+def check_api_key(key: str, param: str = "api_key") -> str:
+    """A bearer token HTTP carries as it is: printable ASCII with no space at either end (a
+    client strips those, so such a key could never match). Refused before any request is
+    served or sent."""
+    if not key:
+        raise InputError(f"`{param}` is empty: give the key, or leave the option out", param)
+    bad = next((c for c in key if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise InputError(
+            f"`{param}` holds {bad!r}, which an HTTP header cannot carry as it is: "
+            "use printable ASCII (letters, digits, punctuation)",
+            param,
+        )
+    if key != key.strip(" "):
+        raise InputError(
+            f"`{param}` starts or ends with a space, which HTTP strips: no client could send it",
+            param,
+        )
+    return key
+
+
 def parse_body(raw: bytes) -> dict:
     """The JSON object a body holds."""
     if not raw.strip():
         raise RequestError(400, "the body is empty: send a JSON object", "empty")
     try:
-        found = orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
+        found = loads_exact(raw)
+    except (ValueError, RecursionError) as err:  # orjson's and json's decode errors
         raise RequestError(422, f"the body is not JSON: {err}", "validation") from None
     if not isinstance(found, dict):
         raise RequestError(422, f"the body must be a JSON object, got {kind_of(found)}")

@@ -8,12 +8,16 @@ import os
 import signal
 import socket
 import sys
-from typing import Annotated, Optional
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from squeezenli.cli.options import ModelOptions, model_options
 from squeezenli.errors import InputError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 SERVE_HINT = "pip install 'squeezenli[serve]'"
 API_KEY_ENV = "SQUEEZENLI_API_KEY"
@@ -74,7 +78,8 @@ def serve(
     """Serve pairs (TEI's POST /predict, and /score), zero-shot (/classify) and claim checks
     (/check) over HTTP, and the same as MCP tools at /mcp; GET /health, /info, /metrics,
     /openapi.json. Requests from every client are scored in shared windows. SIGTERM stops
-    accepting, answers what was accepted and exits 0.
+    accepting, answers what was accepted and exits 0; a second SIGINT or SIGTERM stops at
+    once, answers what was in flight 503 and exits 130 (143).
 
     Example: squeezenli serve --port 8080
     """
@@ -82,9 +87,11 @@ def serve(
     import uvicorn
 
     from squeezenli.serve.app import build_app
-    from squeezenli.serve.requests import Limits
+    from squeezenli.serve.requests import Limits, check_api_key
     from squeezenli.serve.service import Service
 
+    if api_key is not None:
+        check_api_key(api_key, "--api-key")
     if not _loopback(host) and not api_key:
         raise InputError(
             f"--host {host} is reachable beyond this machine: give --api-key (or "
@@ -101,7 +108,7 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=int(timeout) + 5,
     )
-    server = uvicorn.Server(config)
+    server = _server(config)
     bound = listener.getsockname()
     typer.echo(
         f"squeezenli: serving {nli.files.source} ({nli.precision}) on "
@@ -112,9 +119,39 @@ def serve(
     server.run(sockets=[listener])
     if not server.started:
         raise InputError(f"could not serve on {host}:{port}")
+    if server.forced is not None:
+        forced = signal.Signals(server.forced)
+        typer.echo(
+            f"squeezenli: forced to stop by a second {forced.name}: requests in flight "
+            "were answered 503",
+            err=True,
+        )
+        raise typer.Exit(128 + forced.value)
     if not opts.quiet:
         why = f" ({stopped[0]})" if stopped else ""
         typer.echo(f"squeezenli: stopped serving{why}", err=True)
+
+
+def _server(config: uvicorn.Config) -> Any:
+    """uvicorn's server, except that any second SIGINT or SIGTERM forces the stop (uvicorn
+    forces only on SIGINT) and that the app's lifespan still ends then, without a trace."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        forced: int | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit:  # the second signal: stop draining
+                self.forced = sig
+                self.force_exit = True
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            if self.force_exit:  # uvicorn skips it then, and the lifespan task dies loudly
+                await self.lifespan.shutdown()
+
+    return Server(config)
 
 
 def _url_host(host: str) -> str:
