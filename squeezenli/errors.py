@@ -9,6 +9,7 @@ EXIT_FAILED = 1  # some rows failed, or a runtime error
 EXIT_USAGE = 2  # bad arguments or bad input
 EXIT_MODEL = 3  # model resolution, download or build problems
 EXIT_UNDER = 4  # check --fail-under: a row's score was under the bar
+EXIT_SERVER = 5  # --server: unreachable, too slow, overloaded, or an answer not as documented
 EXIT_INTERRUPTED = 130
 
 
@@ -16,6 +17,14 @@ class SqueezenliError(Exception):
     """An error meant for the user: its message is printed as one line, without a traceback."""
 
     exit_code = EXIT_FAILED
+
+
+class ServerError(SqueezenliError):
+    """The server a client scores on (--server) could not be reached, did not answer within
+    its timeout, was overloaded or failed (429, 5xx), or answered what is not the documented
+    shape: nothing of that answer is written."""
+
+    exit_code = EXIT_SERVER
 
 
 class Fault(str, Enum):

@@ -26,8 +26,9 @@ from squeezenli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Squeeze
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 rows failed or runtime error; 2 usage or input error; "
-    "3 model or download problem; 4 check --fail-under: a row scored under it; 128 + the "
-    "signal when stopped by one (130 Ctrl-C, 143 SIGTERM)."
+    "3 model or download problem; 4 check --fail-under: a row scored under it; 5 --server: "
+    "unreachable, timed out, overloaded or a wrong answer; 128 + the signal when stopped by "
+    "one (130 Ctrl-C, 143 SIGTERM)."
 )
 
 

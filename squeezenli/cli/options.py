@@ -23,6 +23,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
+from squeezenli.serve.requests import CLIENT_TIMEOUT_S
 from squeezenli.tasks.options import TaskOptions, ZeroShotOptions
 
 
@@ -186,6 +187,16 @@ ApiKeyOpt = Annotated[
     ),
 ]
 
+ClientTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="SQUEEZENLI_TIMEOUT",
+        min=0.001,
+        help="Seconds to wait for the server (--server) to connect and to send each answer.",
+    ),
+]
+
 ErrorsOpt = Annotated[
     Optional[Path],
     typer.Option("--errors", help="Write skipped rows here as JSON lines (with --on-error skip)."),
@@ -239,6 +250,7 @@ class Backend:
     address: str | None = None
     server: str | None = None
     api_key: str | None = None
+    timeout: float = CLIENT_TIMEOUT_S
 
     @property
     def ray(self) -> bool:
@@ -249,7 +261,7 @@ class Backend:
         if self.server is not None:
             from squeezenli.serve.client import Remote
 
-            return Remote(self.server, self.api_key)
+            return Remote(self.server, self.api_key, self.timeout)
         from squeezenli.tasks.scorer import LocalScorer
 
         return LocalScorer(opts.load())
@@ -332,7 +344,11 @@ def reading_options():
 def backend_options(ray: bool = True):
     """Give a command --server and --api-key (and, with `ray`, --engine and --address); it
     receives them as `backend: Backend`, one backend asked for."""
-    added: dict[str, tuple[Any, Any]] = {"server": (ServerOpt, None), "api_key": (ApiKeyOpt, None)}
+    added: dict[str, tuple[Any, Any]] = {
+        "server": (ServerOpt, None),
+        "api_key": (ApiKeyOpt, None),
+        "timeout": (ClientTimeoutOpt, CLIENT_TIMEOUT_S),
+    }
     if ray:
         added |= {"engine": (EngineOpt, Engine.LOCAL), "address": (AddressOpt, None)}
 
@@ -340,9 +356,49 @@ def backend_options(ray: bool = True):
         backend = Backend(**given)
         if backend.server is not None and backend.ray:
             raise InputError("--server scores on a server, --engine ray on Ray: give one")
+        if backend.server is not None:  # a bad URL, key or timeout refused before any input
+            from squeezenli.serve.client import Remote
+
+            Remote(backend.server, backend.api_key, backend.timeout)
         return backend
 
     return _bundle("backend", added, build)
+
+
+MaxBodyOpt = Annotated[
+    int, typer.Option("--max-body-bytes", min=1, help="Largest request body (413 past it).")
+]
+MaxBatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-batch", min=1, help="Most pairs in a request (zero-shot: texts x labels; 413)."
+    ),
+]
+MaxConcurrentOpt = Annotated[
+    int, typer.Option("--max-concurrent", min=1, help="Requests in flight (429 past it).")
+]
+RequestTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout", min=0.001, help="Seconds a request may take (503; its work is cancelled)."
+    ),
+]
+
+
+def limits_options(body: bool = True):
+    """Give a serving command its limits (--max-batch, --max-concurrent, --timeout, and with
+    `body` --max-body-bytes), their defaults Limits' own; it receives them as `limits`."""
+    from squeezenli.serve.requests import Limits
+
+    defaults = Limits()
+    added: dict[str, tuple[Any, Any]] = {
+        "max_batch": (MaxBatchOpt, defaults.max_batch),
+        "max_concurrent": (MaxConcurrentOpt, defaults.max_concurrent),
+        "timeout_s": (RequestTimeoutOpt, defaults.timeout_s),
+    }
+    if body:
+        added["max_body_bytes"] = (MaxBodyOpt, defaults.max_body_bytes)
+    return _bundle("limits", added, Limits)
 
 
 def delivery_options(naming: bool = True):

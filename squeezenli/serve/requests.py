@@ -59,6 +59,10 @@ class Limits:
     timeout_s: float = 60.0  # --timeout: seconds a request may take, 503 past it
 
 
+# How long a client (--server, serve.client.Remote) waits to connect and for each whole answer.
+CLIENT_TIMEOUT_S = 120.0
+
+
 def check_api_key(key: str, param: str = "api_key") -> str:
     """A bearer token HTTP carries as it is: printable ASCII with no space at either end (a
     client strips those, so such a key could never match). Refused before any request is

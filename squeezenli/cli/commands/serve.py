@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from squeezenli.cli.options import ModelOptions, model_options
+from squeezenli.cli.options import ModelOptions, limits_options, model_options
 from squeezenli.errors import InputError
+from squeezenli.serve.requests import Limits
 
 if TYPE_CHECKING:
     import uvicorn
@@ -42,6 +43,7 @@ def _loopback(host: str) -> bool:
 
 
 @model_options()
+@limits_options()
 def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to bind: loopback unless told otherwise.")
@@ -57,23 +59,9 @@ def serve(
             help="Require Authorization: Bearer KEY (required when bound beyond loopback).",
         ),
     ] = None,
-    max_body_bytes: Annotated[
-        int, typer.Option("--max-body-bytes", min=1, help="Largest request body (413 past it).")
-    ] = 2 << 20,
-    max_batch: Annotated[
-        int,
-        typer.Option(
-            "--max-batch", min=1, help="Most pairs in a request (zero-shot: texts x labels; 413)."
-        ),
-    ] = 256,
-    max_concurrent: Annotated[
-        int, typer.Option("--max-concurrent", min=1, help="Requests in flight (429 past it).")
-    ] = 64,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.001, help="Seconds a request may take (503).")
-    ] = 60.0,
     *,
     opts: ModelOptions,
+    limits: Limits,
 ) -> None:
     """Serve pairs (TEI's POST /predict, and /score), zero-shot (/classify) and claim checks
     (/check) over HTTP, and the same as MCP tools at /mcp; GET /health, /info, /metrics,
@@ -87,7 +75,7 @@ def serve(
     import uvicorn
 
     from squeezenli.serve.app import build_app
-    from squeezenli.serve.requests import Limits, check_api_key
+    from squeezenli.serve.requests import check_api_key
     from squeezenli.serve.service import Service
 
     if api_key is not None:
@@ -97,7 +85,6 @@ def serve(
             f"--host {host} is reachable beyond this machine: give --api-key (or "
             f"{API_KEY_ENV}) so that only clients with the key are served"
         )
-    limits = Limits(max_body_bytes, max_batch, max_concurrent, timeout)
     listener = _bind(host, port)
     nli = opts.load()
     app = build_app(Service(nli), limits, api_key=api_key, host=host, quiet=opts.quiet)
@@ -106,7 +93,7 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(timeout) + 5,
+        timeout_graceful_shutdown=int(limits.timeout_s) + 5,
     )
     server = _server(config)
     bound = listener.getsockname()
@@ -191,7 +178,8 @@ def _after_uvicorn() -> list[str]:
 
 
 @model_options()
-def mcp(*, opts: ModelOptions) -> None:
+@limits_options(body=False)
+def mcp(*, opts: ModelOptions, limits: Limits) -> None:
     """Serve the MCP tools (score_pairs, classify_text, check_claims) over stdio, for an
     agent that starts squeezenli itself; stdout carries the protocol, stderr the rest.
 
@@ -200,11 +188,10 @@ def mcp(*, opts: ModelOptions) -> None:
     _needs_serve()
     from squeezenli.serve.jobs import Jobs
     from squeezenli.serve.mcp import mcp_server
-    from squeezenli.serve.requests import Limits
     from squeezenli.serve.service import Service
 
     nli = opts.load()
-    server = mcp_server(Service(nli), Jobs(Limits()))
+    server = mcp_server(Service(nli), Jobs(limits))
     if not opts.quiet:
         print(f"squeezenli: MCP on stdio, {nli.files.source} ({nli.precision})", file=sys.stderr)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
