@@ -197,3 +197,37 @@ def test_a_build_interrupted_after_its_weights_leaves_nothing_behind(
     np.testing.assert_array_equal(
         again.logits(PAIRS), load_model(str(tiny_model), precision="fp32").logits(PAIRS)
     )
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"label_agreement": None},
+        {"max_difference": "0.01"},
+        {"label_agreement": 7.0},
+        {"mean_difference": -1},
+        {"pairs": True},
+        {"unknown": 1},
+    ],
+)
+def test_a_stored_measurement_that_lies_is_ignored_with_a_warning(tiny_model, tmp_path, lie):
+    """A verdict file edited, cut or written by another version is measured again, never
+    trusted (a null agreement was a TypeError in `score` and `model info`)."""
+    import json
+
+    from conftest import run_cli
+
+    from squeezenli.models.build import measurement_path
+
+    tiny_model = shutil.copytree(tiny_model, tmp_path / "copy")
+    prepare_model(str(tiny_model), measure=True)
+    stored = measurement_path(resolve(str(tiny_model)), "int8", "agreement")
+    stored.write_text(json.dumps({**json.loads(stored.read_text()), **lie}))
+    for args in (["model", "info"], ["score", "A man plays.", "Music.", "--precision", "auto"]):
+        done = run_cli([*args, "-m", str(tiny_model)])
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+    assert "ignoring the stored measurement" in done.stderr
+    prepare_model(str(tiny_model), measure=True)  # measured again, over the lie
+    assert json.loads(stored.read_text()).keys() >= {"label_agreement", "max_difference"}
+    assert json.loads(stored.read_text())["label_agreement"] not in (None, 7.0)

@@ -6,7 +6,8 @@ seconds, then the run ends anyway: a supervisor's SIGTERM is never ignored.
 Outside a pass over rows (starting up, loading, building) the process stops at once: an
 exception raised there could land inside a C extension's import and surface as its
 ImportError, and nothing has been written that could tear (builds are written atomically,
-and what a killed builder leaves is removed by the next run). Within a pass, the signal is
+what this process was writing is removed before it ends, and what a killed builder leaves
+is removed by the next run). Within a pass, the signal is
 raised as Interrupted, so the pass ends with its summary and closed files, within GRACE_S
 seconds: past that (a run onnxruntime cannot terminate), the process stops at once."""
 
@@ -17,6 +18,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from squeezenli.models.atomic import remove_own_temps
 
 STOPPING = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 GRACE_S = 3.0
@@ -54,6 +57,7 @@ def _deadline(signum: int, why: str) -> threading.Timer:
 
 
 def _stop_at_once(signum: int, why: str) -> None:
+    remove_own_temps()  # a build or measurement cut short leaves nothing in the cache
     name = signal.Signals(signum).name
     os.write(2, f"squeezenli: stopped by {name}{f' ({why})' if why else ''}\n".encode())
     os._exit(128 + signum)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 # Temporary names carry the writer's process id: `.NAME.PID.RANDOM.tmp`, `.ready-PID-RANDOM`.
 _TEMP = re.compile(r"^\..*\.(\d+)\.[^.]+\.tmp$|^\.ready-(\d+)-")
+# What this process is writing now: removed by remove_own_temps when a signal stops it at
+# once (cli/signals.py), so that not even a dead writer's temporary is left for the next run.
+_writing: set[Path] = set()
 
 
 @contextlib.contextmanager
@@ -29,6 +32,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    _writing.add(tmp_path)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
@@ -37,11 +41,30 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        _writing.discard(tmp_path)
 
 
-def scratch_dir(parent: Path) -> Path:
-    """A temporary folder in parent, named so that remove_dead_temps knows its writer."""
-    return Path(tempfile.mkdtemp(prefix=f".ready-{os.getpid()}-", dir=parent))
+@contextlib.contextmanager
+def scratch_dir(parent: Path) -> Iterator[Path]:
+    """A temporary folder in parent, named so that remove_dead_temps knows its writer, and
+    removed with what is left in it when the context ends."""
+    scratch = Path(tempfile.mkdtemp(prefix=f".ready-{os.getpid()}-", dir=parent))
+    _writing.add(scratch)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        _writing.discard(scratch)
+
+
+def remove_own_temps() -> None:
+    """Remove every temporary this process is writing (the process is about to end without
+    unwinding: a signal outside a pass over rows)."""
+    for path in list(_writing):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def remove_dead_temps(folder: Path) -> None:

@@ -279,6 +279,7 @@ def ensure_runnable(files: ModelFiles, precision: str) -> Path:
     again builds it from the weights (full-size: ~2.5 s fp32, ~7.5 s more for int8)."""
     ready = ready_path(_path_of(files, precision), files.build_dir)
     if ready.exists():
+        remove_dead_temps(files.build_dir)  # a killed builder's, though nothing builds now
         return ready
     with build_lock(files.build_dir):
         # Looked for again under the lock: a process it waited for may have made the copy and
@@ -482,7 +483,6 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
     """Write the ready copy (ensure_runnable). The side file and the hash are renamed into
     place before the model that names them, so a crash leaves no model whose weights are
     missing."""
-    import shutil
 
     import onnxruntime as ort
 
@@ -491,8 +491,7 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
     verify_model(built, build_dir)
     data_name = target.name + ".data"
     try:
-        scratch = scratch_dir(build_dir)
-        try:
+        with scratch_dir(build_dir) as scratch:
             options = ort.SessionOptions()
             options.log_severity_level = 4
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -524,8 +523,6 @@ def _write_ready(built: Path, build_dir: Path, target: Path) -> None:
                     os.fsync(handle.fileno())
             for name in names:
                 os.replace(scratch / name, build_dir / name)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
     except OSError as err:
         raise ModelError(
             f"cannot write the optimized model: {describe_os_error(err, build_dir)}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -176,20 +176,45 @@ def _speed_path(files: ModelFiles) -> Path:
 
 
 def _read(path: Path, kind=Agreement):
-    """A stored measurement; one that is damaged (not an object of the right fields, as
-    a cache file edited or cut short may be) is not there, and is measured again."""
+    """A stored measurement; one that is damaged or lies (not an object of the right fields,
+    a figure missing, not a number or out of its range, as a cache file edited, cut short or
+    written by another version may be) is not there: a warning says so, and the next
+    measurement replaces it."""
     try:
         data = orjson.loads(path.read_bytes())
-        if not isinstance(data, dict):
-            return None
-        derived = {"passes", "pays", "speedup"}
-        found = kind(**{k: v for k, v in data.items() if k not in derived})
-        numbers = [v for k, v in asdict(found).items() if k != "cpu"]
-        if not all(v is None or (type(v) in (int, float)) for v in numbers):
-            return None
-        return found
-    except (OSError, orjson.JSONDecodeError, TypeError):
+    except FileNotFoundError:
         return None
+    except (OSError, orjson.JSONDecodeError) as err:
+        return _ignored(path, f"unreadable ({err})")
+    if not isinstance(data, dict):
+        return _ignored(path, "not a JSON object")
+    derived = {"passes", "pays", "speedup"}
+    try:
+        found = kind(**{k: v for k, v in data.items() if k not in derived})
+    except TypeError:
+        return _ignored(path, "not the fields of a measurement")
+    for item in fields(kind):
+        value = getattr(found, item.name)
+        if item.name == "cpu":
+            if not isinstance(value, str):
+                return _ignored(path, "`cpu` is not a name")
+        elif value is None and item.default is None:
+            continue  # a figure older versions did not take
+        elif type(value) not in (int, float) or not 0 <= value < float("inf"):
+            return _ignored(path, f"`{item.name}` is not a number of at least 0")
+        elif item.name == "label_agreement" and value > 1:
+            return _ignored(path, "`label_agreement` is over 1")
+    return found
+
+
+def _ignored(path: Path, why: str) -> None:
+    log.warning(
+        "ignoring the stored measurement %s: %s (taken again when int8 is next measured: "
+        "squeezenli model download)",
+        path,
+        why,
+    )
+    return None
 
 
 def measure(files: ModelFiles, tokenizer: PairTokenizer) -> tuple[Agreement, Speed, bool]:
