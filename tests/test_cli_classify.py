@@ -177,7 +177,8 @@ def test_thresholds_top_k_and_abstaining_decide_from_the_scores(tiny_nli_model, 
         tiny_nli_model, *flags, "--threshold", str(cut), "--top-k", "2", "--none-label", "other"
     )
     for before, after in zip(plain, decided):
-        chosen = [n for n, v in zip(before["labels"], before["scores"]) if v >= cut]
+        shown = zip(before["labels"][:2], before["scores"][:2])  # selected among those shown
+        chosen = [n for n, v in shown if v >= cut]
         chosen = chosen if multi else chosen[:1]
         assert after["selected"] == (chosen or ["other"])
         assert after["labels"] == before["labels"][:2]
@@ -185,6 +186,17 @@ def test_thresholds_top_k_and_abstaining_decide_from_the_scores(tiny_nli_model, 
     assert any(row["selected"] == ["other"] for row in decided)
     assert any(row["selected"] != ["other"] for row in decided)
     assert "selected" not in plain[0]
+
+
+def test_top_k_bounds_what_a_threshold_selects():
+    """Every label passes a threshold of 0 in multi-label; with --top-k 2 the two shown are
+    selected, never a label the row does not show (it selected all four)."""
+    from squeezenli.tasks.results import ZeroShot
+    from squeezenli.tasks.zeroshot import Decision
+
+    four = ZeroShot("text", ["a", "b", "c", "d"], [0.9, 0.8, 0.7, 0.6])
+    decided = Decision(threshold=0.0, top_k=2).apply(four, multi_label=True)
+    assert decided.labels == ["a", "b"] and decided.selected == ["a", "b"]
 
 
 def test_a_none_label_without_a_threshold_is_refused_before_loading(tmp_path):

@@ -282,6 +282,45 @@ def test_a_tokenizer_panic_is_that_rows_error(tiny_nli_model, tmp_path):
     assert len(failed.stdout.splitlines()) == 1  # the row before it, then the stop
 
 
+def _dropping_tokenizer(folder: Path, pattern: str) -> None:
+    """tokenizer.json whose pre-tokenizer removes what `pattern` matches before WordPiece."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from squeezenli.runtime.tokenizer import _read_options, _wordpiece
+
+    options = _read_options(folder / "tokenizer_config.json")
+    tokenizer, _ = _wordpiece(folder / "vocab.txt", options)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(pattern), "removed"), pre_tokenizers.BertPreTokenizer()]
+    )
+    tokenizer.save(str(folder / "tokenizer.json"))
+
+
+def test_a_tokenizer_that_drops_every_text_is_refused(tiny_nli_model, tmp_path):
+    """A pre-tokenizer that removes everything made every pair [CLS] [SEP] [SEP]: the same
+    scores for any two texts, silently."""
+    folder = _model(tiny_nli_model, tmp_path)
+    _dropping_tokenizer(folder, ".")
+    line = one_error(squeezenli(*PAIR, "--model", str(folder), "--precision", "fp32"), 3)
+    assert "tokenizer.json: the tokenizer gives no token for 'a' or 'b'" in line
+
+
+def test_a_text_the_tokenizer_drops_whole_is_that_rows_error(tiny_nli_model, tmp_path):
+    folder = _model(tiny_nli_model, tmp_path)
+    _dropping_tokenizer(folder, "[xyz]")  # removes x, y and z only
+    rows = tmp_path / "rows.jsonl"
+    texts = [PAIR, ("xyz zyx", "A man."), ("A man.", "zz")]
+    rows.write_text("".join(json.dumps({"premise": p, "hypothesis": h}) + "\n" for p, h in texts))
+    args = ("batch", str(rows), "--model", str(folder), "--precision", "fp32", "--on-error")
+    done = squeezenli(*args, "skip")
+    assert done.returncode == 1, done.stderr
+    assert len(done.stdout.splitlines()) == 1
+    assert "rows.jsonl:2: the tokenizer gives no token for the first text of the pair" in (
+        done.stderr
+    )
+    assert "rows.jsonl:3: the tokenizer gives no token for the second text" in done.stderr
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8", "auto"])
 def test_an_export_that_is_no_classifier_is_named_and_never_quantized(
     tiny_model, tmp_path, precision

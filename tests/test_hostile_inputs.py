@@ -129,9 +129,7 @@ def test_weights_swapped_while_waiting_for_the_build_lock_are_not_filed_under_th
     np.testing.assert_allclose(again, expected_first, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize(
-    "encoding", ["utf-16", "utf-16-le", "utf-32", "cp037", "undefined", "punycode"]
-)
+@pytest.mark.parametrize("encoding", ["cp037", "undefined", "punycode"])  # UTF-16/32 are read
 def test_an_encoding_that_does_not_keep_ascii_is_refused_up_front(tiny_nli_model, pairs, encoding):
     done = _run(["batch", str(pairs), "-m", str(tiny_nli_model), "--encoding", encoding])
     line = one_error(done, 2)

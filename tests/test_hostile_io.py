@@ -57,6 +57,24 @@ def test_a_full_stdout_is_named_once(tiny_nli_model, args):
         assert len(lines) == 1
 
 
+@pytest.mark.parametrize("quiet, code", [((), 1), (("-q",), 0)])
+def test_a_full_stderr_loses_only_words_and_says_so_by_its_exit_code(tiny_nli_model, quiet, code):
+    """2>/dev/full: every result reaches stdout; the summary could not be written, so the
+    run is not all done (exit 1, documented), unless -q asked for no summary (exit 0)."""
+    alone = _run(tiny_nli_model, "batch", "-q", input=ROW.encode() * 3)
+    with open("/dev/full", "wb") as full:
+        done = _run(
+            tiny_nli_model,
+            "batch",
+            *quiet,
+            input=ROW.encode() * 3,
+            stdout=subprocess.PIPE,
+            stderr=full,
+        )
+    assert done.returncode == code
+    assert done.stdout == alone.stdout and len(done.stdout.splitlines()) == 3
+
+
 def test_the_summary_of_a_run_a_bad_row_stopped_comes_after_its_error(tiny_nli_model):
     done = _run(tiny_nli_model, "batch", input=(ROW * 3 + '{"premise": "x"}\n').encode())
     assert done.returncode == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from squeezenli.cli.app import app
@@ -181,3 +182,55 @@ def test_integers_of_any_width_pass_through_unchanged(tiny_nli_model):
     assert result.exit_code == 0, result.output
     assert f'"id":{big}' in result.stdout
     assert json.loads(result.stdout)["id"] == big
+
+
+UNICODE_ROWS = [
+    {"premise": "Un café à Paris.", "hypothesis": "Music ☕."},
+    {"premise": "b", "hypothesis": "c"},
+]
+
+
+def _wide(text: str, encoding: str) -> bytes:
+    """text in a wide encoding with its byte-order mark, as Excel's "Unicode text" writes."""
+    marks = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-32-le": b"\xff\xfe\0\0"}
+    return marks[encoding] + text.encode(encoding)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "tsv"])
+def test_utf16_and_utf32_with_a_mark_are_read_and_written_as_utf8(
+    tiny_nli_model, tmp_path, encoding, fmt
+):
+    if fmt == "jsonl":
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in UNICODE_ROWS)
+    else:
+        sep = "," if fmt == "csv" else "\t"
+        lines = [
+            "premise" + sep + "hypothesis",
+            *(r["premise"] + sep + r["hypothesis"] for r in UNICODE_ROWS),
+        ]
+        text = "\r\n".join(lines) + "\r\n"
+    plain, wide = tmp_path / f"plain.{fmt}", tmp_path / f"wide.{fmt}"
+    plain.write_text(text, encoding="utf-8")
+    wide.write_bytes(_wide(text, encoding))
+    expected = _batch(tiny_nli_model, str(plain))
+    found = _batch(tiny_nli_model, str(wide))
+    assert found.exit_code == 0, found.output
+    assert found.stdout == expected.stdout and "café" in found.stdout
+    piped = _batch(tiny_nli_model, "--format", fmt, input=_wide(text, encoding))
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == expected.stdout
+
+
+def test_utf16_named_without_a_mark_and_a_cut_one(tiny_nli_model, tmp_path):
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in UNICODE_ROWS)
+    named = tmp_path / "named.jsonl"
+    named.write_bytes(text.encode("utf-16-le"))
+    found = _batch(tiny_nli_model, str(named), "--encoding", "utf-16-le")
+    assert found.exit_code == 0, found.output
+    assert [r["premise"] for r in _rows(found)] == [r["premise"] for r in UNICODE_ROWS]
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(_wide(text, "utf-16-le")[:-1])  # half of the last character
+    refused = _batch(tiny_nli_model, str(cut))
+    assert refused.exit_code == 2
+    assert f"{cut}: not valid utf-16 (found by its byte-order mark)" in refused.stderr

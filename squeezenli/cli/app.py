@@ -8,6 +8,7 @@ download problem; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM)
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import os
@@ -194,13 +195,14 @@ def main() -> None:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     # Leave without the interpreter's shutdown: the input reader thread may be blocked
     # reading stdin (a run stopped early), and finalizing that stream would abort.
-    for stream in (sys.stdout, sys.stderr):
+    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
         try:
             stream.flush()
         except (BrokenPipeError, ValueError):
             pass
-        except OSError as err:
-            os.write(2, f"squeezenli: error: cannot write to stdout: {err.strerror}\n".encode())
+        except OSError as err:  # a full disk: what was asked for was not all delivered
+            with contextlib.suppress(OSError):  # stderr itself may be what is full
+                os.write(2, f"squeezenli: error: cannot write to {name}: {err.strerror}\n".encode())
             code = code or EXIT_FAILED
     os._exit(code)
 

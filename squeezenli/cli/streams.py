@@ -148,11 +148,15 @@ class Inputs:
 
 
 # Lines are split on the byte 0x0A before they are decoded: an encoding must write these
-# characters as ASCII does (UTF-16/32 and EBCDIC do not).
+# characters as ASCII does (EBCDIC does not), or be UTF-16/32, which are decoded first.
 _ASCII_PROBE = 'a,\t"\r\n{}:'
 
 
 def _check_encoding(encoding: str) -> None:
+    from squeezenli.records.readers import is_wide
+
+    if is_wide(encoding):  # decoded as it is read, then split (readers.as_utf8)
+        return
     try:
         probe = _ASCII_PROBE.encode(encoding)
     except LookupError:

@@ -7,10 +7,12 @@ row that cannot be used is described by a RowError (where, which field, what).
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import orjson
@@ -206,12 +208,118 @@ def detect_format(source: str, given: str | None) -> str:
     return "jsonl"
 
 
+# Byte-order marks of the encodings whose newline is not the byte 0x0A (UTF-32 first: its
+# little-endian mark begins with UTF-16's).
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def is_wide(encoding: str) -> bool:
+    """UTF-16 or UTF-32, in any spelling Python knows: decoded before lines are split."""
+    try:
+        return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False
+
+
+def as_utf8(stream: IO[bytes], source: str, encoding: str) -> tuple[IO[bytes], str]:
+    """The stream as the readers take it, and its encoding now: a UTF-16 or UTF-32 input
+    (named by `encoding`, or found by its byte-order mark where UTF-8 was assumed, as Excel's
+    "Unicode text" is) decoded as it is read and handed on as UTF-8, whose lines end in one
+    newline byte; any other stream as it is."""
+    wide = is_wide(encoding)
+    if not wide and not _is_utf8(encoding):
+        return stream, encoding
+    peek = getattr(stream, "peek", None)
+    if peek is not None:  # files and stdin: looked at, not consumed
+        head, whole = peek(4)[:4], stream
+    else:
+        head = b""
+        while len(head) < 4 and (more := stream.read(4 - len(head))):
+            head += more
+        whole = io.BufferedReader(_Prefixed(head, stream))  # type: ignore[arg-type]
+    found = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if not wide and found is None:
+        return whole, encoding
+    named = encoding if wide else found
+    assert named is not None
+    transcoded = _Transcoded(whole, named, source, found is not None)
+    return io.BufferedReader(transcoded), "utf-8"  # type: ignore[arg-type]
+
+
+def _some(stream: IO[bytes], size: int) -> bytes:
+    """What the stream has, up to size, without waiting for more (a live pipe's rows are
+    read as they come)."""
+    read1 = getattr(stream, "read1", None)
+    return read1(size) if read1 is not None else stream.read(size)
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a stream, then the rest of it."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count], self._head = self._head[:count], self._head[count:]
+            return count
+        data = _some(self._rest, len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Transcoded(io.RawIOBase):
+    """A UTF-16/32 stream's text as UTF-8 bytes, decoded a bounded piece at a time; bytes
+    that are not valid in it end the input with an InputError naming where."""
+
+    def __init__(self, stream: IO[bytes], encoding: str, source: str, by_mark: bool) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+        self._encoding, self._source, self._by_mark = encoding, source, by_mark
+        self._pending = b""
+        self._read = 0  # bytes of the input decoded so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            data = _some(self._stream, 1 << 16)
+            try:
+                text = self._decoder.decode(data, final=not data)
+            except UnicodeDecodeError as err:
+                how = " (found by its byte-order mark)" if self._by_mark else ""
+                raise InputError(
+                    f"{self._source}: not valid {self._encoding}{how} near byte "
+                    f"{self._read + err.start + 1}: {err.reason}; pass the file's encoding "
+                    "as `encoding`"
+                ) from None
+            self._read += len(data)
+            self._pending = text.encode("utf-8")
+            if not data:
+                break
+        count = min(len(buffer), len(self._pending))
+        buffer[:count], self._pending = self._pending[:count], self._pending[count:]
+        return count
+
+
 def read_records(
     stream: IO[bytes], source: str, fmt: str, options: ReadOptions | None = None
 ) -> Iterator[Record]:
     """The records of one input; a read that fails (EIO, a vanished mount) is an InputError
     naming the input."""
     options = options or ReadOptions()
+    stream, encoding = as_utf8(stream, source, options.encoding)
+    options = replace(options, encoding=encoding)
     if fmt == "jsonl":
         records = read_jsonl(stream, source, options.encoding)
     elif fmt == "tsv":

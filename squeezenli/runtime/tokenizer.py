@@ -85,6 +85,12 @@ def _pair_template(tokenizer) -> _Template:
         seen += 1
         if not items or items[-1] != side:
             items.append(side)
+    found = {token for token, _ in items}
+    if None not in found or -1 not in found:
+        raise ModelError(
+            "the tokenizer gives no token for 'a' or 'b': its normalizer or pre-tokenizer "
+            "drops text, so the model would read nothing of a pair"
+        )
     return _Template(tuple(items))
 
 
@@ -131,7 +137,12 @@ class PairTokenizer:
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
-        self._template = _pair_template(tokenizer)
+        try:
+            self._template = _pair_template(tokenizer)
+        except BaseException as err:  # a crafted tokenizer.json: an error or a Rust panic
+            if isinstance(err, (KeyboardInterrupt, SystemExit, ModelError)):
+                raise
+            raise ModelError(f"the tokenizer fails on the pair ('a', 'b'): {err}") from None
         self._top_id = top_id
         self.max_length = max_length
 
@@ -152,12 +163,14 @@ class PairTokenizer:
                 tokenizer = Tokenizer.from_file(str(tokenizer_json))
             except Exception as err:  # the Rust side raises a bare Exception
                 raise ModelError(f"{tokenizer_json}: cannot load tokenizer: {err}") from None
-        elif vocab is not None:
-            tokenizer, top_id = _wordpiece(vocab, options)
-            return cls(tokenizer, max_length, top_id)
-        else:
+            try:
+                return cls(tokenizer, max_length)
+            except ModelError as err:
+                raise ModelError(f"{tokenizer_json}: {err}") from None
+        if vocab is None:
             raise ModelError("no tokenizer.json or vocab.txt")
-        return cls(tokenizer, max_length)
+        tokenizer, top_id = _wordpiece(vocab, options)
+        return cls(tokenizer, max_length, top_id)
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> list[PairIds | str]:
         """Ids and type ids for each pair, in order (module docstring); for a pair the
@@ -175,6 +188,12 @@ class PairTokenizer:
         for i, text in enumerate(texts):
             if sides[i] is None:
                 sides[i] = self._encode_long(text, budget + 1)
+        for i, side in enumerate(sides):
+            if not isinstance(side, str) and side[1] == 0 and texts[i].strip():
+                sides[i] = (
+                    f"the tokenizer gives no token for the {('first', 'second')[i % 2]} text of "
+                    "the pair: the model would read nothing of it"
+                )
         encoded: list[PairIds | str] = []
         for at, (first, second) in enumerate(zip(sides[::2], sides[1::2])):
             if isinstance(first, str) or isinstance(second, str):

@@ -31,9 +31,9 @@ class Decision:
     """The step after the scores. threshold: multi-label, every label scoring at least it
     is selected; single-label, the top label is, if it scores at least it (else none is:
     abstaining). none_label: what an abstention selects (else nothing). top_k: keep only the
-    K best labels and scores in the result (after selecting). Scores are comparable to a
-    threshold as the docs say: single-label ones share 1 across the labels, multi-label
-    ones are each label's entailment against contradiction. Checked as ZeroShotOptions
+    K best labels and scores in the result, and select among those (at most K). Scores are
+    comparable to a threshold as the docs say: single-label ones share 1 across the labels,
+    multi-label ones are each label's entailment against contradiction. Checked as ZeroShotOptions
     checks them."""
 
     threshold: float | None = None
@@ -48,16 +48,15 @@ class Decision:
         return cls(options.threshold, options.top_k, options.none_label)
 
     def apply(self, result: ZeroShot, multi_label: bool) -> ZeroShot:
+        k = self.top_k or len(result.labels)
+        labels, scores = result.labels[:k], result.scores[:k]
         selected = None
-        if self.threshold is not None:
-            chosen = [n for n, v in zip(result.labels, result.scores) if v >= self.threshold]
+        if self.threshold is not None:  # among the labels shown: never one the row lacks
+            chosen = [n for n, v in zip(labels, scores) if v >= self.threshold]
             selected = chosen if multi_label else chosen[:1]
             if not selected and self.none_label is not None:
                 selected = [self.none_label]
-        k = self.top_k or len(result.labels)
-        return replace(
-            result, labels=result.labels[:k], scores=result.scores[:k], selected=selected
-        )
+        return replace(result, labels=labels, scores=scores, selected=selected)
 
 
 def hypotheses(
