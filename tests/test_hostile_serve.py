@@ -251,3 +251,25 @@ def test_an_mcp_call_past_the_timeout_stops_its_work(tiny_nli_model):
     _until(lambda: jobs.in_flight == 0, "the slot is free")
     time.sleep(0.5)  # were it still running, more windows would be scored meanwhile
     assert sum(scored) < len(HEAVY)
+
+
+def test_malformed_http_is_one_line_each_and_the_server_serves_on(tiny_nli_model):
+    running = Server(tiny_nli_model)
+    malformed = [
+        b"GARBAGE\r\n\r\n",
+        b"POST /score HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"POST /score HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello",
+        b"GET /\xff\xfe HTTP/1.1\r\nhost: x\r\n\r\n",
+    ]
+    try:
+        for request in malformed:
+            with socket.create_connection(("127.0.0.1", running.port)) as client:
+                client.settimeout(30)
+                client.sendall(request)
+                assert client.recv(100).startswith(b"HTTP/1.1 400 ")
+        assert running.post("/score", {"pairs": [HEAVY[0]]}).status_code == 200
+    finally:
+        assert running.stop() == 0
+    said = "".join(running.lines)
+    assert said.count("squeezenli: uvicorn: Invalid HTTP request received.") == len(malformed)
+    assert "Traceback" not in said and "WARNING" not in said, said

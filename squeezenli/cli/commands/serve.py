@@ -91,6 +91,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=UVICORN_LOGGING,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=int(limits.timeout_s) + 5,
@@ -139,6 +140,23 @@ def _server(config: uvicorn.Config) -> Any:
                 await self.lifespan.shutdown()
 
     return Server(config)
+
+
+# uvicorn's own lines (a malformed request: "Invalid HTTP request received.") in squeezenli's
+# manner, one line each; the access log is the app's (serve/app.py's Guard).
+UVICORN_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "squeezenli: uvicorn: %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {"uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False}},
+}
 
 
 def _url_host(host: str) -> str:
