@@ -76,6 +76,7 @@ class Output(Choice):
     TSV = "tsv"
     TABLE = "table"  # for a terminal
     PARQUET = "parquet"  # files Ray writes
+    HTML = "html"  # a page a person opens (check's report)
 
 
 class Engine(Choice):

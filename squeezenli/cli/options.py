@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional, TypeVar, overload
 
 import typer
 
-from squeezenli.choices import Choice, Engine, OnError, Precision
+from squeezenli.choices import Choice, Engine, OnError, Output, Precision
 from squeezenli.defaults import (
     MAX_BATCH_SIZE,
     MAX_BATCH_TOKENS,
@@ -494,6 +494,24 @@ def on_error_mode(on_error: OnError | None, errors: Path | None) -> OnError:
 
 
 C = TypeVar("C", bound=Choice)
+
+
+def output_option(choices: tuple[Output, ...], help: str) -> Any:
+    """A command's --output/-o, its --help listing exactly the outputs that command writes
+    (the Output enum holds every command's): an enum of those alone; the command reads its
+    value with `chosen_output`."""
+    from enum import Enum
+
+    offered = Enum("Offered", {c.name: c.value for c in choices}, type=str)  # type: ignore[misc]
+    return Annotated[
+        offered,  # type: ignore[valid-type]
+        typer.Option("--output", "-o", case_sensitive=False, help=help),
+    ]
+
+
+def chosen_output(value: Any) -> Output:
+    """An output_option's value as the Output it names."""
+    return Output(getattr(value, "value", value))
 
 
 def allowed(option: str, value: C, choices: tuple[C, ...], why: str) -> C:

@@ -314,3 +314,40 @@ def zero_shot_evaluation_tables(report: dict) -> None:
                 str(figures["counts"]["unlabelled"]),
             )
         console.print(groups)
+
+
+EVIDENCE_CHARS = 120  # a table cites this much of the evidence at most (the row has it all)
+VERDICT_STYLES = {"supported": "green", "contradicted": "red", "not_supported": "yellow"}
+
+
+def check_table(rows: list) -> None:
+    """Checked rows for people: each claim, its verdict (coloured), its entailment
+    probability and its evidence, cut to the terminal's width."""
+    from rich.markup import escape
+
+    table = Table()
+    table.add_column("row", overflow="fold", max_width=16)
+    table.add_column("claim", overflow="fold", ratio=1, min_width=16)
+    table.add_column("verdict", no_wrap=True, min_width=13)
+    table.add_column("P(entail)", justify="right", no_wrap=True, min_width=9)
+    table.add_column("evidence", overflow="fold", ratio=1, min_width=10)
+    for where, fields in rows:
+        where = where.rsplit("/", 1)[-1]  # the file's name and line
+        claims = fields.get("claims") or []
+        if not claims:
+            table.add_row(escape(where), "(no claims)", "", "", "", end_section=True)
+        for index, claim in enumerate(claims):
+            verdict = str(claim.get("verdict"))
+            evidence = claim.get("evidence") or {}
+            entail = (claim.get("scores") or {}).get("entailment")
+            cited = " ".join(f"[{evidence.get('source', '')}] {evidence.get('text', '')}".split())
+            cited = cited if len(cited) <= EVIDENCE_CHARS else cited[: EVIDENCE_CHARS - 1] + "…"
+            table.add_row(
+                escape(where) if index == 0 else "",
+                escape(str(claim.get("text", ""))),
+                f"[{VERDICT_STYLES.get(verdict, 'default')}]{escape(verdict)}[/]",
+                "" if entail is None else f"{entail:.3f}",
+                escape(cited),
+                end_section=index == len(claims) - 1,
+            )
+    _console().print(table)

@@ -21,9 +21,11 @@ from squeezenli.cli.options import (
     allowed,
     backend_options,
     check_choice,
+    chosen_output,
     delivery_options,
     fitted_threshold,
     model_options,
+    output_option,
     reading_options,
     task_options,
 )
@@ -45,15 +47,10 @@ TABLE_ROWS = 32
 def batch(
     files: FilesArg = None,
     fmt: FormatOpt = None,
-    output: Annotated[
-        Output,
-        typer.Option(
-            "--output",
-            "-o",
-            case_sensitive=False,
-            help="jsonl, csv, tsv or table (parquet: files, with --engine ray --output-path).",
-        ),
-    ] = Output.JSONL,
+    output: output_option(  # type: ignore[valid-type]
+        (*OUTPUTS, Output.PARQUET),
+        "jsonl, csv, tsv or table (parquet: files, with --engine ray --output-path).",
+    ) = Output.JSONL,
     output_path: Annotated[
         Optional[Path],
         typer.Option(
@@ -76,6 +73,7 @@ def batch(
     Example: cat pairs.jsonl | squeezenli batch > scored.jsonl
     """
     fmt = check_choice("--format", fmt, (*FORMATS, "parquet") if backend.ray else FORMATS)
+    output = chosen_output(output)
     if output_path is None:
         allowed("--output", output, OUTPUTS, "writes files: give --engine ray --output-path DIR")
     if threshold_from is not None and (pairs.threshold is not None or backend.ray):

@@ -18,12 +18,13 @@ from squeezenli.cli.options import (
     FormatOpt,
     ModelOptions,
     ThresholdFromOpt,
-    allowed,
     backend_options,
     check_choice,
+    chosen_output,
     delivery_options,
     fitted_threshold,
     model_options,
+    output_option,
     reading_options,
     task_options,
 )
@@ -31,7 +32,8 @@ from squeezenli.errors import EXIT_FAILED, EXIT_UNDER, InputError
 from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailure
 from squeezenli.tasks.options import CheckOptions
 
-OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV)
+OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV, Output.TABLE, Output.HTML)
+TABLE_ROWS = 32  # rows a table prints at once, each part with its header
 
 
 @model_options()
@@ -42,9 +44,11 @@ OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV)
 def check(
     files: FilesArg = None,
     fmt: FormatOpt = None,
-    output: Annotated[
-        Output, typer.Option("--output", "-o", case_sensitive=False, help="jsonl, csv or tsv.")
-    ] = Output.JSONL,
+    output: output_option(  # type: ignore[valid-type]
+        OUTPUTS,
+        "jsonl, csv or tsv; table (a terminal's); html (a page to open: each claim coloured by "
+        "its verdict, its evidence highlighted in its passage; -o html > report.html).",
+    ) = Output.JSONL,
     fail_under: Annotated[
         Optional[float],
         typer.Option(
@@ -71,17 +75,17 @@ def check(
     Example: squeezenli check answers.jsonl --source-field document --text-field answer
     """
     from squeezenli.cli.rowrun import RowRun
-    from squeezenli.cli.streams import ErrorLog, Inputs, rows, write_json_line
+    from squeezenli.cli.streams import ErrorLog, Inputs, rows
     from squeezenli.tasks.rows import ResultFields
 
     fmt = check_choice("--format", fmt, FORMATS)
-    allowed("--output", output, OUTPUTS, "is not written by check")
+    output = chosen_output(output)
     shape = ResultFields(check.result_names(), delivery.prefix, delivery.output_fields)
     inputs = Inputs(files, fmt, reading)
     error_log = ErrorLog(delivery.errors, inputs)
     scorer = backend.scorer(opts)
     check = _support_from(check, threshold_from, scorer)
-    writer = None if output is Output.JSONL else _delimited(output, inputs, shape)
+    sink = _Sink(output, inputs, shape, check, fail_under, scorer)
     run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
     under = 0
     try:
@@ -89,14 +93,9 @@ def check(
             for outcome in run.outcomes(run_check):
                 under += fail_under is not None and outcome.output.score < fail_under
                 with run.writing(outcome):
-                    row = shape.row(outcome.record, outcome.output.fields())
-                    if writer is None:
-                        write_json_line(row)
-                    else:
-                        _write_delimited(writer, row, outcome.record)
+                    sink.write(outcome.record, outcome.output.fields())
     finally:
-        if writer is not None:
-            writer.close()
+        sink.close()
     if fail_under is not None and not opts.quiet:
         typer.echo(
             f"squeezenli: {under} of {rows(run.done)} under --fail-under {fail_under}", err=True
@@ -113,6 +112,70 @@ def _support_from(check: CheckOptions, threshold_from: Path | None, scorer) -> C
     if check.support != CheckOptions().support:
         raise InputError("give --support or --threshold-from, not both")
     return replace(check, support=fitted_threshold(threshold_from, scorer))
+
+
+class _Sink:
+    """Where checked rows go: JSON lines, CSV/TSV under one header, a table every TABLE_ROWS
+    rows (so `| head` answers at once), or the HTML report (reports/check.py), streamed."""
+
+    def __init__(self, output: Output, inputs, shape, check: CheckOptions, fail_under, scorer):
+        self.output, self.shape, self.check = output, shape, check
+        self.writer = (
+            _delimited(output, inputs, shape) if output in (Output.CSV, Output.TSV) else None
+        )
+        self.table: list[tuple[str, dict]] = []
+        self.report = None
+        if output is Output.HTML:
+            from squeezenli.reports.check import CheckReport
+
+            self.report = CheckReport(sys.stdout, _subtitle(scorer, check), fail_under)
+
+    def write(self, record, fields: dict) -> None:
+        from squeezenli.cli.signals import whole_line
+        from squeezenli.cli.streams import write_json_line
+
+        if self.output is Output.JSONL:
+            write_json_line(self.shape.row(record, fields))
+        elif self.writer is not None:
+            _write_delimited(self.writer, self.shape.row(record, fields), record)
+        elif self.report is not None:
+            from squeezenli.tasks.passages import read_passages
+
+            passages, _ = read_passages(record, self.check.source_field)
+            given = self.check.claims_field is not None
+            text = None if given else (record.data or {}).get(self.check.text_field)
+            with whole_line():
+                self.report.add(record.where, text, [(p.key, p.text) for p in passages], fields)
+        else:
+            self.table.append((record.where, fields))
+            if len(self.table) == TABLE_ROWS:
+                self._print_table()
+
+    def _print_table(self) -> None:
+        from squeezenli.cli.render import check_table
+
+        check_table(self.table)
+        self.table = []
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.table:
+            self._print_table()
+        if self.report is not None:
+            self.report.close()
+            sys.stdout.flush()
+
+
+def _subtitle(scorer, check: CheckOptions) -> str:
+    """What the report says it was made with: the model, its precision, the options."""
+    from squeezenli import __version__
+
+    identity = scorer.identity()
+    return (
+        f"{identity.model} ({identity.precision}), support {check.support:g}, contradict "
+        f"{check.contradict:g}, evidence {check.evidence}; squeezenli {__version__}"
+    )
 
 
 def _delimited(output: Output, inputs, shape):
