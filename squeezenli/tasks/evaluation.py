@@ -531,3 +531,46 @@ def classified_rows(records: Iterable[Record]) -> Iterator[Result[ZeroShot]]:
             None if selected is None else [str(n) for n in selected],
         )
         yield Result(record, output)
+
+
+RELIABILITY_BINS = 10
+CURVE_POINTS = 400  # a ROC curve drawn from at most about this many points (its shape kept)
+
+
+def curves(report: Report) -> dict:
+    """What the report's charts draw, for entailment against the rest by P(entailment):
+    the ROC curve (every distinct score a threshold), the best threshold's point on it, and
+    the reliability of the probabilities (pairs binned by P(entailment): their mean and the
+    share of them that were entailment)."""
+    scores = np.array(report.entailment, np.float64)
+    positive = np.array([gold == "entailment" for gold, _ in report.pairs], bool)
+    found: dict = {"pairs": len(scores)}
+    if positive.any() and (~positive).any():
+        order = np.argsort(-scores, kind="mergesort")
+        ranked, hits = scores[order], positive[order]
+        last = np.r_[np.nonzero(np.diff(ranked))[0], len(ranked) - 1]  # each distinct score
+        tpr = np.r_[0.0, np.cumsum(hits)[last] / hits.sum()]
+        fpr = np.r_[0.0, np.cumsum(~hits)[last] / (~hits).sum()]
+        keep = np.unique(np.r_[np.linspace(0, len(tpr) - 1, CURVE_POINTS).round(), len(tpr) - 1])
+        _, threshold = best_threshold(scores, positive)
+        said = scores >= threshold
+        found["roc"] = {
+            "fpr": fpr[keep.astype(int)].tolist(),
+            "tpr": tpr[keep.astype(int)].tolist(),
+            "auc": roc_auc(scores, positive),
+            "threshold": threshold,
+            "at": [float(said[~positive].mean()), float(said[positive].mean())],
+        }
+    edges = np.linspace(0.0, 1.0, RELIABILITY_BINS + 1)
+    bins = np.clip(np.digitize(scores, edges[1:-1]), 0, RELIABILITY_BINS - 1)
+    found["reliability"] = [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "pairs": int((bins == b).sum()),
+            "mean": float(scores[bins == b].mean()) if (bins == b).any() else None,
+            "entailment": float(positive[bins == b].mean()) if (bins == b).any() else None,
+        }
+        for b in range(RELIABILITY_BINS)
+    ]
+    return found

@@ -3,6 +3,7 @@ pairs."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -72,6 +73,15 @@ def evaluate(
             "and precision it holds for, to this file (for check and batch --threshold-from).",
         ),
     ] = None,
+    report_path: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--report",
+            help="Also write a self-contained HTML page here: the figures, the confusion "
+            "matrix as a heatmap, the ROC curve with the best threshold marked, a reliability "
+            "diagram, and each --by group.",
+        ),
+    ] = None,
     classified: Annotated[
         bool,
         typer.Option(
@@ -108,12 +118,19 @@ def evaluate(
     zero_shot_run = bool(labels) or hypotheses_file is not None or classified
     if zero_shot_run and save_threshold is not None:
         raise InputError("--save-threshold fits a threshold on labelled pairs, not zero-shot")
+    if report_path is not None and inputs.includes(report_path):
+        raise InputError(
+            f"--report {report_path} is one of the input files: it would be overwritten"
+        )
+    charts = None
     if zero_shot_run:
         zero_shot = with_candidates(zero_shot, labels, hypotheses_file)
         result = _evaluate_zero_shot(zero_shot, inputs, classified, gold, outputs, opts)
     else:
-        result = _evaluate_pairs(pairs, inputs, gold, outputs, opts)
+        result, charts = _evaluate_pairs(pairs, inputs, gold, outputs, opts)
     _scored_any(result["counts"])
+    if report_path is not None:
+        _write_report(report_path, result, charts)
     if save_threshold is not None:  # refused before anything is printed when none was found
         _save(result, save_threshold, files)
     if json_out:
@@ -130,6 +147,21 @@ def evaluate(
         raise typer.Exit(1)
 
 
+def _write_report(path: Path, result: dict, charts: dict | None) -> None:
+    """The HTML page, written whole or not at all."""
+    from squeezenli.models.atomic import atomic_path
+    from squeezenli.reports.evaluation import eval_report
+
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(eval_report(result, charts, "squeezenli eval"), encoding="utf-8")
+            mask = os.umask(0)
+            os.umask(mask)
+            tmp.chmod(0o666 & ~mask)  # a page to open and share, as any file the user writes
+    except OSError as err:
+        raise InputError(f"cannot write --report {path}: {err.strerror or err}") from None
+
+
 def _save(result: dict, path: Path, files: list[str] | None) -> None:
     from squeezenli.tasks.thresholds import FittedThreshold, ModelIdentity
 
@@ -139,9 +171,9 @@ def _save(result: dict, path: Path, files: list[str] | None) -> None:
 
 def _evaluate_pairs(
     pairs: PairOptions, inputs: Inputs, gold: EvalOptions, outputs: EvalOutputs, opts
-) -> dict:
-    """eval on labelled pairs: the report, with what was run."""
-    from squeezenli.tasks.evaluation import Report, judge_records
+) -> tuple[dict, dict]:
+    """eval on labelled pairs: the report, with what was run, and its curves."""
+    from squeezenli.tasks.evaluation import Report, curves, judge_records
 
     nli = opts.load()
     report = Report.for_model(nli.labels, gold.by)
@@ -164,7 +196,8 @@ def _evaluate_pairs(
             "gold neutral and contradiction were counted as not_entailment",
             err=True,
         )
-    return {**report.as_dict(), **_metadata(nli), "long_input": pairs.long_input.value}
+    result = {**report.as_dict(), **_metadata(nli), "long_input": pairs.long_input.value}
+    return result, curves(report)
 
 
 def _scored_any(counts: dict) -> None:
