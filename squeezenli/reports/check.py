@@ -201,5 +201,5 @@ def _passage(element: str, key: Any, text: str, claims: list[dict], ids: list[st
     title = f"passage {esc(key)}" + ("" if spans else " (cited by no claim)")
     body = f'<div class="passage" id="{element}">{"".join(pieces)}</div>'
     if not spans:
-        return f"<details><summary><h3>{title}</h3></summary>{body}</details>"
+        return f'<details><summary class="passage-title">{title}</summary>{body}</details>'
     return f"<h3>{title}</h3>{body}"

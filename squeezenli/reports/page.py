@@ -12,6 +12,8 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: v
 h1 { font-size: 1.4rem; margin: .5rem 0; } h2 { font-size: 1.1rem; } h3 { font-size: .95rem;
   margin: .6rem 0 .2rem; color: var(--mute); }
 .meta { color: var(--mute); font-size: .85rem; }
+summary.passage-title { color: var(--mute); font-weight: 600; font-size: .95rem;
+  margin: .6rem 0 .2rem; cursor: pointer; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; }
 td, th { border: 1px solid var(--line); padding: .2rem .6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
