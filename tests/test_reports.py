@@ -200,3 +200,14 @@ def test_curves_agree_with_the_figures():
     for b in bins:
         inside = (scores >= b["low"]) & ((scores < b["high"]) | (b["high"] == 1.0))
         assert b["pairs"] == inside.sum()
+
+
+def test_a_page_the_run_did_not_finish_says_so_and_a_refused_run_writes_none(tiny_nli_model):
+    args = ["check", "-m", str(tiny_nli_model), "--precision", "fp32", "-o", "html"]
+    text = json.dumps(ROWS[1]) + "\n" + json.dumps({"source": "A man."}) + "\n"  # no text
+    stopped = run_cli(args, text)
+    assert stopped.returncode == 2, stopped.stderr
+    assert "the run stopped early" in stopped.stdout and stopped.stdout.endswith("</html>\n")
+    assert len(Page(stopped.stdout).claims) == 3  # the first row's
+    refused = run_cli([*args, "--label-order", "a,b,c"], text)
+    assert refused.returncode != 0 and refused.stdout == ""

@@ -126,9 +126,16 @@ class CheckReport:
             write(_passage(f"r{number}-p{index}", key, passage, claims, ids))
         write("</details></section>\n")
 
-    def close(self) -> None:
-        """The totals (shown at the top by the page's script), and the page's end."""
+    def close(self, complete: bool = True) -> None:
+        """The totals (shown at the top by the page's script), and the page's end; a run
+        that stopped early (an error, a signal) says so beside them."""
         parts = [f"<span>{self.rows} rows</span>"]
+        if not complete:
+            parts.insert(
+                0,
+                '<b class="v-contradicted">the run stopped early: the rows here '
+                "are those before it (see its error on stderr)</b> ",
+            )
         for verdict in VERDICTS:
             name = verdict.replace("_", " ")
             parts.append(f'<span class="v-{verdict}">{self.verdicts[verdict]} {name}</span>')

@@ -88,14 +88,16 @@ def check(
     sink = _Sink(output, inputs, shape, check, fail_under, scorer)
     run_check = partial(scorer.results, options=check, on_error=delivery.on_error)
     under = 0
+    complete = False
     try:
         with RowRun("checked", inputs, error_log, quiet=opts.quiet, skip=delivery.skip) as run:
             for outcome in run.outcomes(run_check):
                 under += fail_under is not None and outcome.output.score < fail_under
                 with run.writing(outcome):
                     sink.write(outcome.record, outcome.output.fields())
+        complete = True
     finally:
-        sink.close()
+        sink.close(complete)
     if fail_under is not None and not opts.quiet:
         typer.echo(
             f"squeezenli: {under} of {rows(run.done)} under --fail-under {fail_under}", err=True
@@ -125,10 +127,7 @@ class _Sink:
         )
         self.table: list[tuple[str, dict]] = []
         self.report = None
-        if output is Output.HTML:
-            from squeezenli.reports.check import CheckReport
-
-            self.report = CheckReport(sys.stdout, _subtitle(scorer, check), fail_under)
+        self._page = (scorer, fail_under) if output is Output.HTML else None
 
     def write(self, record, fields: dict) -> None:
         from squeezenli.cli.signals import whole_line
@@ -138,14 +137,14 @@ class _Sink:
             write_json_line(self.shape.row(record, fields))
         elif self.writer is not None:
             _write_delimited(self.writer, self.shape.row(record, fields), record)
-        elif self.report is not None:
+        elif self._page is not None:
             from squeezenli.tasks.passages import read_passages
 
             passages, _ = read_passages(record, self.check.source_field)
             given = self.check.claims_field is not None
             text = None if given else (record.data or {}).get(self.check.text_field)
             with whole_line():
-                self.report.add(record.where, text, [(p.key, p.text) for p in passages], fields)
+                self._started().add(record.where, text, [(p.key, p.text) for p in passages], fields)
         else:
             self.table.append((record.where, fields))
             if len(self.table) == TABLE_ROWS:
@@ -157,13 +156,24 @@ class _Sink:
         check_table(self.table)
         self.table = []
 
-    def close(self) -> None:
+    def _started(self):
+        """The HTML page, begun at the first row (a run refused before any row writes none)."""
+        from squeezenli.reports.check import CheckReport
+
+        if self.report is None:
+            assert self._page is not None
+            scorer, fail_under = self._page
+            self.report = CheckReport(sys.stdout, _subtitle(scorer, self.check), fail_under)
+        return self.report
+
+    def close(self, complete: bool) -> None:
+        """The end of the output; a page the run did not finish says so on it."""
         if self.writer is not None:
             self.writer.close()
         if self.table:
             self._print_table()
-        if self.report is not None:
-            self.report.close()
+        if self._page is not None and (complete or self.report is not None):
+            self._started().close(complete)
             sys.stdout.flush()
 
 
