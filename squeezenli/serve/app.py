@@ -117,7 +117,7 @@ def _model_endpoint(name: str, decode: Callable):
             state.metrics.failures.labels(name, "backend").inc()
             return Json({"error": str(err), "error_type": "backend"}, status_code=424)
         done = time.perf_counter()
-        if isinstance(answer, list) and name != "predict":
+        if name in requests.DECODERS:  # the task routes: rows, each a result or an error
             answer = {"results": answer}
         chars = sum(len(text) for text in _texts(decoded))
         headers = {
@@ -135,6 +135,8 @@ def _model_endpoint(name: str, decode: Callable):
 
 def _texts(decoded) -> list[str]:
     """The texts a request brought (TEI's x-compute-characters)."""
+    if isinstance(decoded, requests.ZeroShotTask):
+        decoded = decoded.request
     if isinstance(decoded, requests.TeiPredict):
         return [text for pair in decoded.pairs for text in pair]
     return [value for row in decoded.rows for value in row.values() if isinstance(value, str)]
@@ -154,8 +156,22 @@ async def info(request: Request) -> Response:
             "max_concurrent_requests": limits.max_concurrent,
             "max_body_bytes": limits.max_body_bytes,
             "timeout_s": limits.timeout_s,
+            "routes": ROUTES,
         }
     )
+
+
+# What each model route takes (GET /info; /openapi.json has their schemas).
+ROUTES = {
+    "POST /": "the Inference API's zero-shot-classification payload (inputs, parameters."
+    "candidate_labels, multi_label, hypothesis_template: huggingface_hub's InferenceClient), "
+    "or TEI's /predict payload",
+    "POST /predict": "TEI's payload: inputs, a [premise, hypothesis] pair or a list of them",
+    "POST /score": "rows (or pairs) with batch's options",
+    "POST /classify": "texts (or rows) with classify's options",
+    "POST /check": "rows, or one source with a text or claims, with check's options",
+    "POST /mcp": "MCP over streamable HTTP: score_pairs, classify_text, check_claims",
+}
 
 
 async def metrics(request: Request) -> Response:
@@ -177,6 +193,7 @@ def routes() -> list[Route]:
             Route(f"/{name}", _model_endpoint(name, decode), methods=["POST"])
             for name, decode in decoders.items()
         ),
+        Route("/", _model_endpoint("root", requests.root_request), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -280,6 +297,7 @@ STOPPING = "the server was stopped before this request was answered: send it aga
 
 
 KNOWN_PATHS = (
+    "/",
     "/predict",
     "/score",
     "/classify",

@@ -98,6 +98,41 @@ def document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "squeezenli", "version": __version__},
         "paths": {
+            "/": _post(
+                "The Inference API's payloads, told apart by their shape: zero-shot "
+                "classification (`inputs`, a text or texts, and `parameters` with "
+                "`candidate_labels`, `multi_label`, `hypothesis_template`: what "
+                "huggingface_hub's InferenceClient sends), answered as that task answers, "
+                "labels with scores highest first; or TEI's /predict payload (pairs)",
+                {
+                    "inputs": {
+                        "oneOf": [
+                            {"type": "string"},
+                            {"type": "array", "items": {"type": "string"}},
+                            PAIR,
+                            {"type": "array", "items": PAIR},
+                        ]
+                    },
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "candidate_labels": {
+                                "oneOf": [
+                                    {"type": "array", "items": {"type": "string"}},
+                                    {"type": "string"},
+                                ]
+                            },
+                            "multi_label": {"type": "boolean", "default": False},
+                            "hypothesis_template": {"type": "string"},
+                        },
+                        "required": ["candidate_labels"],
+                    },
+                    "raw_scores": {"type": "boolean", "default": False},
+                    "truncate": {"type": "boolean", "default": False},
+                },
+                ["inputs"],
+                {"oneOf": [ranked, {"type": "array", "items": ranked}]},
+            ),
             "/predict": _post(
                 "Pairs as text-embeddings-inference takes them",
                 {

@@ -286,6 +286,71 @@ def check_request(body: Mapping, limits: Limits) -> TaskRequest[CheckOptions]:
     return TaskRequest(rows, options, _shaping(body))
 
 
+@dataclass(frozen=True)
+class ZeroShotTask:
+    """POST / as the Inference API's zero-shot-classification task takes it: one text (or a
+    list of them) and its `parameters`; answered as that task answers, labels with scores,
+    highest first."""
+
+    request: TaskRequest[ZeroShotOptions]
+    single: bool
+
+
+# The Inference API's zero-shot parameters, and the classify option each one is.
+ZERO_SHOT_PARAMETERS = {
+    "candidate_labels": "labels",
+    "multi_label": "multi_label",
+    "hypothesis_template": "template",
+}
+
+
+def root_request(body: Mapping, limits: Limits) -> ZeroShotTask | TeiPredict:
+    """POST /, told apart by its payload: `parameters` with `candidate_labels` is the
+    Inference API's zero-shot task (what huggingface_hub's InferenceClient sends to an
+    endpoint's root); `inputs` that are a pair or pairs are TEI's /predict."""
+    parameters = _take(body, "parameters", (dict,), {})
+    if "candidate_labels" not in parameters:
+        if parameters:
+            raise invalid(
+                "parameters.candidate_labels",
+                "is required for zero-shot classification (or send TEI's /predict payload: "
+                "`inputs`, a [premise, hypothesis] pair or a list of them)",
+            )
+        return tei_predict(body, limits)
+    for name in body:
+        if name not in ("inputs", "parameters"):
+            raise invalid(name, "is not part of the zero-shot payload (`inputs`, `parameters`)")
+    options: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if name not in ZERO_SHOT_PARAMETERS:
+            known = ", ".join(ZERO_SHOT_PARAMETERS)
+            raise invalid(f"parameters.{name}", f"is not a zero-shot parameter ({known})")
+        if value is not None:
+            options[ZERO_SHOT_PARAMETERS[name]] = value
+    inputs = _take(body, "inputs", (str, list))
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not texts:
+        raise RequestError(400, "`inputs` is empty: send a text", "empty", "inputs")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise invalid(f"inputs[{index}]", f"must be a string, got {kind_of(text)}")
+    try:
+        decoded = classify_request({"texts": texts, **options, "rows_back": False}, limits)
+    except RequestError as err:
+        wire = {v: k for k, v in ZERO_SHOT_PARAMETERS.items()}
+        if err.field in wire:  # named as the payload names it
+            raise RequestError(
+                err.status,
+                err.message.replace(f"`{err.field}`", f"`parameters.{wire[err.field]}`"),
+                err.error_type,
+                f"parameters.{wire[err.field]}",
+            ) from None
+        if err.field == "texts":
+            raise RequestError(err.status, err.message, err.error_type, "inputs") from None
+        raise
+    return ZeroShotTask(decoded, isinstance(inputs, str))
+
+
 # Each task's decoder, by the route (and the MCP tool) that takes it.
 DECODERS: dict[str, Callable[[Mapping, Limits], TaskRequest]] = {
     PairOptions.task: score_request,

@@ -24,6 +24,7 @@ from squeezenli.serve.requests import (
     Shaping,
     TaskRequest,
     TeiPredict,
+    ZeroShotTask,
     invalid,
     refused,
 )
@@ -107,6 +108,23 @@ class Service:
                 else result.output.fields()["scores"]
             )
             ranked = sorted(values.items(), key=lambda item: -item[1])
+            answers.append([{"label": label, "score": score} for label, score in ranked])
+        return answers[0] if request.single else answers
+
+    def root(self, request: ZeroShotTask | TeiPredict, cancel: threading.Event) -> Any:
+        """POST /: the Inference API's zero-shot task (per text, each label with its score,
+        highest first: classify's labels and scores, as classify rounds them), or TEI's
+        /predict."""
+        if isinstance(request, TeiPredict):
+            return self.predict(request, cancel)
+        answers = []
+        for found in self.classify(request.request, cancel):
+            if "error" in found:
+                error = found["error"]
+                field = "inputs" if request.single else f"inputs[{error['index']}]"
+                raise RequestError(422, f"`{field}`: {error['message']}", "validation", field)
+            result = found["result"]
+            ranked = zip(result["labels"], result["scores"])
             answers.append([{"label": label, "score": score} for label, score in ranked])
         return answers[0] if request.single else answers
 
