@@ -195,6 +195,7 @@ def main() -> None:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     # Leave without the interpreter's shutdown: the input reader thread may be blocked
     # reading stdin (a run stopped early), and finalizing that stream would abort.
+    _release_stderr()
     for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
         try:
             stream.flush()
@@ -205,6 +206,15 @@ def main() -> None:
                 os.write(2, f"squeezenli: error: cannot write to {name}: {err.strerror}\n".encode())
             code = code or EXIT_FAILED
     os._exit(code)
+
+
+def _release_stderr() -> None:
+    """fd 2 back from the tokenizer's panic filter, if a thread is tokenizing as the process
+    ends (a forced stop of the server): what was written meanwhile is kept. Looked up only
+    where tokenizing began (the thin client never imports the tokenizer)."""
+    tokenizer = sys.modules.get("squeezenli.runtime.tokenizer")
+    if tokenizer is not None:
+        tokenizer.release_stderr()
 
 
 def _buffer_stdout() -> None:

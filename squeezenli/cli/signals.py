@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,9 @@ def _deadline(signum: int, why: str) -> threading.Timer:
 
 def _stop_at_once(signum: int, why: str) -> None:
     remove_own_temps()  # a build or measurement cut short leaves nothing in the cache
+    tokenizer = sys.modules.get("squeezenli.runtime.tokenizer")
+    if tokenizer is not None:  # fd 2 back, if a thread is tokenizing (its panic filter)
+        tokenizer.release_stderr()
     name = signal.Signals(signum).name
     os.write(2, f"squeezenli: stopped by {name}{f' ({why})' if why else ''}\n".encode())
     os._exit(128 + signum)

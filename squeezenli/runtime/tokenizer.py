@@ -353,6 +353,20 @@ class _PanicFilter:
             os.close(self._pipe[0])
             os.close(self._saved)
 
+    def release(self) -> None:
+        """Give fd 2 back now, forwarding what came through: the process is ending without
+        unwinding (os._exit), and what threads wrote meanwhile (a forced stop's access lines
+        and its last words) would be lost in the pipe."""
+        if not self._lock.acquire(timeout=1.0):
+            return
+        try:
+            if self._depth:
+                os.dup2(self._saved, 2)
+                self._forward()
+                self._depth = 0
+        finally:
+            self._lock.release()
+
     def _forward(self) -> None:
         chunks = []
         while True:
@@ -386,7 +400,9 @@ def _without_panics(data: bytes) -> bytes:
     return b"".join(kept)
 
 
-_panic_messages_hidden = _PanicFilter().active
+_PANIC_FILTER = _PanicFilter()
+_panic_messages_hidden = _PANIC_FILTER.active
+release_stderr = _PANIC_FILTER.release
 
 
 class _TokenizerFailure(Exception):
