@@ -212,9 +212,9 @@ def _release_stderr() -> None:
     """fd 2 back from the tokenizer's panic filter, if a thread is tokenizing as the process
     ends (a forced stop of the server): what was written meanwhile is kept. Looked up only
     where tokenizing began (the thin client never imports the tokenizer)."""
-    tokenizer = sys.modules.get("squeezenli.runtime.tokenizer")
-    if tokenizer is not None:
-        tokenizer.release_stderr()
+    release = getattr(sys.modules.get("squeezenli.runtime.tokenizer"), "release_stderr", None)
+    if release is not None:  # None too while the module is still being imported
+        release()
 
 
 def _buffer_stdout() -> None:

@@ -59,9 +59,11 @@ def _deadline(signum: int, why: str) -> threading.Timer:
 
 def _stop_at_once(signum: int, why: str) -> None:
     remove_own_temps()  # a build or measurement cut short leaves nothing in the cache
-    tokenizer = sys.modules.get("squeezenli.runtime.tokenizer")
-    if tokenizer is not None:  # fd 2 back, if a thread is tokenizing (its panic filter)
-        tokenizer.release_stderr()
+    # fd 2 back, if a thread is tokenizing (its panic filter); the signal may come while
+    # the module is still being imported, before it has the function.
+    release = getattr(sys.modules.get("squeezenli.runtime.tokenizer"), "release_stderr", None)
+    if release is not None:
+        release()
     name = signal.Signals(signum).name
     os.write(2, f"squeezenli: stopped by {name}{f' ({why})' if why else ''}\n".encode())
     os._exit(128 + signum)
