@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +25,24 @@ def squeezenli_command() -> list[str]:
     instead, so a bench run from the repo would measure the repo, not the install."""
     script = Path(sys.executable).with_name("squeezenli")
     return [str(script)] if script.exists() else [sys.executable, "-m", "squeezenli"]
+
+
+def start_server(model: Path, precision: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """`squeezenli serve` on a free port (with `args`), quiet; the process and its URL."""
+    command = [*squeezenli_command(), "serve", "-m", str(model), "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--precision", precision, "-q", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process, found[1]
+        print(line, end="", file=sys.stderr)
+    raise SystemExit("the server did not start")
 
 
 class Measured(NamedTuple):

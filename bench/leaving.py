@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
-from common import ensure_model, squeezenli_command
+from common import ensure_model, start_server
 
 
 def _post(url: str, body: dict) -> int:
@@ -48,20 +45,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000)
     args = parser.parse_args()
     model = ensure_model(args.model)
-    command = [*squeezenli_command(), "serve", "-m", str(model), "--precision", args.precision]
     limits = ["--max-concurrent", "1", "--max-batch", str(args.pairs), "--timeout", "3600"]
-    server = subprocess.Popen(
-        [*command, "--port", "0", *limits, "--max-body-bytes", str(1 << 30), "-q"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stderr is not None
-    for line in server.stderr:
-        found = re.search(r"on (http://127\.0\.0\.1:(\d+))", line)
-        if found:
-            url, port = found[1], int(found[2])
-            break
-    threading.Thread(target=server.stderr.read, daemon=True).start()
+    server, url = start_server(model, args.precision, *limits, "--max-body-bytes", str(1 << 30))
+    port = int(url.rsplit(":", 1)[1])
     pairs = [
         [f"A man number {i} plays a guitar on a big stage.", "Music."] for i in range(args.pairs)
     ]

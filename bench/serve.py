@@ -29,26 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import squeezenli_command  # noqa: E402
+from common import squeezenli_command, start_server  # noqa: E402
 from long_rows import cpu_name  # noqa: E402
 from run import DEFAULT_PAIRS, ensure_model  # noqa: E402
-
-
-def start(model: Path, precision: str) -> tuple[subprocess.Popen, str]:
-    command = [*squeezenli_command(), "serve", "-m", str(model), "--port", "0"]
-    process = subprocess.Popen(
-        [*command, "--precision", precision, "-q"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            threading.Thread(target=process.stderr.read, daemon=True).start()
-            return process, found[1]
-        print(line, end="", file=sys.stderr)
-    raise SystemExit("the server did not start")
 
 
 def load(url: str, pairs: list[list[str]], clients: int, per: int, seconds: float):
@@ -135,7 +118,7 @@ def main() -> None:
             f"in-process, {per:>2} pair(s): p50 {cuts[49] * 1e3:6.1f} ms, "
             f"p99 {cuts[98] * 1e3:6.1f} ms"
         )
-    process, url = start(model, args.precision)
+    process, url = start_server(model, args.precision)
     every: list[list[str]] = []
     rates: list[tuple[str, float]] = []
     try:

@@ -112,8 +112,8 @@ def test_mcp_options_are_checked_as_http_checks_them(tiny_nli_model):
 
     from squeezenli.runtime.model import load_model
     from squeezenli.serve.jobs import Jobs
+    from squeezenli.serve.limits import Limits
     from squeezenli.serve.mcp import mcp_server
-    from squeezenli.serve.requests import Limits
     from squeezenli.serve.service import Service
 
     server = mcp_server(Service(load_model(str(tiny_nli_model), precision="fp32")), Jobs(Limits()))
@@ -229,8 +229,8 @@ def test_an_mcp_call_past_the_timeout_stops_its_work(tiny_nli_model):
 
     from squeezenli.runtime.model import load_model
     from squeezenli.serve.jobs import Jobs
+    from squeezenli.serve.limits import Limits
     from squeezenli.serve.mcp import mcp_server
-    from squeezenli.serve.requests import Limits
     from squeezenli.serve.service import Service
 
     nli = load_model(str(tiny_nli_model), precision="fp32")

@@ -101,8 +101,8 @@ def test_an_mcp_call_past_the_timeout_ends_at_it(tiny_nli_model):
 
     from squeezenli.runtime.model import load_model
     from squeezenli.serve.jobs import Jobs
+    from squeezenli.serve.limits import Limits
     from squeezenli.serve.mcp import mcp_server
-    from squeezenli.serve.requests import Limits
     from squeezenli.serve.service import Service
 
     gate = threading.Event()

@@ -457,7 +457,7 @@ def test_past_max_concurrent_is_429_and_past_the_timeout_503(tiny_nli_model):
 
     from squeezenli.runtime.model import load_model
     from squeezenli.serve.app import build_app
-    from squeezenli.serve.requests import Limits
+    from squeezenli.serve.limits import Limits
     from squeezenli.serve.service import Service
 
     entered, gate = threading.Event(), threading.Event()

@@ -23,7 +23,7 @@ from squeezenli.defaults import (
 )
 from squeezenli.errors import InputError
 from squeezenli.runtime.spec import ModelSpec
-from squeezenli.serve.requests import CLIENT_TIMEOUT_S
+from squeezenli.serve.limits import CLIENT_TIMEOUT_S
 from squeezenli.tasks.options import TaskOptions, ZeroShotOptions
 
 
@@ -388,7 +388,7 @@ RequestTimeoutOpt = Annotated[
 def limits_options(body: bool = True):
     """Give a serving command its limits (--max-batch, --max-concurrent, --timeout, and with
     `body` --max-body-bytes), their defaults Limits' own; it receives them as `limits`."""
-    from squeezenli.serve.requests import Limits
+    from squeezenli.serve.limits import Limits
 
     defaults = Limits()
     added: dict[str, tuple[Any, Any]] = {

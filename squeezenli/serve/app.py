@@ -29,8 +29,9 @@ from squeezenli.errors import SqueezenliError
 from squeezenli.records.writers import dump_json
 from squeezenli.serve import requests
 from squeezenli.serve.jobs import Jobs
+from squeezenli.serve.limits import Limits
 from squeezenli.serve.metrics import Metrics
-from squeezenli.serve.requests import Limits, RequestError
+from squeezenli.serve.requests import RequestError
 from squeezenli.serve.service import Service
 
 log = logging.getLogger("squeezenli.serve")

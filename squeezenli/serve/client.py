@@ -24,7 +24,8 @@ from squeezenli.models.labels import LabelMap
 from squeezenli.records.readers import Record, RowError, RowFailure, loads_exact
 from squeezenli.records.writers import dump_json
 from squeezenli.runtime.prediction import Prediction
-from squeezenli.serve.requests import CLIENT_TIMEOUT_S, check_api_key
+from squeezenli.serve.limits import CLIENT_TIMEOUT_S
+from squeezenli.serve.requests import WANTED, check_api_key
 from squeezenli.tasks.options import (
     CheckOptions,
     PairOptions,
@@ -104,17 +105,8 @@ def _expect(
     if name not in found:
         raise KeyError(f"`{name}`")
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ValueError(f"`{name}` is {kind_of(value)}, not {_KINDS[kind]}")
+        raise ValueError(f"`{name}` is {kind_of(value)}, not {WANTED[kind]}")
     return value
-
-
-_KINDS = {
-    dict: "an object",
-    list: "a list",
-    str: "a string",
-    bool: "true or false",
-    int: "an integer",
-}
 
 
 def _numbers(values: Iterable[Any], name: str, kind: type = float) -> None:

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import anyio
 
 from squeezenli.runtime.batcher import Stopped, stopping
+from squeezenli.serve.limits import Limits
 from squeezenli.serve.metrics import Metrics
-from squeezenli.serve.requests import Limits, RequestError
+from squeezenli.serve.requests import RequestError
 
 T = TypeVar("T")
 

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from squeezenli.errors import Fault, InputError
 from squeezenli.records.readers import loads_exact
+from squeezenli.serve.limits import Limits
 from squeezenli.tasks.options import (
     CheckOptions,
     PairOptions,
@@ -46,21 +47,6 @@ class RequestError(Exception):
 def invalid(field: str, message: str) -> RequestError:
     """A 422 naming the field (TEI: tokenizer/validation errors of a readable body)."""
     return RequestError(422, f"`{field}`: {message}", "validation", field)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for, and how many may be in flight (each refusal names its
-    limit, as `squeezenli serve` names the flag)."""
-
-    max_body_bytes: int = 2 << 20  # --max-body-bytes
-    max_batch: int = 256  # --max-batch: pairs (texts x labels for zero-shot) per request
-    max_concurrent: int = 64  # --max-concurrent: requests in flight, 429 past it
-    timeout_s: float = 60.0  # --timeout: seconds a request may take, 503 past it
-
-
-# How long a client (--server, serve.client.Remote) waits to connect and for each whole answer.
-CLIENT_TIMEOUT_S = 120.0
 
 
 def check_api_key(key: str, param: str = "api_key") -> str:
@@ -108,12 +94,19 @@ def _take(body: Mapping, name: str, kinds: tuple[type, ...], default: Any = _MIS
         return default
     value = body[name]
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-        wanted = " or ".join(_WANTED[k] for k in kinds)
+        wanted = " or ".join(WANTED[k] for k in kinds)
         raise invalid(name, f"must be {wanted}, got {kind_of(value)}")
     return value
 
 
-_WANTED = {list: "a list", str: "a string", dict: "an object", bool: "true or false"}
+# What a field of each type is called in a refusal (and in a client's, of a server's answer).
+WANTED = {
+    list: "a list",
+    str: "a string",
+    dict: "an object",
+    bool: "true or false",
+    int: "an integer",
+}
 
 
 def refused(err: InputError, options: type[TaskOptions] | None = None) -> RequestError:

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from squeezenli.choices import Output
+from squeezenli.cli.commands.batch import TABLE_ROWS
 from squeezenli.cli.options import (
     Backend,
     Delivery,
@@ -33,7 +34,6 @@ from squeezenli.records.readers import FORMATS, ReadOptions, RowError, RowFailur
 from squeezenli.tasks.options import CheckOptions
 
 OUTPUTS = (Output.JSONL, Output.CSV, Output.TSV, Output.TABLE, Output.HTML)
-TABLE_ROWS = 32  # rows a table prints at once, each part with its header
 
 
 @model_options()

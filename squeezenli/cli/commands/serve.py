@@ -15,7 +15,7 @@ import typer
 
 from squeezenli.cli.options import ModelOptions, limits_options, model_options
 from squeezenli.errors import InputError
-from squeezenli.serve.requests import Limits
+from squeezenli.serve.limits import Limits
 
 if TYPE_CHECKING:
     import uvicorn
